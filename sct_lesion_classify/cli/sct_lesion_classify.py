@@ -1,0 +1,57 @@
+"""``sct_lesion_classify <subcommand>``: data, training, evaluation, cohorts and model packages.
+
+Each subcommand is its own module with ``get_parser()`` and ``main(argv)``; this dispatcher
+imports only the one that is asked for, so ``-h`` stays instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Sequence
+
+from sct_lesion_classify.cli.frame import EXIT_USAGE
+
+#: subcommand -> (module, one-line summary). The module defines get_parser() and main(argv).
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "phantom": ("sct_lesion_classify.cli.phantom",
+                "Generate a synthetic BIDS dataset of sagittal T2w spine MRI with lesions."),
+}
+
+PROG = "sct_lesion_classify"
+
+
+def usage() -> str:
+    """The help text listing the subcommands."""
+    width = max(len(name) for name in SUBCOMMANDS)
+    lines = [
+        f"usage: {PROG} <subcommand> [options]",
+        "",
+        "Intramedullary lesion classification for the Spinal Cord Toolbox: everything beside the",
+        "two pipeline commands (sct_deepseg_imlesion, sct_classify_lesion).",
+        "",
+        "SUBCOMMANDS",
+    ]
+    lines += [f"  {name:<{width}}  {summary}" for name, (_, summary) in SUBCOMMANDS.items()]
+    lines += ["", f"Run '{PROG} <subcommand> -h' for the options of one subcommand."]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Dispatch to the subcommand named by the first argument."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0 if argv else EXIT_USAGE
+    name, rest = argv[0], argv[1:]
+    if name not in SUBCOMMANDS:
+        print(f"{PROG}: error: unknown subcommand {name!r}; choose from {', '.join(SUBCOMMANDS)}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    return module.main(rest)
+
+
+def console_entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

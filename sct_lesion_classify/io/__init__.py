@@ -1,0 +1,1 @@
+"""Reading and writing NIfTI images and BIDS datasets."""

@@ -1,0 +1,342 @@
+"""NIfTI loading and saving with an exact round trip to the native grid.
+
+Every stage of the pipeline works on arrays in one canonical orientation: nibabel's RAS+
+("towards" convention; SCT calls the same orientation LPI, "from" convention). Axis 0 runs from
+the subject's left to right (the sagittal axis: ``data[i]`` is one sagittal slice), axis 1 from
+posterior to anterior, axis 2 from inferior to superior. Reorientation is a permutation and flips
+of the voxel axes only (no resampling), so an oblique acquisition keeps its exact affine and a
+prediction goes back to the input's grid voxel for voxel (:func:`save_like`).
+
+Images are refused before their data are read when they would not fit the documented size limit
+(:data:`MAX_VOXELS`), so a header that claims a huge shape cannot exhaust memory.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from nibabel.orientations import (
+    aff2axcodes,
+    apply_orientation,
+    axcodes2ornt,
+    inv_ornt_aff,
+    io_orientation,
+    ornt_transform,
+)
+
+from sct_lesion_classify.errors import InputError, ProcessingError
+from sct_lesion_classify.io.atomic import atomic_path
+
+logger = logging.getLogger(__name__)
+
+#: Canonical orientation of every array inside the pipeline (nibabel "towards" axis codes).
+CANONICAL_AXCODES = ("R", "A", "S")
+
+#: Largest image accepted, in voxels (2**26 = 67 M voxels, 256 MiB as float32; a 768x768x19
+#: clinical sagittal T2w has 11 M). Checked from the header before any data are read.
+MAX_VOXELS = 2**26
+
+_OPPOSITE = {"R": "L", "L": "R", "A": "P", "P": "A", "S": "I", "I": "S"}
+
+
+def sct_orientation(axcodes: tuple[str, ...] | str) -> str:
+    """Return SCT's orientation string ("from" convention) for nibabel axis codes.
+
+    nibabel's ``("R", "A", "S")`` (axes pointing towards right, anterior, superior) is SCT's
+    ``"LPI"`` (axes coming from left, posterior, inferior).
+    """
+    return "".join(_OPPOSITE[code] for code in axcodes)
+
+
+def nibabel_axcodes(sct_orient: str) -> tuple[str, str, str]:
+    """Inverse of :func:`sct_orientation`: SCT's ``"RPI"`` gives nibabel's ``("L", "A", "S")``."""
+    codes = tuple(_OPPOSITE[c] for c in sct_orient.upper())
+    if len(codes) != 3 or len({_axis_of(c) for c in codes}) != 3:
+        raise ValueError(f"not an orientation: {sct_orient!r}")
+    return codes  # type: ignore[return-value]
+
+
+def _axis_of(code: str) -> str:
+    return {"R": "x", "L": "x", "A": "y", "P": "y", "S": "z", "I": "z"}[code]
+
+
+@dataclass(frozen=True)
+class NativeGrid:
+    """Everything needed to put a canonical array back on the input's own grid.
+
+    Attributes
+    ----------
+    shape
+        The input's 3D shape as stored on disk.
+    affine
+        The input's voxel-to-world affine (its sform, or qform when the sform is unset).
+    header
+        A copy of the input's NIfTI header (qform/sform and their codes are preserved on save).
+    to_canonical
+        nibabel orientation transform from the stored axes to the canonical axes.
+    """
+
+    shape: tuple[int, int, int]
+    affine: np.ndarray
+    header: nib.Nifti1Header = field(repr=False, compare=False)
+    to_canonical: np.ndarray = field(repr=False, compare=False)
+
+    @property
+    def orientation(self) -> str:
+        """Storage orientation in SCT's convention (e.g. ``"RPI"``)."""
+        return sct_orientation(aff2axcodes(self.affine))
+
+    @property
+    def canonical_shape(self) -> tuple[int, int, int]:
+        """Shape of the data once reoriented to the canonical orientation."""
+        order = self.to_canonical[:, 0].astype(int)
+        result = [0, 0, 0]
+        for native_axis, canonical_axis in enumerate(order):
+            result[canonical_axis] = self.shape[native_axis]
+        return tuple(result)  # type: ignore[return-value]
+
+    def same_space(self, other: "NativeGrid", atol_mm: float = 1e-3) -> bool:
+        """Whether ``other`` has the same shape and (within ``atol_mm``) the same affine."""
+        return self.shape == other.shape and bool(
+            np.allclose(self.affine, other.affine, atol=atol_mm, rtol=0.0)
+        )
+
+
+@dataclass(frozen=True)
+class Image:
+    """A 3D image in canonical orientation.
+
+    Attributes
+    ----------
+    path
+        Where it was read from.
+    data
+        float32 voxel values, canonical (RAS+) axes.
+    affine
+        Voxel-to-world affine of ``data``.
+    grid
+        The native grid, for writing results back in the input's space.
+    """
+
+    path: Path
+    data: np.ndarray = field(repr=False)
+    affine: np.ndarray = field(repr=False)
+    grid: NativeGrid
+
+    @property
+    def zooms(self) -> tuple[float, float, float]:
+        """Voxel size in mm along the canonical axes (right-left, anterior-posterior, superior-inferior)."""
+        return tuple(float(z) for z in np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0)))  # type: ignore[return-value]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Canonical shape."""
+        return self.data.shape  # type: ignore[return-value]
+
+
+def load_image(path: str | os.PathLike, *, what: str = "image") -> Image:
+    """Load a 3D NIfTI image, check it and return it in canonical orientation.
+
+    Parameters
+    ----------
+    path
+        ``.nii`` or ``.nii.gz`` file.
+    what
+        Short name used in error messages (e.g. ``"T2w image"``).
+
+    Raises
+    ------
+    InputError
+        Missing file, not NIfTI, truncated, not 3D, too large, bad voxel size or affine,
+        NaN/Inf values, or an empty (constant) image.
+    """
+    img = _read_header(path, what)
+    data = _read_data(img, path, what)
+    finite = np.isfinite(data)
+    if not finite.all():
+        bad = int(data.size - np.count_nonzero(finite))
+        raise InputError(f"{path}: {what} contains {bad} NaN/Inf voxel(s) of {data.size}")
+    if float(data.max()) == float(data.min()):
+        raise InputError(f"{path}: {what} is empty (every voxel is {float(data.min()):g})")
+    return _to_canonical(img, data, path)
+
+
+def load_mask(
+    path: str | os.PathLike, reference: NativeGrid, *, what: str = "mask"
+) -> tuple[np.ndarray, list[str]]:
+    """Load a binary mask that must lie on ``reference``'s grid; return it canonical, as bool.
+
+    Soft masks (values in [0, 1]) are binarized at 0.5 and label maps (integers > 1) at > 0,
+    with a warning in the returned list; an empty mask is returned as it is (the caller decides).
+
+    Raises
+    ------
+    InputError
+        Unreadable file, another shape or affine than the reference, NaN/Inf or negative values.
+    """
+    img = _read_header(path, what)
+    grid_shape = tuple(int(n) for n in img.shape[:3])
+    affine = _affine_of(img)
+    if grid_shape != reference.shape or not np.allclose(affine, reference.affine, atol=1e-3, rtol=0):
+        raise InputError(
+            f"{path}: {what} is not on the image grid (shape {grid_shape} vs {reference.shape}"
+            + ("" if grid_shape != reference.shape else ", affines differ")
+            + ")"
+        )
+    data = _read_data(img, path, what)
+    if not np.isfinite(data).all():
+        raise InputError(f"{path}: {what} contains NaN/Inf values")
+    if data.min() < 0:
+        raise InputError(f"{path}: {what} has negative values (min {float(data.min()):g})")
+    warnings: list[str] = []
+    values = np.unique(data)
+    if values.size and not np.isin(values, (0.0, 1.0)).all():
+        if data.max() <= 1.0:
+            warnings.append(f"{what} {path} has soft values; binarized at 0.5")
+            data = (data >= 0.5).astype(np.float32)
+        else:
+            warnings.append(
+                f"{what} {path} has labels {values[:6].tolist()}{'...' if values.size > 6 else ''};"
+                " every label > 0 taken as mask"
+            )
+            data = (data > 0).astype(np.float32)
+    image = _to_canonical(img, data, path)
+    return image.data > 0.5, warnings
+
+
+def save_like(
+    canonical: np.ndarray,
+    grid: NativeGrid,
+    path: str | os.PathLike,
+    dtype: np.dtype | type = np.uint8,
+) -> None:
+    """Write a canonical array on the native grid of ``grid`` (atomically).
+
+    The output has the input's shape, affine and qform/sform codes; only the data type, the
+    scaling (reset to none) and the intensity display range change.
+    """
+    native = to_native(canonical, grid).astype(dtype, copy=False)
+    header = grid.header.copy()
+    header.set_data_dtype(dtype)
+    header.set_data_shape(native.shape)
+    header["cal_min"] = 0
+    header["cal_max"] = 0
+    header["intent_code"] = 0
+    image_class = nib.Nifti2Image if isinstance(header, nib.Nifti2Header) else nib.Nifti1Image
+    out = image_class(native, None, header=header)
+    out.header.set_slope_inter(1.0, 0.0)
+    out.set_sform(grid.header.get_sform(), code=int(grid.header["sform_code"]))
+    out.set_qform(grid.header.get_qform(), code=int(grid.header["qform_code"]))
+    save_nifti_atomic(out, path)
+
+
+def save_nifti_atomic(img: nib.Nifti1Image, path: str | os.PathLike) -> None:
+    """Write a nibabel image to ``path`` through a temporary file in the same folder."""
+    path = Path(path)
+    suffix = ".nii.gz" if path.name.endswith(".nii.gz") else ".nii"
+    try:
+        with atomic_path(path, suffix=suffix) as tmp:
+            nib.save(img, tmp)
+    except OSError as exc:
+        raise ProcessingError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+
+
+def to_native(canonical: np.ndarray, grid: NativeGrid) -> np.ndarray:
+    """Reorient a canonical array back to the stored axes of ``grid`` (exact inverse)."""
+    if canonical.shape[:3] != grid.canonical_shape:
+        raise ValueError(f"array shape {canonical.shape} is not the grid's {grid.canonical_shape}")
+    back = ornt_transform(axcodes2ornt(CANONICAL_AXCODES), io_orientation(grid.affine))
+    return np.ascontiguousarray(apply_orientation(canonical, back))
+
+
+def reorient_canonical(
+    canonical: np.ndarray, affine: np.ndarray, axcodes: tuple[str, str, str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reorient a canonical array and its affine to storage axes ``axcodes`` (nibabel codes).
+
+    Used to store data in a chosen orientation (the phantom generator stores each subject in a
+    randomised clinical orientation).
+    """
+    transform = ornt_transform(axcodes2ornt(CANONICAL_AXCODES), axcodes2ornt(axcodes))
+    data = apply_orientation(canonical, transform)
+    new_affine = affine @ inv_ornt_aff(transform, canonical.shape[:3])
+    return np.ascontiguousarray(data), new_affine
+
+
+# --------------------------------------------------------------------------------------------
+# internals
+
+
+def _read_header(path: str | os.PathLike, what: str) -> nib.Nifti1Image:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: {what} not found")
+    if path.is_dir():
+        raise InputError(f"{path}: {what} is a directory, not a NIfTI file")
+    if not path.name.endswith((".nii", ".nii.gz")):
+        raise InputError(f"{path}: {what} must be a NIfTI file (.nii or .nii.gz)")
+    try:
+        img = nib.load(str(path))
+    except (nib.filebasedimages.ImageFileError, OSError, EOFError, ValueError, zlib.error,
+            gzip.BadGzipFile) as exc:
+        raise InputError(f"{path}: {what} is not a readable NIfTI file ({_reason(exc)})") from None
+    if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
+        raise InputError(f"{path}: {what} is not a NIfTI image ({type(img).__name__})")
+    shape = tuple(int(n) for n in img.shape)
+    while len(shape) > 3 and shape[-1] == 1:
+        shape = shape[:-1]
+    if len(shape) > 3:
+        raise InputError(f"{path}: {what} is {len(shape)}D (shape {shape}); a 3D volume is needed")
+    if len(shape) < 3 or min(shape) < 2:
+        raise InputError(f"{path}: {what} is 2D (shape {shape}); a 3D volume is needed")
+    n_voxels = int(np.prod(shape, dtype=np.int64))
+    if n_voxels > MAX_VOXELS:
+        raise InputError(
+            f"{path}: {what} has {n_voxels} voxels (shape {shape}), over the limit of {MAX_VOXELS}"
+        )
+    zooms = np.asarray(img.header.get_zooms()[:3], dtype=float)
+    if not np.all(np.isfinite(zooms)) or np.any(zooms <= 0):
+        raise InputError(f"{path}: {what} has an invalid voxel size {tuple(zooms.tolist())}")
+    affine = _affine_of(img)
+    if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-9:
+        raise InputError(f"{path}: {what} has an invalid (singular or non-finite) affine")
+    return img
+
+
+def _read_data(img: nib.Nifti1Image, path: str | os.PathLike, what: str) -> np.ndarray:
+    try:
+        data = np.asarray(img.dataobj, dtype=np.float32)
+    except (OSError, EOFError, ValueError, zlib.error, gzip.BadGzipFile, MemoryError) as exc:
+        raise InputError(f"{path}: {what} data cannot be read ({_reason(exc)})") from None
+    data = data.reshape(data.shape[:3]) if data.ndim > 3 else data
+    return data
+
+
+def _affine_of(img: nib.Nifti1Image) -> np.ndarray:
+    return np.asarray(img.affine, dtype=np.float64)
+
+
+def _to_canonical(img: nib.Nifti1Image, data: np.ndarray, path: str | os.PathLike) -> Image:
+    affine = _affine_of(img)
+    to_canonical = ornt_transform(io_orientation(affine), axcodes2ornt(CANONICAL_AXCODES))
+    canonical = np.ascontiguousarray(apply_orientation(data, to_canonical), dtype=np.float32)
+    canonical_affine = affine @ inv_ornt_aff(to_canonical, data.shape)
+    grid = NativeGrid(
+        shape=tuple(int(n) for n in data.shape),  # type: ignore[arg-type]
+        affine=affine,
+        header=img.header.copy(),
+        to_canonical=to_canonical,
+    )
+    return Image(path=Path(path), data=canonical, affine=canonical_affine, grid=grid)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
