@@ -301,13 +301,23 @@ def _read_header(path: str | os.PathLike, what: str) -> nib.Nifti1Image:
         raise InputError(
             f"{path}: {what} has {n_voxels} voxels (shape {shape}), over the limit of {MAX_VOXELS}"
         )
-    zooms = np.asarray(img.header.get_zooms()[:3], dtype=float)
+    zooms = _raw_pixdim(img, path)
     if not np.all(np.isfinite(zooms)) or np.any(zooms <= 0):
         raise InputError(f"{path}: {what} has an invalid voxel size {tuple(zooms.tolist())}")
     affine = _affine_of(img)
     if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-9:
         raise InputError(f"{path}: {what} has an invalid (singular or non-finite) affine")
     return img
+
+
+def _raw_pixdim(img: nib.Nifti1Image, path: Path) -> np.ndarray:
+    """Voxel sizes as stored, before nibabel's header checks replace 0 by 1 and negatives by abs."""
+    try:
+        with nib.openers.ImageOpener(str(path)) as fileobj:
+            raw = type(img.header).from_fileobj(fileobj, check=False)
+    except (OSError, EOFError, ValueError, zlib.error, gzip.BadGzipFile) as exc:
+        raise InputError(f"{path}: header cannot be read ({_reason(exc)})") from None
+    return np.asarray(raw["pixdim"][1:4], dtype=float)
 
 
 def _read_data(img: nib.Nifti1Image, path: str | os.PathLike, what: str) -> np.ndarray:
