@@ -1,0 +1,1 @@
+"""Classification: classifier inputs, inference, diagnosis composition and the diagnosis JSON."""

@@ -1,0 +1,162 @@
+"""Composition of the three binary classifiers into a four-class diagnosis (SPEC section 3).
+
+Model 1 separates tumour from demyelinating lesion, model 2 astrocytoma from ependymoma (among
+tumours), model 3 MS from NMOSD (among demyelinating lesions). The four class probabilities are
+composed hierarchically::
+
+    P(astrocytoma) = P(tumor) * P(astrocytoma | tumor)
+    P(ependymoma)  = P(tumor) * P(ependymoma | tumor)
+    P(MS)          = P(demyelinating) * P(MS | demyelinating)
+    P(NMOSD)       = P(demyelinating) * P(NMOSD | demyelinating)
+
+so they sum to 1. The most likely class is the largest of the four. The confidence is ``"low"``
+when a deciding probability (model 1, then the model of the chosen group) lies within the card's
+band around 0.5, or when the group chosen by model 1 is not the group of the most likely class
+(possible only when model 1 is itself near 0.5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Classifier roles, in the order of the hierarchy; the pair of classes each one separates.
+TUMOR_VS_DEMYELINATING = "tumor_vs_demyelinating"
+ASTROCYTOMA_VS_EPENDYMOMA = "astrocytoma_vs_ependymoma"
+MS_VS_NMOSD = "ms_vs_nmosd"
+ROLE_CLASSES: dict[str, tuple[str, str]] = {
+    TUMOR_VS_DEMYELINATING: ("tumor", "demyelinating"),
+    ASTROCYTOMA_VS_EPENDYMOMA: ("astrocytoma", "ependymoma"),
+    MS_VS_NMOSD: ("MS", "NMOSD"),
+}
+CLASSES = ("astrocytoma", "ependymoma", "MS", "NMOSD")
+GROUP_OF = {"astrocytoma": "tumor", "ependymoma": "tumor", "MS": "demyelinating", "NMOSD": "demyelinating"}
+
+
+@dataclass(frozen=True)
+class ClassifierResult:
+    """What one classifier said about one patient.
+
+    Attributes
+    ----------
+    role
+        One of :data:`ROLE_CLASSES`.
+    model_name, model_version, model_sha256
+        The model package that produced it.
+    positive_class
+        The class whose probability the model outputs.
+    probability
+        Patient probability of ``positive_class``: the mean of the slice probabilities.
+    slice_probabilities
+        One probability per slice used, in the order of ``slices_used``.
+    slices_used
+        Indices of the sagittal slices (canonical axis 0) that were classified.
+    """
+
+    role: str
+    model_name: str
+    model_version: str
+    model_sha256: str
+    positive_class: str
+    probability: float
+    slice_probabilities: tuple[float, ...]
+    slices_used: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLE_CLASSES:
+            raise ValueError(f"unknown classifier role {self.role!r}")
+        if self.positive_class not in ROLE_CLASSES[self.role]:
+            raise ValueError(f"{self.model_name}: positive class {self.positive_class!r} is not one of "
+                             f"{ROLE_CLASSES[self.role]}")
+        if not 0.0 <= self.probability <= 1.0:
+            raise ValueError(f"{self.model_name}: probability {self.probability} outside [0, 1]")
+        if len(self.slice_probabilities) != len(self.slices_used):
+            raise ValueError(f"{self.model_name}: one probability per slice used is needed")
+
+    def probability_of(self, class_name: str) -> float:
+        """Probability of either of the two classes this model separates."""
+        first, second = ROLE_CLASSES[self.role]
+        if class_name not in (first, second):
+            raise ValueError(f"{self.model_name} does not separate {class_name!r}")
+        return self.probability if class_name == self.positive_class else 1.0 - self.probability
+
+    def to_json(self) -> dict:
+        """The ``classifiers.<role>`` entry of the diagnosis JSON."""
+        return {
+            "model": self.model_name,
+            "version": self.model_version,
+            "sha256": self.model_sha256,
+            "positive_class": self.positive_class,
+            "probability": round(float(self.probability), 6),
+            "slice_probabilities": [round(float(p), 6) for p in self.slice_probabilities],
+            "slices_used": [int(i) for i in self.slices_used],
+        }
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """The four-class diagnosis composed from the three classifiers."""
+
+    probabilities: dict[str, float]
+    most_likely_class: str
+    group: str
+    confidence: str
+    deciding_probabilities: dict[str, float]
+    low_confidence_band: float
+    reasons: tuple[str, ...]
+
+    def to_json(self) -> dict:
+        """The ``diagnosis`` object of the diagnosis JSON."""
+        return {
+            "probabilities": {name: round(float(p), 6) for name, p in self.probabilities.items()},
+            "most_likely_class": self.most_likely_class,
+            "group": self.group,
+            "confidence": self.confidence,
+            "deciding_probabilities": {k: round(float(v), 6) for k, v in self.deciding_probabilities.items()},
+            "low_confidence_band": self.low_confidence_band,
+            "low_confidence_reasons": list(self.reasons),
+        }
+
+
+def compose_diagnosis(results: dict[str, ClassifierResult], low_confidence_band: float) -> Diagnosis:
+    """Compose the four class probabilities from the three classifiers' results.
+
+    Parameters
+    ----------
+    results
+        One :class:`ClassifierResult` per role of :data:`ROLE_CLASSES` (all three are needed:
+        the composition weighs every branch of the hierarchy).
+    low_confidence_band
+        A deciding probability ``p`` with ``|p - 0.5| < band`` makes the confidence low.
+    """
+    missing = [role for role in ROLE_CLASSES if role not in results]
+    if missing:
+        raise ValueError(f"missing classifier results: {', '.join(missing)}")
+    if not 0.0 <= low_confidence_band < 0.5:
+        raise ValueError(f"low-confidence band must be in [0, 0.5), got {low_confidence_band}")
+    p_tumor = results[TUMOR_VS_DEMYELINATING].probability_of("tumor")
+    p_astro = results[ASTROCYTOMA_VS_EPENDYMOMA].probability_of("astrocytoma")
+    p_ms = results[MS_VS_NMOSD].probability_of("MS")
+    probabilities = {
+        "astrocytoma": p_tumor * p_astro,
+        "ependymoma": p_tumor * (1.0 - p_astro),
+        "MS": (1.0 - p_tumor) * p_ms,
+        "NMOSD": (1.0 - p_tumor) * (1.0 - p_ms),
+    }
+    most_likely = max(CLASSES, key=lambda name: probabilities[name])
+    group = "tumor" if p_tumor >= 0.5 else "demyelinating"
+    deciding = {"P(tumor)": p_tumor}
+    deciding.update({"P(astrocytoma | tumor)": p_astro} if group == "tumor" else {"P(MS | demyelinating)": p_ms})
+    reasons = [f"{name} = {value:.3f} is within {low_confidence_band} of 0.5"
+               for name, value in deciding.items() if abs(value - 0.5) < low_confidence_band]
+    if GROUP_OF[most_likely] != group:
+        reasons.append(f"the most likely class ({most_likely}) is not in the group chosen by "
+                       f"{TUMOR_VS_DEMYELINATING} ({group})")
+    return Diagnosis(
+        probabilities=probabilities,
+        most_likely_class=most_likely,
+        group=group,
+        confidence="low" if reasons else "high",
+        deciding_probabilities=deciding,
+        low_confidence_band=low_confidence_band,
+        reasons=tuple(reasons),
+    )

@@ -1,0 +1,152 @@
+"""Hierarchical composition of the three classifiers and the diagnosis JSON schema."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sct_lesion_classify.classify.diagnosis import (
+    ASTROCYTOMA_VS_EPENDYMOMA,
+    MS_VS_NMOSD,
+    TUMOR_VS_DEMYELINATING,
+    ClassifierResult,
+    compose_diagnosis,
+)
+from sct_lesion_classify.classify.document import DISCLAIMER, validation_errors, write_diagnosis
+from sct_lesion_classify.errors import ProcessingError
+
+SHA = "a" * 64
+
+
+def result(role, positive, p, slices=(5, 6, 7)) -> ClassifierResult:
+    per_slice = tuple(min(1.0, max(0.0, p + d)) for d in (-0.05, 0.0, 0.05)[: len(slices)])
+    return ClassifierResult(role, f"{role}_model", "1.0.0", SHA, positive, p, per_slice, tuple(slices))
+
+
+def results(p_tumor, p_astro, p_ms, positives=("tumor", "astrocytoma", "MS")):
+    flip = {"tumor": lambda p: p, "demyelinating": lambda p: 1 - p, "astrocytoma": lambda p: p,
+            "ependymoma": lambda p: 1 - p, "MS": lambda p: p, "NMOSD": lambda p: 1 - p}
+    return {
+        TUMOR_VS_DEMYELINATING: result(TUMOR_VS_DEMYELINATING, positives[0], flip[positives[0]](p_tumor)),
+        ASTROCYTOMA_VS_EPENDYMOMA: result(ASTROCYTOMA_VS_EPENDYMOMA, positives[1], flip[positives[1]](p_astro)),
+        MS_VS_NMOSD: result(MS_VS_NMOSD, positives[2], flip[positives[2]](p_ms)),
+    }
+
+
+probabilities = st.floats(0.0, 1.0, allow_nan=False)
+
+
+@given(probabilities, probabilities, probabilities, st.floats(0.0, 0.49))
+def test_four_class_probabilities_sum_to_one(p1, p2, p3, band):
+    diagnosis = compose_diagnosis(results(p1, p2, p3), band)
+    assert sum(diagnosis.probabilities.values()) == pytest.approx(1.0)
+    assert all(0.0 <= p <= 1.0 for p in diagnosis.probabilities.values())
+    assert diagnosis.probabilities[diagnosis.most_likely_class] == max(diagnosis.probabilities.values())
+
+
+def test_hierarchical_products():
+    diagnosis = compose_diagnosis(results(0.9, 0.2, 0.7), 0.1)
+    assert diagnosis.probabilities["astrocytoma"] == pytest.approx(0.9 * 0.2)
+    assert diagnosis.probabilities["ependymoma"] == pytest.approx(0.9 * 0.8)
+    assert diagnosis.probabilities["MS"] == pytest.approx(0.1 * 0.7)
+    assert diagnosis.probabilities["NMOSD"] == pytest.approx(0.1 * 0.3)
+    assert diagnosis.most_likely_class == "ependymoma"
+    assert diagnosis.group == "tumor"
+    assert diagnosis.confidence == "high"
+
+
+def test_positive_class_of_each_card_is_honoured():
+    as_tumor = compose_diagnosis(results(0.8, 0.3, 0.6), 0.1)
+    flipped = compose_diagnosis(results(0.8, 0.3, 0.6, positives=("demyelinating", "ependymoma", "NMOSD")), 0.1)
+    for name in as_tumor.probabilities:
+        assert flipped.probabilities[name] == pytest.approx(as_tumor.probabilities[name])
+
+
+@pytest.mark.parametrize(
+    "p1, p2, p3, low",
+    [
+        (0.55, 0.9, 0.1, True),   # model 1 near 0.5
+        (0.95, 0.52, 0.1, True),  # deciding sub-model (tumour branch) near 0.5
+        (0.95, 0.9, 0.5, False),  # MS-vs-NMOSD near 0.5, but it does not decide a tumour
+        (0.05, 0.5, 0.45, True),  # demyelinating branch near 0.5
+        (0.9, 0.9, 0.9, False),
+    ],
+)
+def test_low_confidence_flag(p1, p2, p3, low):
+    diagnosis = compose_diagnosis(results(p1, p2, p3), 0.1)
+    assert (diagnosis.confidence == "low") is low
+    assert bool(diagnosis.reasons) is low
+
+
+def test_group_disagreement_is_low_confidence():
+    # P(tumor)=0.52 picks "tumor", yet MS (0.48*0.95) outweighs each tumour class (0.52*0.5).
+    diagnosis = compose_diagnosis(results(0.52, 0.5, 0.95), 0.01)
+    assert diagnosis.group == "tumor" and diagnosis.most_likely_class == "MS"
+    assert diagnosis.confidence == "low"
+    assert any("not in the group" in reason for reason in diagnosis.reasons)
+
+
+def test_results_are_checked():
+    with pytest.raises(ValueError, match="positive class"):
+        ClassifierResult(MS_VS_NMOSD, "m", "1.0.0", SHA, "tumor", 0.5, (0.5,), (1,))
+    with pytest.raises(ValueError, match="outside"):
+        ClassifierResult(MS_VS_NMOSD, "m", "1.0.0", SHA, "MS", 1.5, (0.5,), (1,))
+    with pytest.raises(ValueError, match="missing classifier"):
+        compose_diagnosis({}, 0.1)
+
+
+def document(diagnosis=True) -> dict:
+    res = results(0.9, 0.3, 0.6)
+    return {
+        "schema_version": "1",
+        "input": {"path": "/data/sub-01_T2w.nii.gz", "sha256": SHA, "shape": [512, 512, 15],
+                  "voxel_size_mm": [0.6, 0.6, 3.5], "orientation": "ASR"},
+        "lesion_mask": {"path": "/data/sub-01_T2w_lesionseg.nii.gz", "source": "automatic"},
+        "cord_mask": {"path": None, "source": "automatic"},
+        "lesions": {"count": 1, "total_volume_mm3": 1234.5,
+                    "lesions": [{"label": 1, "volume_mm3": 1234.5, "length_si_mm": 40.0,
+                                 "centroid_mm": [0.0, 10.0, -50.0]}]},
+        "classifiers": {role: r.to_json() for role, r in res.items()},
+        "diagnosis": compose_diagnosis(res, 0.1).to_json() if diagnosis else None,
+        "warnings": [],
+        "provenance": {"package": "sct_lesion_classify", "version": "0.1.0",
+                       "command_line": "sct_classify_lesion -i x", "date": "2026-11-23T12:00:00+00:00",
+                       "runtime_s": {"load": 0.1, "classify": 0.4},
+                       "models": [{"name": "m", "version": "1.0.0", "sha256": SHA,
+                                   "synthetic_training_data": True}]},
+        "disclaimer": DISCLAIMER,
+    }
+
+
+def test_complete_document_is_valid_and_written(tmp_path):
+    assert validation_errors(document()) == []
+    assert validation_errors(document(diagnosis=False)) == []
+    path = tmp_path / "d.json"
+    write_diagnosis(path, document())
+    assert json.loads(path.read_text())["diagnosis"]["group"] == "tumor"
+
+
+@pytest.mark.parametrize(
+    "mutate, where",
+    [
+        (lambda d: d.pop("disclaimer"), "(root)"),
+        (lambda d: d.__setitem__("extra", 1), "(root)"),
+        (lambda d: d["input"].__setitem__("orientation", "XYZ"), "input/orientation"),
+        (lambda d: d["classifiers"]["ms_vs_nmosd"].__setitem__("probability", 1.2),
+         "classifiers/ms_vs_nmosd/probability"),
+        (lambda d: d["diagnosis"].__setitem__("most_likely_class", "glioma"), "diagnosis"),
+        (lambda d: d["lesion_mask"].__setitem__("source", "guess"), "lesion_mask/source"),
+    ],
+)
+def test_invalid_documents_are_refused_and_not_written(tmp_path, mutate, where):
+    doc = document()
+    mutate(doc)
+    problems = validation_errors(doc)
+    assert problems and any(p.startswith(where) for p in problems)
+    path = tmp_path / "d.json"
+    with pytest.raises(ProcessingError, match="breaks its schema"):
+        write_diagnosis(path, doc)
+    assert list(tmp_path.iterdir()) == []
