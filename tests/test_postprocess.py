@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sct_lesion_classify.errors import InputError
 from sct_lesion_classify.lesion.postprocess import (
     Postprocessing,
+    fill_holes_sagittal,
+    keep_largest,
     label_components,
     parse_size,
     postprocess,
+    remove_small_objects,
 )
 
 ZOOMS = (1.0, 1.0, 1.0)
@@ -134,3 +139,23 @@ def test_largest_keeps_one_component():
 def test_empty_prediction_is_an_empty_mask():
     out = postprocess(_volume(), ZOOMS, Postprocessing(largest=True, remove_small=("20mm3",)))
     assert out.dtype == bool and out.shape == (8, 30, 40) and not out.any()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    shape=st.tuples(st.integers(1, 9), st.integers(1, 12), st.integers(1, 12)),
+    largest=st.booleans(),
+    fill=st.booleans(),
+)
+def test_working_in_the_bounding_box_changes_nothing(seed, shape, largest, fill):
+    """postprocess works inside the mask's bounding box; the steps on the whole array agree."""
+    prob = np.random.default_rng(seed).random(shape).astype(np.float32) ** 3
+    settings_ = Postprocessing(threshold=0.5, fill_holes=fill, largest=largest, remove_small=("3vox",))
+    expected = prob > 0.5
+    if largest:
+        expected = keep_largest(expected)
+    if fill:
+        expected = fill_holes_sagittal(expected)
+    expected = remove_small_objects(expected, ZOOMS, ("3vox",))
+    np.testing.assert_array_equal(postprocess(prob, ZOOMS, settings_), expected)

@@ -142,15 +142,35 @@ def postprocess(
         return np.array(prob, dtype=np.float32, copy=True)
 
     mask = prob > settings.threshold
+    box = bounding_box(mask)
+    if box is None:
+        logger.debug("no voxel above the threshold %g", settings.threshold)
+        return mask
+    # every step depends only on the mask inside its bounding box (holes are enclosed by it)
+    local = mask[box]
     if settings.largest:
-        mask = keep_largest(mask)
+        local = keep_largest(local)
     if settings.fill_holes:
-        mask = fill_holes_sagittal(mask)
+        local = fill_holes_sagittal(local)
     if settings.remove_small:
-        mask = remove_small_objects(mask, zooms_mm, settings.remove_small)
-    if not mask.any():
+        local = remove_small_objects(local, zooms_mm, settings.remove_small)
+    mask = np.zeros(prob.shape, dtype=bool)
+    mask[box] = local
+    if not local.any():
         logger.debug("postprocessing left no lesion voxel")
     return mask
+
+
+def bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
+    """Smallest box holding every nonzero voxel of ``mask`` (``None`` when it is empty)."""
+    box = []
+    for axis in range(mask.ndim):
+        others = tuple(a for a in range(mask.ndim) if a != axis)
+        present = np.flatnonzero(np.any(mask, axis=others))
+        if present.size == 0:
+            return None
+        box.append(slice(int(present[0]), int(present[-1]) + 1))
+    return tuple(box)
 
 
 def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
