@@ -119,8 +119,8 @@ def select_slices(
     shape = shape or (n_slices, 1, 1)
     chosen: list[int] = []
     if lesion is not None:
-        chosen = _evenly(np.flatnonzero(np.asarray(lesion).reshape(n_slices, -1).any(axis=1)).tolist(),
-                         max_slices)
+        with_lesion = np.asarray(lesion).reshape(n_slices, -1).any(axis=1)
+        chosen = _evenly(np.flatnonzero(with_lesion).tolist(), max_slices)
     region: list[int] = []
     box = _normalize_box(cord_box, shape)
     if box is not None:
@@ -175,7 +175,8 @@ def resample_axis(array: np.ndarray, axis: int, spacing_mm: float, pixel_mm: flo
     weight_shape[axis] = -1
     weight = (positions - low).reshape(weight_shape)
     values = np.asarray(array, dtype=np.float32)
-    return np.take(values, low, axis=axis) * (1 - weight) + np.take(values, high, axis=axis) * weight
+    return (np.take(values, low, axis=axis) * (1 - weight)
+            + np.take(values, high, axis=axis) * weight)
 
 
 def _resample_stack(stack: np.ndarray, row_mm: float, col_mm: float, pixel_mm: float,
@@ -276,6 +277,7 @@ def sagittal_mosaic(
     columns: int = 6,
     window: tuple[float, float] | None = None,
     lesion_alpha: float = 0.45,
+    lesion_outline_rgb: tuple[int, int, int] = LESION_RGB,
     saliency_alpha: float = 0.6,
     label_slices: bool = True,
 ) -> Mosaic:
@@ -303,6 +305,8 @@ def sagittal_mosaic(
         Cap on the number of tiles, and tiles per row.
     window
         ``(low, high)`` intensity window; default :func:`robust_window` (1st-99th percentile).
+    lesion_alpha, lesion_outline_rgb
+        Opacity of the lesion fill (0: outline only) and colour of its outline.
 
     Returns
     -------
@@ -365,7 +369,7 @@ def sagittal_mosaic(
     if lesion is not None:
         les = _resample_stack(stack_of(np.asarray(lesion) != 0), row_mm, col_mm, pixel_mm, False)
         _blend(rgb, les, LESION_RGB, lesion_alpha)
-        _blend(rgb, outline(les), LESION_RGB, 1.0)
+        _blend(rgb, outline(les), lesion_outline_rgb, 1.0)
 
     if label_slices:
         for tile, index in zip(rgb, slices):

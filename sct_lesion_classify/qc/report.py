@@ -594,9 +594,10 @@ def classification_entry(
     ]
     for model_name, saliency_map in (saliency or {}).items():
         pictures.append(QcPicture(
-            f"Grad-CAM saliency: {model_name} (lesion outlined in red)",
+            f"Grad-CAM saliency: {model_name} (lesion outlined in white)",
             f"gradcam-{model_name}",
             sagittal_mosaic(image, zooms_mm, slices=slices, lesion=lesion_mask, lesion_alpha=0.0,
+                            lesion_outline_rgb=(255, 255, 255),
                             saliency=np.asarray(saliency_map), view_box=zoom).rgb))
     rows: list[tuple[str, str]] = []
     if diagnosis is not None:
