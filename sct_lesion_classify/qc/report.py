@@ -48,7 +48,13 @@ import numpy as np
 
 from sct_lesion_classify.errors import ProcessingError
 from sct_lesion_classify.io.atomic import write_json_atomic, write_text_atomic
-from sct_lesion_classify.qc.mosaic import DISPLAY_CONVENTION, Box, sagittal_mosaic, select_slices
+from sct_lesion_classify.qc.mosaic import (
+    DISPLAY_CONVENTION,
+    Box,
+    robust_window,
+    sagittal_mosaic,
+    select_slices,
+)
 from sct_lesion_classify.qc.png import write_png
 
 logger = logging.getLogger(__name__)
@@ -502,19 +508,21 @@ def segmentation_entry(
     cord = None if cord_mask is None else _as_mask(cord_mask)
     slices = select_slices(image.shape[0], lesion=lesion_mask, cord_box=cord_box, cord_mask=cord,
                            max_slices=max_slices, shape=image.shape)
+    window = robust_window(image)
     zoom = _expand_box(cord_box, image.shape, zooms_mm, zoom_margin_mm) or \
         _expand_box(_bbox_of(cord), image.shape, zooms_mm, zoom_margin_mm)
     pictures = [
         QcPicture("cord box (green) and cord mask (yellow), whole field of view", "cordbox",
-                  sagittal_mosaic(image, zooms_mm, slices=slices, cord_box=cord_box,
+                  sagittal_mosaic(image, zooms_mm, window=window, slices=slices, cord_box=cord_box,
                                   cord_mask=cord).rgb),
         QcPicture("image" + (" (zoomed on the cord box)" if zoom else ""), "image",
-                  sagittal_mosaic(image, zooms_mm, slices=slices, view_box=zoom).rgb),
+                  sagittal_mosaic(image, zooms_mm, window=window, slices=slices,
+                                  view_box=zoom).rgb),
     ]
     if lesion_mask is not None:
         pictures.append(QcPicture(
             "lesion (red)" + (" (zoomed on the cord box)" if zoom else ""), "lesion",
-            sagittal_mosaic(image, zooms_mm, slices=slices, lesion=lesion_mask,
+            sagittal_mosaic(image, zooms_mm, window=window, slices=slices, lesion=lesion_mask,
                             view_box=zoom).rgb))
     rows = _lesion_details(lesion_mask, zooms_mm) + [
         ("slices shown", ", ".join(str(s) for s in slices)),
@@ -582,21 +590,24 @@ def classification_entry(
     cord = None if cord_mask is None else _as_mask(cord_mask)
     slices = select_slices(image.shape[0], lesion=lesion_mask, cord_box=cord_box, cord_mask=cord,
                            max_slices=max_slices, shape=image.shape)
+    window = robust_window(image)
     zoom = (_expand_box(cord_box, image.shape, zooms_mm, zoom_margin_mm)
             or _expand_box(_bbox_of(cord), image.shape, zooms_mm, zoom_margin_mm)
             or _expand_box(_bbox_of(lesion_mask), image.shape, zooms_mm, 3 * zoom_margin_mm))
     pictures = [
         QcPicture("image", "image",
-                  sagittal_mosaic(image, zooms_mm, slices=slices, view_box=zoom).rgb),
+                  sagittal_mosaic(image, zooms_mm, window=window, slices=slices,
+                                  view_box=zoom).rgb),
         QcPicture("lesion (red)", "lesion",
-                  sagittal_mosaic(image, zooms_mm, slices=slices, lesion=lesion_mask,
+                  sagittal_mosaic(image, zooms_mm, window=window, slices=slices, lesion=lesion_mask,
                                   view_box=zoom).rgb),
     ]
     for model_name, saliency_map in (saliency or {}).items():
         pictures.append(QcPicture(
             f"Grad-CAM saliency: {model_name} (lesion outlined in white)",
             f"gradcam-{model_name}",
-            sagittal_mosaic(image, zooms_mm, slices=slices, lesion=lesion_mask, lesion_alpha=0.0,
+            sagittal_mosaic(image, zooms_mm, window=window, slices=slices, lesion=lesion_mask,
+                            lesion_alpha=0.0,
                             lesion_outline_rgb=(255, 255, 255),
                             saliency=np.asarray(saliency_map), view_box=zoom).rgb))
     rows: list[tuple[str, str]] = []
