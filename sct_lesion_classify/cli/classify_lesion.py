@@ -1,0 +1,71 @@
+"""``sct_classify_lesion``: differential diagnosis from a T2w image and its lesion mask.
+
+Runs the three DenseNet121 classifiers (tumour vs demyelinating, astrocytoma vs ependymoma, MS vs
+NMOSD) on the sagittal slices that contain lesion and writes the diagnosis JSON (SPEC section 3)
+with lesion morphometry and provenance. Without ``-lesion``, the segmentation of
+``sct_deepseg_imlesion`` runs first (same options) and its mask is saved.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Sequence
+
+from sct_lesion_classify.cli.common import add_segmentation_args
+from sct_lesion_classify.cli.frame import SCTArgumentParser, run_command
+
+PROG = "sct_classify_lesion"
+
+
+def get_parser() -> SCTArgumentParser:
+    """The command's parser (SCT groups: MANDATORY / OPTIONAL / MISC)."""
+    parser = SCTArgumentParser(
+        prog=PROG,
+        description=(
+            "Suggest a differential diagnosis (astrocytoma, ependymoma, multiple sclerosis, NMOSD) for an "
+            "intramedullary lesion on sagittal T2w MRI, with probabilities, lesion morphometry and a QC "
+            "report, written as JSON beside the input. Reference models are trained on synthetic "
+            "phantoms: research use only, not a medical device."
+        ),
+    )
+    parser.mandatory.add_argument(
+        "-i", metavar="<file>", required=True, help="T2w image (NIfTI, 3D, sagittal acquisition expected).")
+    parser.optional.add_argument(
+        "-lesion", metavar="<file>", default=None,
+        help="Lesion mask on the grid of -i (automatic or corrected by hand). Without it, the lesion is "
+             "segmented first (as sct_deepseg_imlesion) and the mask saved as <stem>_lesionseg.nii.gz.")
+    parser.optional.add_argument(
+        "-i-t1c", metavar="<file>", default=None,
+        help="Contrast-enhanced T1w image already on the grid of -i. Used by cT1w-aware models when they "
+             "are installed; otherwise ignored with a warning.")
+    parser.optional.add_argument(
+        "-vert", metavar="<file>", default=None,
+        help="Vertebral labels on the grid of -i (sct_label_vertebrae's _seg_labeled.nii.gz, or "
+             "PAM50_levels warped by sct_warp_template): lesion levels become exact instead of estimated.")
+    parser.optional.add_argument(
+        "-o", metavar="<file>", default=None,
+        help="Output diagnosis JSON. Default: <folder of -i>/<stem>_diagnosis.json.")
+    parser.optional.add_argument(
+        "-gradcam", metavar="<int>", type=int, choices=(0, 1), default=0,
+        help="Write class-activation saliency maps <stem>_gradcam-<model>.nii.gz on the grid of -i. "
+             "Default: 0.")
+    add_segmentation_args(parser)
+    parser.add_qc_args()
+    parser.add_misc_args()
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; returns the exit code (0, 1 or 2)."""
+    return run_command(get_parser(), argv, _run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from sct_lesion_classify.classify.command import run_classification_command
+
+    return run_classification_command(args, prog=PROG)
+
+
+def console_entry() -> None:
+    """Console-script entry point."""
+    raise SystemExit(main())

@@ -1,0 +1,66 @@
+"""Options shared by the pipeline commands (segmentation flags used by both commands)."""
+
+from __future__ import annotations
+
+import argparse
+
+from sct_lesion_classify.cli.frame import SCTArgumentParser, non_negative_float
+
+
+def add_segmentation_args(parser: SCTArgumentParser) -> None:
+    """Add the options of the cascaded lesion segmentation (``sct_deepseg_imlesion``).
+
+    ``sct_classify_lesion`` takes the same options for the segmentation it runs when no
+    ``-lesion`` mask is given.
+    """
+    opt = parser.optional
+    opt.add_argument(
+        "-s", metavar="<file>", default=None,
+        help="Spinal cord mask on the grid of -i (e.g. the '_seg' output of 'sct_deepseg spinalcord'). "
+             "Skips cord localization.")
+    opt.add_argument(
+        "-cord-method", choices=("auto", "builtin", "sct"), default="auto",
+        help="R|How to find the cord when -s is not given:\n"
+             "  builtin: the bundled cord localizer (default for auto);\n"
+             "  sct: SCT's own cord segmentation ('sct_deepseg spinalcord'; needs SCT on PATH);\n"
+             "  auto: -s when given, else builtin.")
+    opt.add_argument(
+        "-save-cord", metavar="<int>", type=int, choices=(0, 1), default=0,
+        help="Also write the cord mask as <stem>_seg.nii.gz and the crop box as <stem>_cropbox.nii.gz. "
+             "Default: 0.")
+    opt.add_argument(
+        "-no-crop", action="store_true",
+        help="Segment the whole field of view instead of the box around the cord (for comparison, or "
+             "for images already cropped to the cord).")
+    opt.add_argument(
+        "-thr", metavar="<float>", type=non_negative_float, default=None,
+        help="Threshold of the lesion probability (0 writes the soft probability map). Default: the "
+             "model card's (0.5 for the bundled model).")
+    opt.add_argument(
+        "-largest", metavar="<int>", type=int, choices=(0, 1), default=None,
+        help="Keep only the largest lesion. Default: the model card's.")
+    opt.add_argument(
+        "-fill-holes", metavar="<int>", type=int, choices=(0, 1), default=None,
+        help="Fill holes in the lesion mask. Default: the model card's.")
+    opt.add_argument(
+        "-remove-small", metavar="<size>", nargs="+", default=None, type=size_text,
+        help="Remove lesions smaller than this, in mm3 or voxels (e.g. '20mm3' or '5vox'). "
+             "Default: the model card's.")
+    opt.add_argument(
+        "-custom-model", metavar="<folder>", action="append", default=[],
+        help="A model package folder (<name>.onnx + <name>.json model card) to use instead of the "
+             "bundled one with the same task. Repeatable: the card's task says which step it replaces.")
+
+
+def size_text(text: str) -> str:
+    """``argparse`` type for ``-remove-small``: a positive number followed by ``mm3`` or ``vox``."""
+    value = text.strip().lower()
+    for unit in ("mm3", "vox"):
+        if value.endswith(unit):
+            number = value[: -len(unit)]
+            try:
+                if float(number) >= 0:
+                    return f"{number}{unit}"
+            except ValueError:
+                pass
+    raise argparse.ArgumentTypeError(f"expected a size like '20mm3' or '5vox', got {text!r}")

@@ -1,0 +1,55 @@
+"""``sct_deepseg_imlesion``: cascaded intramedullary lesion segmentation (sct_deepseg-compatible).
+
+Cord localization (``-s``, the bundled localizer, or SCT's own) -> box around the cord with the
+model card's margins -> 2D MultiResUNet on the sagittal slices of the box -> postprocessing ->
+mask on the native grid of ``-i``, with a BIDS sidecar and an optional QC entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Sequence
+
+from sct_lesion_classify.cli.common import add_segmentation_args
+from sct_lesion_classify.cli.frame import SCTArgumentParser, run_command
+
+PROG = "sct_deepseg_imlesion"
+
+
+def get_parser() -> SCTArgumentParser:
+    """The command's parser (SCT groups: MANDATORY / OPTIONAL / MISC)."""
+    parser = SCTArgumentParser(
+        prog=PROG,
+        description=(
+            "Segment an intramedullary lesion (tumour or demyelinating lesion) on a sagittal T2w image of "
+            "the spinal cord: cord localization, crop around the cord, 2D MultiResUNet on the sagittal "
+            "slices, postprocessing. The mask is written on the grid of the input. Reference models are "
+            "trained on synthetic phantoms: research use only."
+        ),
+    )
+    parser.mandatory.add_argument(
+        "-i", metavar="<file>", required=True,
+        help="T2w image (NIfTI, 3D; sagittal acquisition expected, any orientation accepted).")
+    parser.optional.add_argument(
+        "-o", metavar="<file>", default=None,
+        help="Output lesion mask. Default: <folder of -i>/<stem>_lesionseg.nii.gz.")
+    add_segmentation_args(parser)
+    parser.add_qc_args()
+    parser.add_misc_args()
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; returns the exit code (0, 1 or 2)."""
+    return run_command(get_parser(), argv, _run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from sct_lesion_classify.lesion.command import run_segmentation_command
+
+    return run_segmentation_command(args, prog=PROG)
+
+
+def console_entry() -> None:
+    """Console-script entry point."""
+    raise SystemExit(main())

@@ -1,0 +1,114 @@
+"""The cascaded lesion segmentation: box around the cord -> MultiResUNet -> postprocessing.
+
+:class:`LesionSegmenter` is built once from a lesion package (one ONNX Runtime session) and
+segments any number of images. The crop is the invertible :class:`~sct_lesion_classify.cord.crop.CropBox`,
+so the probabilities return to the full canonical grid voxel for voxel.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sct_lesion_classify.cord.crop import CropBox, crop_box_around
+from sct_lesion_classify.cord.localize import CordLocalization
+from sct_lesion_classify.errors import ModelError
+from sct_lesion_classify.io.image import Image
+from sct_lesion_classify.lesion.postprocess import Postprocessing, postprocess
+from sct_lesion_classify.modelpkg.package import ModelPackage
+from sct_lesion_classify.modelpkg.sagittal import SagittalSegmenter
+from sct_lesion_classify.modelpkg.session import Predictor
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LesionSegmentation:
+    """The result of segmenting one image.
+
+    Attributes
+    ----------
+    probabilities
+        Lesion probability per voxel (float32, full canonical grid; 0 outside the box).
+    mask
+        The postprocessed lesion mask (bool), or the soft map (float32) when the threshold is 0.
+    box
+        The region that was segmented (the whole image with ``-no-crop``).
+    warnings
+        Messages for the user (empty prediction, cord at the edge of the field of view, ...).
+    runtime_s
+        Seconds per stage (``crop``, ``segment``, ``postprocess``).
+    """
+
+    probabilities: np.ndarray = field(repr=False)
+    mask: np.ndarray = field(repr=False)
+    box: CropBox
+    warnings: tuple[str, ...]
+    runtime_s: dict[str, float]
+
+    @property
+    def is_empty(self) -> bool:
+        """Whether no voxel is lesion (for a soft map: no voxel above 0.5)."""
+        return not bool((self.mask > 0.5).any() if self.mask.dtype != bool else self.mask.any())
+
+
+class LesionSegmenter:
+    """A lesion segmentation package, ready to segment many images with one session.
+
+    Parameters
+    ----------
+    package
+        A verified package whose card has ``task == "lesion_segmentation"``.
+    threads
+        ONNX Runtime intra-op threads (default: the usable cores).
+    """
+
+    def __init__(self, package: ModelPackage, *, threads: int | None = None) -> None:
+        card = package.card
+        if card.task != "lesion_segmentation":
+            raise ModelError(f"{package.folder}: model {card.name} is a {card.task} model, not a "
+                             "lesion segmentation model")
+        if card.input.crop_margins_mm is None:
+            raise ModelError(f"{package.card_path}: a lesion model card needs input.crop_margins_mm")
+        self.package = package
+        self._segmenter = SagittalSegmenter(Predictor.create(package, threads=threads))
+
+    @property
+    def default_postprocessing(self) -> Postprocessing:
+        """The card's postprocessing defaults."""
+        defaults = self.package.card.postprocessing
+        return Postprocessing(threshold=defaults.threshold, fill_holes=defaults.fill_holes,
+                              largest=defaults.largest, remove_small=tuple(defaults.remove_small))
+
+    def segment(self, image: Image, cord: CordLocalization | None,
+                postprocessing: Postprocessing | None = None) -> LesionSegmentation:
+        """Segment the lesion of ``image`` inside the box around ``cord`` (whole image if None)."""
+        settings = postprocessing or self.default_postprocessing
+        runtime: dict[str, float] = {}
+        start = time.perf_counter()
+        if cord is None:
+            box = CropBox.full(image.shape)
+        else:
+            box = crop_box_around(cord.mask, image.zooms, self.package.card.input.crop_margins_mm)
+        warnings = list(box.warnings)
+        cropped = box.apply(image.data)
+        runtime["crop"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        probabilities = box.invert(self._segmenter.probabilities(cropped, image.zooms), fill=0.0)
+        runtime["segment"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        mask = postprocess(probabilities, image.zooms, settings)
+        runtime["postprocess"] = time.perf_counter() - start
+        result = LesionSegmentation(probabilities=probabilities, mask=mask, box=box,
+                                    warnings=tuple(warnings), runtime_s=runtime)
+        if result.is_empty:
+            result = LesionSegmentation(
+                probabilities=probabilities, mask=mask, box=box, runtime_s=runtime,
+                warnings=tuple(warnings) + (f"no lesion found in {image.path}: the mask is empty",))
+        logger.debug("segmentation of %s: box %s -> %s, %s", image.path, box.start, box.stop, runtime)
+        return result

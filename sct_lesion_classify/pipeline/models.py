@@ -1,0 +1,81 @@
+"""Which model package each step of the pipeline uses.
+
+Each step has a default package name in the registry; ``-custom-model FOLDER`` replaces the
+package of the step its card declares (the card's ``task``, and for a classifier the pair of
+classes it separates). No lookup by class name: the card says what a package is for.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from sct_lesion_classify.classify.diagnosis import ROLE_CLASSES
+from sct_lesion_classify.errors import InputError
+from sct_lesion_classify.modelpkg.card import ModelCard
+from sct_lesion_classify.modelpkg.package import ModelPackage
+from sct_lesion_classify.modelpkg.registry import resolve
+
+CORD_STEP = "cord_localization"
+LESION_STEP = "lesion_segmentation"
+
+#: Registry name of the package each step uses by default.
+DEFAULT_PACKAGES: dict[str, str] = {
+    CORD_STEP: "cord_localizer",
+    LESION_STEP: "lesion_multiresunet",
+    **{role: role for role in ROLE_CLASSES},
+}
+#: Registry name of the cT1w-aware variant of each classifier.
+T1C_PACKAGES: dict[str, str] = {role: f"{role}_t1c" for role in ROLE_CLASSES}
+
+
+def step_of(card: ModelCard) -> str:
+    """The pipeline step a package serves, read from its card."""
+    if card.task != "classification":
+        return card.task
+    classes = set(card.output.classes)
+    for role, pair in ROLE_CLASSES.items():
+        if classes == set(pair):
+            return role
+    raise InputError(f"model {card.name}: a classifier of classes {sorted(classes)} serves no step of "
+                     f"the pipeline (expected one of {[list(p) for p in ROLE_CLASSES.values()]})")
+
+
+#: Name of a classifier's first input channel: the paper's "cT1w or zeros". Models trained
+#: without cT1w name it ZEROS_CHANNEL and get zeros; cT1w-aware models name it T1C_CHANNEL.
+ZEROS_CHANNEL = "zeros"
+T1C_CHANNEL = "cT1w"
+
+
+def uses_t1c(card: ModelCard) -> bool:
+    """Whether a classifier takes a contrast-enhanced T1w in its first channel."""
+    return card.input.channels[0].name == T1C_CHANNEL
+
+
+def load_custom_packages(folders: Iterable[str | Path]) -> dict[str, ModelPackage]:
+    """Load ``-custom-model`` folders (verified) and key them by the step they serve.
+
+    Raises
+    ------
+    InputError
+        A folder that is missing, or two folders for the same step.
+    """
+    packages: dict[str, ModelPackage] = {}
+    for folder in folders:
+        path = Path(folder)
+        if not path.is_dir():
+            raise InputError(f"{path}: model folder not found (-custom-model)")
+        package = ModelPackage.load(path)
+        step = step_of(package.card)
+        if step in packages:
+            raise InputError(f"{path}: a second -custom-model for {step} "
+                             f"(already {packages[step].folder})")
+        packages[step] = package
+    return packages
+
+
+def package_for(step: str, custom: dict[str, ModelPackage]) -> ModelPackage:
+    """The package of ``step``: the user's custom one, else the registry's default (verified)."""
+    if step in custom:
+        return custom[step]
+    return resolve(DEFAULT_PACKAGES[step])
