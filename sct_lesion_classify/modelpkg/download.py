@@ -347,7 +347,8 @@ def _copy_limited(reader, writer, declared: int, name: str, where: str) -> None:
 
 def _find_package_dir(extracted: Path, *, source: str) -> Path:
     """The package folder: the archive's single top folder, or its root if it holds the files."""
-    entries = [entry for entry in extracted.iterdir() if not entry.name.startswith("._")]
+    entries = [entry for entry in extracted.iterdir()
+               if not entry.name.startswith("._") and entry.name != "__MACOSX"]
     if any(entry.is_file() and entry.suffix == ".json" for entry in entries):
         return extracted
     folders = [entry for entry in entries if entry.is_dir()]
