@@ -1,0 +1,154 @@
+"""ONNX Runtime sessions for model packages, built once and reused.
+
+``create_session`` configures the CPU provider the way a shared machine needs it: ``threads``
+intra-op threads (default: the usable cores), one inter-op thread, sequential execution, all
+graph optimizations, and no busy-waiting ("spinning") when fewer threads than cores are used
+(several workers share the machine). :class:`Predictor` holds a package's session and tensor
+names and checks every batch against the card's input contract.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sct_lesion_classify.errors import ModelError
+from sct_lesion_classify.modelpkg.package import ModelPackage
+
+logger = logging.getLogger(__name__)
+
+
+def usable_cores() -> int:
+    """CPU cores this process may use: its affinity mask, bounded by a cgroup v2 CPU quota."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, int(int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cores)
+
+
+def create_session(package: ModelPackage, *, threads: int | None = None):
+    """An ``onnxruntime.InferenceSession`` on the CPU for ``package``.
+
+    Parameters
+    ----------
+    package
+        A loaded (verified) package.
+    threads
+        Intra-op threads; default :func:`usable_cores`. Below the core count, spinning is off.
+
+    Raises
+    ------
+    ModelError
+        ONNX Runtime cannot load the file.
+    """
+    import onnxruntime as ort
+
+    cores = usable_cores()
+    n_threads = cores if threads is None else int(threads)
+    if n_threads < 1:
+        raise ModelError(f"threads must be >= 1, got {threads}")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = n_threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    if n_threads < cores:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        session = ort.InferenceSession(str(package.onnx_path), sess_options=options,
+                                       providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        detail = " ".join(str(exc).split())[:300]
+        raise ModelError(f"{package.onnx_path}: ONNX Runtime cannot load model package "
+                         f"{package.name!r} ({detail})") from None
+    logger.debug("ONNX Runtime session for %s: %d intra-op threads (%d cores)", package.name,
+                 n_threads, cores)
+    return session
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """A package's session and tensor names; ``predict`` runs one NCHW batch.
+
+    Build it once per package with :meth:`create` and reuse it for every slice and image.
+    """
+
+    package: ModelPackage
+    session: Any = field(repr=False)
+    input_name: str
+    output_name: str
+
+    @classmethod
+    def create(cls, package: ModelPackage, *, threads: int | None = None) -> "Predictor":
+        """Create the session and check the card's tensor names and channel count against it."""
+        session = create_session(package, threads=threads)
+        card = package.card
+        inputs = {node.name: node for node in session.get_inputs()}
+        outputs = {node.name for node in session.get_outputs()}
+        if card.input.tensor not in inputs:
+            raise ModelError(f"{package.onnx_path}: the card's input tensor {card.input.tensor!r} "
+                             f"is not an input of the ONNX graph ({', '.join(inputs)})")
+        if card.output.tensor not in outputs:
+            raise ModelError(f"{package.onnx_path}: the card's output tensor "
+                             f"{card.output.tensor!r} is not an output of the ONNX graph "
+                             f"({', '.join(sorted(outputs))})")
+        shape = inputs[card.input.tensor].shape
+        if len(shape) != 4:
+            raise ModelError(f"{package.onnx_path}: input {card.input.tensor!r} has rank "
+                             f"{len(shape)}, the card says NCHW")
+        if isinstance(shape[1], int) and shape[1] != card.input.n_channels:
+            raise ModelError(f"{package.onnx_path}: the ONNX input has {shape[1]} channels, the "
+                             f"card lists {card.input.n_channels}")
+        return cls(package=package, session=session, input_name=card.input.tensor,
+                   output_name=card.output.tensor)
+
+    def check_batch(self, batch: np.ndarray) -> None:
+        """Raise ModelError when ``batch`` does not fit the card's input contract."""
+        spec = self.package.card.input
+        name = self.package.name
+        if batch.ndim != 4:
+            raise ModelError(f"model {name}: expected an NCHW batch (4 dimensions), got shape "
+                             f"{tuple(batch.shape)}")
+        if batch.shape[1] != spec.n_channels:
+            names = ", ".join(channel.name for channel in spec.channels)
+            raise ModelError(f"model {name}: expected {spec.n_channels} input channels "
+                             f"({names}), got {batch.shape[1]}")
+        height, width = batch.shape[2:]
+        if spec.spatial_size is not None and (height, width) != spec.spatial_size:
+            raise ModelError(f"model {name}: expected slices of {spec.spatial_size[0]}x"
+                             f"{spec.spatial_size[1]}, got {height}x{width}")
+        divisor = spec.size_divisible_by
+        if height % divisor or width % divisor:
+            raise ModelError(f"model {name}: slice size {height}x{width} is not divisible by "
+                             f"{divisor}")
+        if batch.shape[0] < 1:
+            raise ModelError(f"model {name}: empty batch")
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Run the network on ``batch`` (N, C, H, W) and return its output (float32).
+
+        The input is converted to C-contiguous float32. Raises ModelError for a batch that does
+        not match the card (channels, size) or when ONNX Runtime fails.
+        """
+        batch = np.asarray(batch)
+        self.check_batch(batch)
+        feed = np.ascontiguousarray(batch, dtype=np.float32)
+        try:
+            (result,) = self.session.run([self.output_name], {self.input_name: feed})
+        except Exception as exc:  # onnxruntime's own exception types
+            detail = " ".join(str(exc).split())[:300]
+            raise ModelError(f"model {self.package.name}: inference failed ({detail})") from None
+        return np.asarray(result, dtype=np.float32)

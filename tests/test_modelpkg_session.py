@@ -1,0 +1,118 @@
+"""create_session options and Predictor: runs the tiny models, checks batches against the card."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from sct_lesion_classify.errors import ModelError
+from sct_lesion_classify.modelpkg import session as session_module
+from sct_lesion_classify.modelpkg.package import ModelPackage
+from sct_lesion_classify.modelpkg.session import Predictor, create_session, usable_cores
+from sct_lesion_classify.modelpkg.testing import write_tiny_package
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def test_segmentation_predictor(tmp_path):
+    package = ModelPackage.load(write_tiny_package(tmp_path, "tiny_seg", weight=2.0, bias=-1.0))
+    predictor = Predictor.create(package, threads=1)
+    assert (predictor.input_name, predictor.output_name) == ("input", "output")
+    batch = np.random.default_rng(0).normal(size=(3, 1, 16, 24))
+    result = predictor.predict(batch)
+    assert result.dtype == np.float32 and result.shape == (3, 1, 16, 24)
+    np.testing.assert_allclose(result, sigmoid(2.0 * batch - 1.0), rtol=1e-5, atol=1e-6)
+    # float64 / non-contiguous input is accepted
+    assert predictor.predict(np.asfortranarray(batch)).shape == (3, 1, 16, 24)
+
+
+def test_classifier_predictor(tmp_path):
+    package = ModelPackage.load(write_tiny_package(tmp_path, "tiny_cls", "classification"))
+    predictor = Predictor.create(package, threads=1)
+    batch = np.zeros((2, 3, 32, 32), np.float32)
+    batch[1] = 1.0
+    result = predictor.predict(batch)
+    np.testing.assert_allclose(result[:, 0], sigmoid(np.array([0.0, 3.0])), rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape, expected", [
+    ((1, 2, 16, 16), "expected 1 input channels (T2w), got 2"),
+    ((1, 16, 16), "NCHW batch"),
+    ((1, 1, 12, 16), "not divisible by 8"),
+    ((0, 1, 16, 16), "empty batch"),
+])
+def test_segmentation_batch_checks(tmp_path, shape, expected):
+    predictor = Predictor.create(ModelPackage.load(write_tiny_package(tmp_path)), threads=1)
+    with pytest.raises(ModelError, match="model tiny_seg") as info:
+        predictor.predict(np.zeros(shape, np.float32))
+    assert expected in str(info.value)
+
+
+def test_classifier_size_check(tmp_path):
+    package = ModelPackage.load(write_tiny_package(tmp_path, "tiny_cls", "classification"))
+    predictor = Predictor.create(package, threads=1)
+    with pytest.raises(ModelError, match="expected slices of 32x32, got 64x64"):
+        predictor.predict(np.zeros((1, 3, 64, 64), np.float32))
+    with pytest.raises(ModelError, match=r"expected 3 input channels \(cT1w_or_zeros, T2w, "
+                                         r"lesion_mask\), got 2"):
+        predictor.predict(np.zeros((1, 2, 32, 32), np.float32))
+
+
+def test_card_tensor_names_checked(tmp_path):
+    folder = write_tiny_package(tmp_path, "tiny_seg", input_name="image")
+    with pytest.raises(ModelError, match="input tensor 'input' is not an input of the ONNX graph"):
+        Predictor.create(ModelPackage.load(folder), threads=1)
+    folder = write_tiny_package(tmp_path / "b", "tiny_seg", output_name="prob")
+    with pytest.raises(ModelError, match="output tensor 'output' is not an output"):
+        Predictor.create(ModelPackage.load(folder), threads=1)
+
+
+def test_channel_count_vs_graph(tmp_path):
+    folder = write_tiny_package(tmp_path, "tiny_seg")
+    card = json.loads((folder / "tiny_seg.json").read_text())
+    card["input"]["channels"].append({"name": "T1w", "description": ""})
+    (folder / "tiny_seg.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="the ONNX input has 1 channels, the card lists 2"):
+        Predictor.create(ModelPackage.load(folder), threads=1)
+
+
+def test_unloadable_onnx(tmp_path):
+    folder = write_tiny_package(tmp_path, "tiny_seg")
+    onnx_path = folder / "tiny_seg.onnx"
+    onnx_path.write_bytes(b"not a model")
+    package = ModelPackage.load(folder, verify=False)
+    with pytest.raises(ModelError, match="ONNX Runtime cannot load model package 'tiny_seg'"):
+        create_session(package, threads=1)
+
+
+def test_session_options(tmp_path, monkeypatch):
+    ort = pytest.importorskip("onnxruntime")
+    package = ModelPackage.load(write_tiny_package(tmp_path))
+    captured = {}
+    real = ort.InferenceSession
+
+    def spy(path, sess_options=None, providers=None):
+        captured["options"], captured["providers"] = sess_options, providers
+        return real(path, sess_options=sess_options, providers=providers)
+
+    monkeypatch.setattr(ort, "InferenceSession", spy)
+    monkeypatch.setattr(session_module, "usable_cores", lambda: 4)
+    create_session(package, threads=1)
+    options = captured["options"]
+    assert options.intra_op_num_threads == 1 and options.inter_op_num_threads == 1
+    assert options.execution_mode == ort.ExecutionMode.ORT_SEQUENTIAL
+    assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    assert captured["providers"] == ["CPUExecutionProvider"]
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    create_session(package)  # default: all (4) cores, spinning left to ONNX Runtime
+    assert captured["options"].intra_op_num_threads == 4
+    with pytest.raises(ModelError, match="threads must be >= 1"):
+        create_session(package, threads=0)
+
+
+def test_usable_cores():
+    assert 1 <= usable_cores() <= 4096
