@@ -42,6 +42,7 @@ setup(
     entry_points={
         "console_scripts": [
             "sct_lesion_classify = sct_lesion_classify.cli.sct_lesion_classify:console_entry",
+            "sct_deepseg_imlesion = sct_lesion_classify.cli.deepseg_imlesion:console_entry",
         ],
     },
     classifiers=[

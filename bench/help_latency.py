@@ -12,6 +12,7 @@ import time
 #: ``python -m`` of its module so the figure exists in a plain checkout too.
 COMMANDS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("sct_lesion_classify -h", ("sct_lesion_classify", "-h"), "sct_lesion_classify.cli.sct_lesion_classify"),
+    ("sct_deepseg_imlesion -h", ("sct_deepseg_imlesion", "-h"), "sct_lesion_classify.cli.deepseg_imlesion"),
 )
 
 

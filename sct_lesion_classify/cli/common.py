@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from sct_lesion_classify.cli.frame import SCTArgumentParser, non_negative_float
 
@@ -64,3 +65,34 @@ def size_text(text: str) -> str:
             except ValueError:
                 pass
     raise argparse.ArgumentTypeError(f"expected a size like '20mm3' or '5vox', got {text!r}")
+
+
+def segmentation_request(args: argparse.Namespace, *, output_path: str | None):
+    """The typed segmentation request of a parsed command line (imports the pipeline lazily)."""
+    from sct_lesion_classify.pipeline.segmentation import SegmentationRequest
+
+    return SegmentationRequest(
+        image_path=Path(args.i),
+        output_path=Path(output_path) if output_path else None,
+        cord_mask_path=Path(args.s) if args.s else None,
+        cord_method=args.cord_method,
+        save_cord=bool(args.save_cord),
+        crop=not args.no_crop,
+        threshold=args.thr,
+        largest=None if args.largest is None else bool(args.largest),
+        fill_holes=None if args.fill_holes is None else bool(args.fill_holes),
+        remove_small=None if args.remove_small is None else tuple(args.remove_small),
+        qc_folder=Path(args.qc) if args.qc else None,
+        qc_dataset=args.qc_dataset,
+        qc_subject=args.qc_subject,
+        remove_temp=bool(args.r),
+        command_line=args.command_line,
+    )
+
+
+def viewer_syntax(image: Path, overlays: list[tuple[Path, str]]) -> str:
+    """SCT's closing message: how to look at the result in FSLeyes or ITK-SNAP."""
+    fsleyes = " ".join([f"fsleyes {image}"] + [f"{path} -cm {colour} -a 70.0" for path, colour in overlays])
+    itksnap = f"itksnap -g {image} -s {overlays[-1][0]}"
+    return ("\nDone! To view results, run one of the following commands (depending on your preferred "
+            f"viewer):\n{fsleyes} &\n\n{itksnap}\n")

@@ -45,9 +45,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from sct_lesion_classify.lesion.command import run_segmentation_command
+    import logging
 
-    return run_segmentation_command(args, prog=PROG)
+    from sct_lesion_classify.cli.common import segmentation_request, viewer_syntax
+    from sct_lesion_classify.pipeline.models import load_custom_packages
+    from sct_lesion_classify.pipeline.segmentation import SegmentationModels, run_segmentation
+
+    request = segmentation_request(args, output_path=args.o)
+    models = SegmentationModels.load(load_custom_packages(args.custom_model),
+                                     with_cord_localizer=request.needs_builtin_cord)
+    outputs = run_segmentation(request, models)
+    overlays = [(outputs.mask_path, "red")]
+    if outputs.cord_path is not None:
+        overlays = [(outputs.cord_path, "green"), (outputs.cropbox_path, "blue")] + overlays
+    logging.getLogger("sct_lesion_classify").info(viewer_syntax(request.image_path, overlays))
+    if outputs.qc_page is not None:
+        logging.getLogger("sct_lesion_classify").info("QC report: %s", outputs.qc_page)
+    return 0
 
 
 def console_entry() -> None:

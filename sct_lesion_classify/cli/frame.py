@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 import time
 import traceback
@@ -163,7 +164,7 @@ def run_command(
 ) -> int:
     """Parse ``argv``, run ``body(args)`` and turn the outcome into an exit code.
 
-    ``body`` returns an exit code (``None`` means 0) or raises one of the package's errors
+    ``args.command_line`` holds the command line (for provenance). ``body`` returns an exit code (``None`` means 0) or raises one of the package's errors
     (``errors.LesionClassifyError``), whose ``exit_code`` is returned after a one-line message.
     Any other exception is a failure (1) with a one-line message; ``-v 2`` adds the traceback.
     """
@@ -176,6 +177,7 @@ def run_command(
         return EXIT_USAGE
     except SystemExit as exc:  # -h / --help
         return int(exc.code or 0)
+    args.command_line = " ".join([prog, *map(shlex.quote, argv)])
     verbosity = getattr(args, "v", 1)
     setup_logging(verbosity)
     from sct_lesion_classify.errors import LesionClassifyError  # light module

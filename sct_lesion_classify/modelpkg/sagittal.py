@@ -103,18 +103,18 @@ class SagittalSegmenter:
         card = self.predictor.package.card
         slices, resampler = prepare_slices(volume, zooms_mm, card.input)
         outputs = np.empty(slices.shape, dtype=np.float32)
-        channel = self._foreground_channel()
         for start in range(0, slices.shape[0], self.batch_size):
             batch = slices[start:start + self.batch_size, None]
             result = self.predictor.predict(batch)
-            outputs[start:start + batch.shape[0]] = result[:, channel]
+            outputs[start:start + batch.shape[0]] = result[:, self._foreground_channel(result.shape[1])]
         if card.output.activation == "none":  # logits: the graph applies no activation
             outputs = 1.0 / (1.0 + np.exp(-outputs))
         probabilities = resampler.backward(outputs, order=1)
         return np.clip(probabilities, 0.0, 1.0, out=probabilities)
 
-    def _foreground_channel(self) -> int:
+    def _foreground_channel(self, n_output_channels: int) -> int:
+        """One output channel is the foreground probability; with several, the positive class's."""
         output = self.predictor.package.card.output
-        if output.positive_class is None or len(output.classes) == 1:
+        if n_output_channels == 1 or output.positive_class is None:
             return 0
         return output.classes.index(output.positive_class)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from sct_lesion_classify import __version__
+from sct_lesion_classify.cord.crop import crop_box_around
 from sct_lesion_classify.cord.localize import (
     BuiltinCordLocalizer,
     CordLocalization,
@@ -137,7 +138,7 @@ def run_segmentation(request: SegmentationRequest, models: SegmentationModels, *
     inputs = (request.image_path, request.cord_mask_path, *protected)
     mask_path = check_output_path(request.lesion_output(), inputs, what="output mask")
     sidecar_path = mask_path.with_name(output_stem(mask_path) + ".json")
-    check_output_path(sidecar_path, inputs, what="sidecar")
+    check_output_path(sidecar_path, inputs, what="sidecar", nifti=False)
     stem = output_stem(request.image_path)
     cord_path = cropbox_path = None
     if request.save_cord:
@@ -168,7 +169,8 @@ def run_segmentation(request: SegmentationRequest, models: SegmentationModels, *
     write_json_atomic(sidecar_path, _sidecar(request, models, soft))
     if cord_path is not None and cord is not None:
         save_like(cord.mask, image.grid, cord_path, dtype=np.uint8)
-        box = segmentation.box if request.crop else _box_of(cord, models)
+        box = segmentation.box if request.crop else crop_box_around(
+            cord.mask, image.zooms, models.lesion.package.card.input.crop_margins_mm)
         save_like(box.to_mask(), image.grid, cropbox_path, dtype=np.uint8)
     runtime["write"] = time.perf_counter() - start
 
@@ -211,17 +213,6 @@ def _postprocessing(request: SegmentationRequest, defaults: Postprocessing) -> P
         largest=defaults.largest if request.largest is None else request.largest,
         remove_small=defaults.remove_small if request.remove_small is None else tuple(request.remove_small),
     )
-
-
-def _box_of(cord: CordLocalization, models: SegmentationModels):
-    from sct_lesion_classify.cord.crop import crop_box_around
-
-    margins = models.lesion.package.card.input.crop_margins_mm
-    return crop_box_around(cord.mask, _zooms_placeholder(cord), margins)
-
-
-def _zooms_placeholder(cord):  # replaced below; kept private
-    raise NotImplementedError
 
 
 def _sidecar(request: SegmentationRequest, models: SegmentationModels, soft: bool) -> dict:
