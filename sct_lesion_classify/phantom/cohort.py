@@ -45,7 +45,7 @@ class ClassProfile:
     age: tuple[float, float]                  # mean, SD (years)
     female_fraction: float
     enhancement_rate: float
-    eccentricity: tuple[float, float]         # mean, SD (fraction of the cord radius)
+    eccentricity: tuple[float, float]         # mean, SD of the measured eccentricity (see measure)
 
     def log_volume(self) -> tuple[float, float]:
         """(mu, sigma) of log(volume in ml)."""
@@ -61,13 +61,13 @@ class ClassProfile:
 
 PROFILES: dict[str, ClassProfile] = {
     "astrocytoma": ClassProfile((12.6, 10.8), (1.0,), (4.0, 3.0, 6.0), (0.57, 0.33, 0.10),
-                                (32.0, 16.0), 0.43, 0.72, (0.38, 0.17)),
+                                (32.0, 16.0), 0.43, 0.72, (0.27, 0.12)),
     "ependymoma": ClassProfile((15.1, 11.7), (1.0,), (3.0, 2.0, 4.0), (0.65, 0.21, 0.14),
-                               (45.0, 13.0), 0.45, 0.76, (0.08, 0.08)),
+                               (45.0, 13.0), 0.45, 0.76, (0.05, 0.04)),
     "MS": ClassProfile((1.3, 1.6), (0.32, 0.30, 0.20, 0.10, 0.08), (3.0, 2.0, 5.0),
-                       (0.70, 0.30, 0.0), (36.0, 10.0), 0.70, 0.13, (0.50, 0.17)),
+                       (0.70, 0.30, 0.0), (36.0, 10.0), 0.70, 0.13, (0.32, 0.15)),
     "NMOSD": ClassProfile((3.0, 3.0), (0.62, 0.28, 0.10), (4.0, 2.5, 6.0), (0.50, 0.50, 0.0),
-                          (45.0, 13.0), 0.89, 0.16, (0.12, 0.10)),
+                          (45.0, 13.0), 0.89, 0.16, (0.10, 0.06)),
 }
 
 

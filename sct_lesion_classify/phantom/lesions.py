@@ -28,8 +28,15 @@ from sct_lesion_classify.phantom.cohort import SubjectParams
 from sct_lesion_classify.phantom.geometry import AcquisitionGeometry
 from sct_lesion_classify.phantom.raster import Layer, crop_box, make_layer, superellipse_half
 
-_MAX_RADIUS_X_MM = 13.0
-_MAX_RADIUS_Y_MM = 9.5
+_MAX_RADIUS_X_MM = 14.0
+_MAX_RADIUS_Y_MM = 10.5
+
+#: Drawn volume is multiplied by this before the parts are sized: it compensates what partial volume
+#: and clipping to the cord's outline take from the mask, so that the *measured* volumes follow the
+#: published distribution (calibrated over 200 subjects per class).
+VOLUME_CALIBRATION = {"astrocytoma": 1.2, "ependymoma": 1.2, "MS": 1.2, "NMOSD": 1.12}
+#: Same for the extension: large eccentric astrocytomas are lengthened to fit the canal.
+EXTENT_CALIBRATION = {"astrocytoma": 0.87}
 
 
 @dataclass(frozen=True)
@@ -72,7 +79,7 @@ def _kappa(profile: float) -> float:
 
 def place_lesion(rng: np.random.Generator, params: SubjectParams, anatomy: Anatomy) -> tuple[float, float]:
     """Top and bottom level coordinates of the whole lesion span, inside the cord."""
-    extent = params.extent_segments
+    extent = params.extent_segments * EXTENT_CALIBRATION.get(params.diagnosis, 1.0)
     conus = anatomy.params.conus_level
     lowest_center = conus - 0.3 - extent / 2
     if params.region == "cervical":
@@ -96,7 +103,7 @@ def build_parts(rng: np.random.Generator, params: SubjectParams, anatomy: Anatom
     a0, b0 = anatomy.cord_radii(zs)
     a0 = float(np.mean(a0))
     b0 = float(np.mean(b0 / anatomy.cosine(zs)))
-    volume = params.volume_ml * 1000.0
+    volume = params.volume_ml * 1000.0 * VOLUME_CALIBRATION[params.diagnosis]
     span = z_top - z_bottom
     dx = params.diagnosis
     phases = lambda: tuple(float(v) for v in rng.uniform(0, 2 * np.pi, 3))  # noqa: E731
@@ -105,7 +112,7 @@ def build_parts(rng: np.random.Generator, params: SubjectParams, anatomy: Anatom
 
     if dx in ("astrocytoma", "ependymoma"):
         astro = dx == "astrocytoma"
-        ecc = abs(rng.normal(0.38, 0.17)) if astro else abs(rng.normal(0.06, 0.07))
+        ecc = abs(rng.normal(0.55, 0.22)) if astro else abs(rng.normal(0.06, 0.07))
         angle = rng.uniform(0, 2 * np.pi)
         cyst_parts: list[LesionPart] = []
         solid_top, solid_bottom = z_top, z_bottom
@@ -133,7 +140,7 @@ def build_parts(rng: np.random.Generator, params: SubjectParams, anatomy: Anatom
         limit = min(_MAX_RADIUS_X_MM / rx, _MAX_RADIUS_Y_MM / ry, 1.0)
         if limit < 1.0:  # too fat for the canal: longer instead
             rx, ry = rx * limit, ry * limit
-            half = half / limit ** 2
+            half = half * min(1.0 / limit ** 2, 1.3)
         ox, oy = ecc * a0 * np.cos(angle), ecc * b0 * np.sin(angle)
         center = (solid_top + solid_bottom) / 2
         t2 = rng.uniform(1.55, 2.1) if astro else rng.uniform(1.45, 1.95)
@@ -185,11 +192,11 @@ def build_parts(rng: np.random.Generator, params: SubjectParams, anatomy: Anatom
         if ms:
             ecc = float(np.clip(rng.normal(0.5, 0.17), 0.0, 0.85))
             angle = (-np.pi / 2 if rng.random() < 0.55 else rng.choice([0.0, np.pi])) + rng.normal(0, 0.45)
-            profile, s_max = rng.uniform(2.0, 2.6), 0.62
+            profile, s_max = rng.uniform(2.0, 2.6), 0.8
         else:
             ecc = abs(rng.normal(0.1, 0.09))
             angle = rng.uniform(0, 2 * np.pi)
-            profile, s_max = rng.uniform(2.4, 3.4), 0.92
+            profile, s_max = rng.uniform(2.4, 3.4), 1.0
         s = np.sqrt(volumes[k] / (np.pi * length * _kappa(profile) * a0 * b0))
         s = float(np.clip(s, 0.25, s_max))
         rx, ry = s * a0 * rng.uniform(0.9, 1.15), s * b0 * rng.uniform(0.9, 1.15)

@@ -11,7 +11,7 @@ from sct_lesion_classify.phantom.anatomy import Anatomy, CordModel, Spine
 from sct_lesion_classify.phantom.geometry import AcquisitionGeometry
 
 #: Connected components smaller than this (mm3) are not counted as lesions (partial-volume specks).
-MIN_COMPONENT_MM3 = 10.0
+MIN_COMPONENT_MM3 = 20.0
 
 
 @dataclass(frozen=True)
