@@ -1,0 +1,129 @@
+"""Writing a synthetic BIDS dataset (SPEC section 6) of generated subjects.
+
+Determinism: subject k is generated from its own seed, derived from (``seed``, k) with numpy's
+``SeedSequence``, so subject k is identical whatever the number of subjects. Diagnoses are
+balanced in blocks of four consecutive subjects (each block is a permutation of the four classes
+drawn from (``seed``, block)), so any multiple of four subjects is exactly balanced. ``split="auto"``
+assigns train / val / test with probabilities 0.70 / 0.15 / 0.15 from (``seed``, k); a given split
+name marks every subject (held-out test sets are generated with their own seed).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable
+
+import nibabel as nib
+import numpy as np
+
+from sct_lesion_classify import __version__
+from sct_lesion_classify.errors import InputError
+from sct_lesion_classify.io import bids
+from sct_lesion_classify.io.image import reorient_canonical, save_nifti_atomic
+from sct_lesion_classify.phantom.cohort import DIAGNOSES
+from sct_lesion_classify.phantom.subject import PhantomSubject, generate_subject
+
+logger = logging.getLogger(__name__)
+
+SPLIT_CHOICES = ("auto",) + bids.SPLITS
+
+
+def subject_seed(seed: int, index: int) -> int:
+    """Seed of subject ``index`` (0-based) of a dataset made with ``seed``."""
+    return int(np.random.SeedSequence([seed, 0, index]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def subject_diagnosis(seed: int, index: int) -> str:
+    """Diagnosis of subject ``index``: block-of-four balanced permutation (module docstring)."""
+    block_rng = np.random.default_rng(np.random.SeedSequence([seed, 1, index // 4]))
+    return DIAGNOSES[int(block_rng.permutation(len(DIAGNOSES))[index % 4])]
+
+
+def subject_split(seed: int, index: int) -> str:
+    """Automatic split of subject ``index``: train / val / test with probabilities 0.70 / 0.15 / 0.15."""
+    u = float(np.random.default_rng(np.random.SeedSequence([seed, 2, index])).random())
+    return "train" if u < 0.70 else ("val" if u < 0.85 else "test")
+
+
+def participant_id(index: int, n_subjects: int) -> str:
+    """``sub-001`` style identifier (at least three digits)."""
+    return f"sub-{index + 1:0{max(3, len(str(n_subjects)))}d}"
+
+
+def write_subject(root: Path, subject: PhantomSubject) -> dict[str, Path]:
+    """Write one subject's images and labels in its storage orientation; return the paths."""
+    paths = bids.subject_paths(root, subject.participant_id)
+    for key in ("t2w", "cord_mask"):
+        paths[key].parent.mkdir(parents=True, exist_ok=True)
+    _save(subject.t2w, subject, paths["t2w"], np.int16)
+    if subject.t1c is not None:
+        _save(subject.t1c, subject, paths["t1c"], np.int16)
+    _save(subject.cord_mask, subject, paths["cord_mask"], np.uint8)
+    _save(subject.lesion_mask, subject, paths["lesion_mask"], np.uint8)
+    return paths
+
+
+def _save(array: np.ndarray, subject: PhantomSubject, path: Path, dtype: type) -> None:
+    data, affine = reorient_canonical(array.astype(dtype), subject.affine, subject.storage_axcodes)
+    img = nib.Nifti1Image(data, affine)
+    img.set_data_dtype(dtype)
+    img.header.set_xyzt_units("mm", "sec")
+    img.header.set_slope_inter(1.0, 0.0)
+    img.set_sform(affine, code=1)
+    img.set_qform(affine, code=1)
+    save_nifti_atomic(img, path)
+
+
+def write_dataset(out_dir: Path, n_subjects: int, seed: int, *, with_t1c: bool = False,
+                  shape: tuple[int, int, int] | None = None, split: str = "auto",
+                  progress: Callable[[int], None] | None = None) -> list[bids.BidsSubject]:
+    """Generate ``n_subjects`` subjects and write them as a BIDS dataset in ``out_dir``.
+
+    Parameters
+    ----------
+    shape
+        Canonical (RL slices, AP, SI) shape of every subject, or None to sample clinical geometries.
+    split
+        ``"auto"`` or one of train / val / test for every subject.
+    progress
+        Called with 1 after each subject (e.g. ``tqdm.update``).
+
+    Raises
+    ------
+    InputError
+        ``out_dir`` already holds a dataset (a non-empty folder), a bad ``n_subjects`` or ``split``.
+    """
+    out_dir = Path(out_dir)
+    if n_subjects < 1:
+        raise InputError(f"number of subjects must be >= 1, got {n_subjects}")
+    if split not in SPLIT_CHOICES:
+        raise InputError(f"split must be one of {', '.join(SPLIT_CHOICES)}, got {split!r}")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{out_dir}: output exists and is not a folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        raise InputError(f"{out_dir}: output folder is not empty; choose a new or empty folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    generated_by = [{"Name": "sct_lesion_classify phantom", "Version": __version__,
+                     "Description": f"synthetic sagittal T2w spine MRI, seed {seed}, "
+                                    f"{n_subjects} subjects"}]
+    bids.write_dataset_description(out_dir, "sct_lesion_classify synthetic phantom", generated_by)
+    labels = out_dir / bids.LABELS_DIR
+    labels.mkdir(parents=True, exist_ok=True)
+    bids.write_dataset_description(labels, "Manual labels (ground truth of the phantom)",
+                                   generated_by, derivative=True)
+    rows: list[dict[str, str]] = []
+    for index in range(n_subjects):
+        pid = participant_id(index, n_subjects)
+        subject = generate_subject(subject_seed(seed, index), subject_diagnosis(seed, index),
+                                   participant_id=pid, shape=shape, with_t1c=with_t1c)
+        write_subject(out_dir, subject)
+        rows.append({"participant_id": pid, "diagnosis": subject.diagnosis,
+                     "age": f"{subject.age:.1f}", "sex": subject.sex,
+                     "difficult": "1" if subject.difficult else "0",
+                     "split": subject_split(seed, index) if split == "auto" else split})
+        logger.debug("%s: %s, %s", pid, subject.diagnosis, subject.lesion_stats)
+        if progress is not None:
+            progress(1)
+    bids.write_participants(out_dir, rows)
+    return bids.discover_subjects(out_dir)

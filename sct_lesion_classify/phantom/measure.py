@@ -1,0 +1,76 @@
+"""Lesion statistics measured from the generated masks (the ground truth of each subject)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from sct_lesion_classify.phantom.anatomy import Anatomy, CordModel, Spine
+from sct_lesion_classify.phantom.geometry import AcquisitionGeometry
+
+#: Connected components smaller than this (mm3) are not counted as lesions (partial-volume specks).
+MIN_COMPONENT_MM3 = 20.0
+
+
+@dataclass(frozen=True)
+class LesionStats:
+    """Morphometry of a subject's whole-lesion mask.
+
+    Attributes
+    ----------
+    total_volume_ml
+        Volume of the lesion mask.
+    count
+        Connected components (26-connectivity) of at least :data:`MIN_COMPONENT_MM3`.
+    extent_segments
+        Superior-inferior extension, top of the highest to bottom of the lowest lesion, in vertebral
+        segments (continuous: mm converted with the subject's own segment heights).
+    levels
+        Vertebral segments the lesions span, top to bottom (e.g. ``("C3", "C4", "C5")``).
+    enhancing
+        Whether the lesion enhances on cT1w (drawn from the class's enhancement rate).
+    eccentricity
+        Mean distance from the cord centre to the lesion voxels' centroid of each axial row, as a
+        fraction of the cord radius (0 central, 1 at the surface), weighted by lesion voxels.
+    """
+
+    total_volume_ml: float
+    count: int
+    extent_segments: float
+    levels: tuple[str, ...]
+    enhancing: bool
+    eccentricity: float
+
+
+def measure_lesions(lesion_mask: np.ndarray, cord: CordModel, geometry: AcquisitionGeometry,
+                    anatomy: Anatomy, enhancing: bool) -> LesionStats:
+    """Measure :class:`LesionStats` from a canonical lesion mask."""
+    voxel_mm3 = float(np.prod(geometry.zooms_mm))
+    n_voxels = int(np.count_nonzero(lesion_mask))
+    if n_voxels == 0:
+        return LesionStats(0.0, 0, 0.0, (), enhancing, 0.0)
+    labels, n = ndimage.label(lesion_mask, structure=np.ones((3, 3, 3), dtype=bool))
+    sizes = np.bincount(labels.ravel())[1:] * voxel_mm3
+    count = int(np.count_nonzero(sizes >= MIN_COMPONENT_MM3))
+    rows = np.flatnonzero(lesion_mask.any(axis=(0, 1)))
+    z = geometry.z_centers().astype(np.float64)
+    half = geometry.pixel_mm / 2
+    top = float(anatomy.level(z[rows[-1]] + half))
+    bottom = float(anatomy.level(z[rows[0]] - half))
+    levels = tuple(Spine.segment_name(level) for level in np.arange(np.floor(top), np.floor(bottom) + 1))
+    # eccentricity per axial row
+    x = geometry.x_centers().astype(np.float64)
+    y = geometry.y_centers().astype(np.float64)
+    per_row = lesion_mask.sum(axis=(0, 1)).astype(np.float64)
+    sx = np.einsum("xyz,x->z", lesion_mask, x, dtype=np.float64)
+    sy = np.einsum("xyz,y->z", lesion_mask, y, dtype=np.float64)
+    ok = per_row > 0
+    cx = sx[ok] / per_row[ok]
+    cy = sy[ok] / per_row[ok]
+    offset = np.sqrt(((cx - cord.center_x[ok]) / cord.radius_x[ok]) ** 2
+                     + ((cy - cord.center_y[ok]) / cord.radius_y[ok]) ** 2)
+    eccentricity = float(np.sum(offset * per_row[ok]) / per_row[ok].sum())
+    return LesionStats(round(n_voxels * voxel_mm3 / 1000.0, 4), count, round(bottom - top, 3), levels,
+                       enhancing, round(min(eccentricity, 1.5), 3))

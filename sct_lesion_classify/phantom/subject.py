@@ -1,0 +1,116 @@
+"""One synthetic subject: cohort parameters -> anatomy -> lesions -> field of view -> rendering."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sct_lesion_classify.phantom import anatomy as anat
+from sct_lesion_classify.phantom import cohort, geometry as geom, lesions, render
+from sct_lesion_classify.phantom.measure import LesionStats, measure_lesions
+
+
+@dataclass(frozen=True)
+class PhantomSubject:
+    """A generated subject; every array in the canonical orientation of ``io.image`` (RAS+).
+
+    Attributes
+    ----------
+    t2w, t1c
+        float32 integer-valued images (T2w; contrast-enhanced T1w or None).
+    cord_mask
+        bool, the cord (widened where a tumour expands it), below the medulla.
+    lesion_mask
+        bool, the whole lesion including cysts; a subset of ``cord_mask``.
+    affine
+        Canonical voxel-to-world affine (mm).
+    storage_axcodes
+        Orientation (nibabel codes) the subject is stored in by :func:`write_dataset`.
+    lesion_stats
+        Morphometry measured from ``lesion_mask``.
+    """
+
+    participant_id: str
+    diagnosis: str
+    age: float
+    sex: str
+    difficult: bool
+    t2w: np.ndarray
+    t1c: np.ndarray | None
+    cord_mask: np.ndarray
+    lesion_mask: np.ndarray
+    affine: np.ndarray
+    storage_axcodes: tuple[str, str, str]
+    lesion_stats: LesionStats
+
+
+def generate_subject(seed: int, diagnosis: str, *, participant_id: str = "sub-001",
+                     shape: tuple[int, int, int] | None = None,
+                     with_t1c: bool = False) -> PhantomSubject:
+    """Generate one subject, deterministically from ``seed``.
+
+    Parameters
+    ----------
+    seed
+        Seed of the subject's random generator; the same seed gives identical arrays.
+    diagnosis
+        One of ``cohort.DIAGNOSES``.
+    shape
+        Canonical array shape ``(RL slices, AP, SI)``; None samples a clinical geometry
+        (see ``phantom.geometry``).
+    with_t1c
+        Also render a contrast-enhanced T1w in the same space.
+
+    Raises
+    ------
+    ValueError
+        Unknown diagnosis or a bad shape.
+    """
+    rng = np.random.default_rng(seed)
+    params = cohort.sample_subject_params(rng, diagnosis)
+    anatomy = anat.Anatomy(anat.sample_anatomy(rng, params.age, params.sex))
+    top_level, bottom_level = lesions.place_lesion(rng, params, anatomy)
+    parts = lesions.build_parts(rng, params, anatomy, top_level, bottom_level)
+    plan = geom.sample_plan(rng, shape)
+    z_top = _fov_top(rng, params.region, parts, anatomy, plan.shape[2] * plan.pixel_mm)
+
+    fov_z = np.linspace(z_top - plan.shape[2] * plan.pixel_mm, z_top, 64)
+    anatomy = anatomy.with_shift(float(np.mean(anatomy.center_y(fov_z))), float(rng.normal(0.0, 1.5)))
+    geometry = geom.place(plan, rng, z_top_mm=z_top, x_center_mm=0.0)
+
+    z = geometry.z_centers().astype(np.float64)
+    native = anat.cord_model(anatomy, geometry)
+    need_x, need_y = lesions.cord_expansion(parts, z, native.radius_x, native.radius_y)
+    cord = anat.cord_model(anatomy, geometry, need_x, need_y)
+    layers = anat.anatomy_layers(anatomy, geometry, cord, rng)
+    cord_layer = anat.cord_layer(cord, geometry)
+    lesion_layers = lesions.lesion_layers(parts, cord, geometry, rng)
+    rendered = render.render(geometry, layers, cord_layer, cord.in_mask,
+                             [(part.in_mask, layer) for part, layer in lesion_layers], rng,
+                             with_t1c=with_t1c)
+    stats = measure_lesions(rendered.lesion_mask, cord, geometry, anatomy, params.enhancing)
+    difficult = cohort.is_difficult(diagnosis, max(stats.total_volume_ml, 1e-3),
+                                    max(stats.extent_segments, 0.1), max(stats.count, 1),
+                                    stats.eccentricity)
+    return PhantomSubject(participant_id, diagnosis, params.age, params.sex, difficult,
+                          rendered.t2w, rendered.t1c, rendered.cord_mask, rendered.lesion_mask,
+                          geometry.affine(), geometry.storage_axcodes, stats)
+
+
+def _fov_top(rng: np.random.Generator, region: str, parts: list[lesions.LesionPart],
+             anatomy: anat.Anatomy, fov: float) -> float:
+    """Top (z, mm) of a field of view that holds the lesion, placed as for its region."""
+    lesion_top = max(p.z_center + p.half_length for p in parts)
+    lesion_bottom = min(p.z_center - p.half_length for p in parts)
+    spine = anatomy.spine
+    if region == "cervical":
+        top = rng.uniform(20.0, 60.0)
+    elif region == "thoracic":
+        top = (lesion_top + lesion_bottom) / 2 + fov / 2 + rng.uniform(-0.2, 0.2) * fov
+    else:
+        top = float(spine.z_of_level(rng.uniform(22.5, 24.5))) + fov
+    margin = min(12.0, max((fov - (lesion_top - lesion_bottom)) / 2, 0.0))
+    top = max(top, lesion_top + margin)
+    top = min(top, lesion_bottom - margin + fov)
+    return float(top)
