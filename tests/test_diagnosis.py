@@ -39,16 +39,20 @@ def results(p_tumor, p_astro, p_ms, positives=("tumor", "astrocytoma", "MS")):
 probabilities = st.floats(0.0, 1.0, allow_nan=False)
 
 
+def bands(value: float) -> dict[str, float]:
+    return {TUMOR_VS_DEMYELINATING: value, ASTROCYTOMA_VS_EPENDYMOMA: value, MS_VS_NMOSD: value}
+
+
 @given(probabilities, probabilities, probabilities, st.floats(0.0, 0.49))
 def test_four_class_probabilities_sum_to_one(p1, p2, p3, band):
-    diagnosis = compose_diagnosis(results(p1, p2, p3), band)
+    diagnosis = compose_diagnosis(results(p1, p2, p3), bands(band))
     assert sum(diagnosis.probabilities.values()) == pytest.approx(1.0)
     assert all(0.0 <= p <= 1.0 for p in diagnosis.probabilities.values())
     assert diagnosis.probabilities[diagnosis.most_likely_class] == max(diagnosis.probabilities.values())
 
 
 def test_hierarchical_products():
-    diagnosis = compose_diagnosis(results(0.9, 0.2, 0.7), 0.1)
+    diagnosis = compose_diagnosis(results(0.9, 0.2, 0.7), bands(0.1))
     assert diagnosis.probabilities["astrocytoma"] == pytest.approx(0.9 * 0.2)
     assert diagnosis.probabilities["ependymoma"] == pytest.approx(0.9 * 0.8)
     assert diagnosis.probabilities["MS"] == pytest.approx(0.1 * 0.7)
@@ -59,8 +63,8 @@ def test_hierarchical_products():
 
 
 def test_positive_class_of_each_card_is_honoured():
-    as_tumor = compose_diagnosis(results(0.8, 0.3, 0.6), 0.1)
-    flipped = compose_diagnosis(results(0.8, 0.3, 0.6, positives=("demyelinating", "ependymoma", "NMOSD")), 0.1)
+    as_tumor = compose_diagnosis(results(0.8, 0.3, 0.6), bands(0.1))
+    flipped = compose_diagnosis(results(0.8, 0.3, 0.6, positives=("demyelinating", "ependymoma", "NMOSD")), bands(0.1))
     for name in as_tumor.probabilities:
         assert flipped.probabilities[name] == pytest.approx(as_tumor.probabilities[name])
 
@@ -76,17 +80,24 @@ def test_positive_class_of_each_card_is_honoured():
     ],
 )
 def test_low_confidence_flag(p1, p2, p3, low):
-    diagnosis = compose_diagnosis(results(p1, p2, p3), 0.1)
+    diagnosis = compose_diagnosis(results(p1, p2, p3), bands(0.1))
     assert (diagnosis.confidence == "low") is low
     assert bool(diagnosis.reasons) is low
 
 
 def test_group_disagreement_is_low_confidence():
     # P(tumor)=0.52 picks "tumor", yet MS (0.48*0.95) outweighs each tumour class (0.52*0.5).
-    diagnosis = compose_diagnosis(results(0.52, 0.5, 0.95), 0.01)
+    diagnosis = compose_diagnosis(results(0.52, 0.5, 0.95), bands(0.01))
     assert diagnosis.group == "tumor" and diagnosis.most_likely_class == "MS"
     assert diagnosis.confidence == "low"
     assert any("not in the group" in reason for reason in diagnosis.reasons)
+
+
+def test_each_model_uses_its_own_band():
+    per_model = {TUMOR_VS_DEMYELINATING: 0.01, ASTROCYTOMA_VS_EPENDYMOMA: 0.2, MS_VS_NMOSD: 0.01}
+    diagnosis = compose_diagnosis(results(0.9, 0.65, 0.9), per_model)
+    assert diagnosis.confidence == "low"
+    assert diagnosis.reasons == ("P(astrocytoma | tumor) = 0.650 is within 0.2 of 0.5",)
 
 
 def test_results_are_checked():
@@ -95,7 +106,7 @@ def test_results_are_checked():
     with pytest.raises(ValueError, match="outside"):
         ClassifierResult(MS_VS_NMOSD, "m", "1.0.0", SHA, "MS", 1.5, (0.5,), (1,))
     with pytest.raises(ValueError, match="missing classifier"):
-        compose_diagnosis({}, 0.1)
+        compose_diagnosis({}, bands(0.1))
 
 
 def document(diagnosis=True) -> dict:
@@ -107,10 +118,10 @@ def document(diagnosis=True) -> dict:
         "lesion_mask": {"path": "/data/sub-01_T2w_lesionseg.nii.gz", "source": "automatic"},
         "cord_mask": {"path": None, "source": "automatic"},
         "lesions": {"count": 1, "total_volume_mm3": 1234.5,
-                    "lesions": [{"label": 1, "volume_mm3": 1234.5, "length_si_mm": 40.0,
+                    "lesions": [{"label": 1, "volume_mm3": 1234.5, "length_si_mm": 40.0, "width_ap_mm": 8.0, "width_rl_mm": 7.0, "max_equivalent_diameter_mm": 9.0, "eccentricity_ratio": 0.2, "position": "central", "max_axial_damage_ratio": 0.8, "intensity_ratio": 1.9, "vertebral_levels": ["C3", "C4"], "levels_estimated": False, "n_segments_spanned": 2.0,
                                  "centroid_mm": [0.0, 10.0, -50.0]}]},
         "classifiers": {role: r.to_json() for role, r in res.items()},
-        "diagnosis": compose_diagnosis(res, 0.1).to_json() if diagnosis else None,
+        "diagnosis": compose_diagnosis(res, bands(0.1)).to_json() if diagnosis else None,
         "warnings": [],
         "provenance": {"package": "sct_lesion_classify", "version": "0.1.0",
                        "command_line": "sct_classify_lesion -i x", "date": "2026-11-23T12:00:00+00:00",

@@ -10,8 +10,8 @@ composed hierarchically::
     P(NMOSD)       = P(demyelinating) * P(NMOSD | demyelinating)
 
 so they sum to 1. The most likely class is the largest of the four. The confidence is ``"low"``
-when a deciding probability (model 1, then the model of the chosen group) lies within the card's
-band around 0.5, or when the group chosen by model 1 is not the group of the most likely class
+when a deciding probability (model 1, then the model of the chosen group) lies within the band
+around 0.5 that its model's card sets, or when the group chosen by model 1 is not the group of the most likely class
 (possible only when model 1 is itself near 0.5).
 """
 
@@ -101,7 +101,7 @@ class Diagnosis:
     group: str
     confidence: str
     deciding_probabilities: dict[str, float]
-    low_confidence_band: float
+    low_confidence_bands: dict[str, float]
     reasons: tuple[str, ...]
 
     def to_json(self) -> dict:
@@ -112,12 +112,12 @@ class Diagnosis:
             "group": self.group,
             "confidence": self.confidence,
             "deciding_probabilities": {k: round(float(v), 6) for k, v in self.deciding_probabilities.items()},
-            "low_confidence_band": self.low_confidence_band,
+            "low_confidence_bands": dict(self.low_confidence_bands),
             "low_confidence_reasons": list(self.reasons),
         }
 
 
-def compose_diagnosis(results: dict[str, ClassifierResult], low_confidence_band: float) -> Diagnosis:
+def compose_diagnosis(results: dict[str, ClassifierResult], low_confidence_bands: dict[str, float]) -> Diagnosis:
     """Compose the four class probabilities from the three classifiers' results.
 
     Parameters
@@ -125,14 +125,17 @@ def compose_diagnosis(results: dict[str, ClassifierResult], low_confidence_band:
     results
         One :class:`ClassifierResult` per role of :data:`ROLE_CLASSES` (all three are needed:
         the composition weighs every branch of the hierarchy).
-    low_confidence_band
-        A deciding probability ``p`` with ``|p - 0.5| < band`` makes the confidence low.
+    low_confidence_bands
+        Per role, the card's band: a deciding probability ``p`` of that model with
+        ``|p - 0.5| < band`` makes the confidence low.
     """
     missing = [role for role in ROLE_CLASSES if role not in results]
     if missing:
         raise ValueError(f"missing classifier results: {', '.join(missing)}")
-    if not 0.0 <= low_confidence_band < 0.5:
-        raise ValueError(f"low-confidence band must be in [0, 0.5), got {low_confidence_band}")
+    for role in ROLE_CLASSES:
+        band = low_confidence_bands.get(role)
+        if band is None or not 0.0 <= band < 0.5:
+            raise ValueError(f"low-confidence band of {role} must be in [0, 0.5), got {band}")
     p_tumor = results[TUMOR_VS_DEMYELINATING].probability_of("tumor")
     p_astro = results[ASTROCYTOMA_VS_EPENDYMOMA].probability_of("astrocytoma")
     p_ms = results[MS_VS_NMOSD].probability_of("MS")
@@ -144,10 +147,12 @@ def compose_diagnosis(results: dict[str, ClassifierResult], low_confidence_band:
     }
     most_likely = max(CLASSES, key=lambda name: probabilities[name])
     group = "tumor" if p_tumor >= 0.5 else "demyelinating"
-    deciding = {"P(tumor)": p_tumor}
-    deciding.update({"P(astrocytoma | tumor)": p_astro} if group == "tumor" else {"P(MS | demyelinating)": p_ms})
-    reasons = [f"{name} = {value:.3f} is within {low_confidence_band} of 0.5"
-               for name, value in deciding.items() if abs(value - 0.5) < low_confidence_band]
+    deciding = {"P(tumor)": (p_tumor, TUMOR_VS_DEMYELINATING)}
+    deciding.update({"P(astrocytoma | tumor)": (p_astro, ASTROCYTOMA_VS_EPENDYMOMA)} if group == "tumor"
+                    else {"P(MS | demyelinating)": (p_ms, MS_VS_NMOSD)})
+    reasons = [f"{name} = {value:.3f} is within {low_confidence_bands[role]} of 0.5"
+               for name, (value, role) in deciding.items()
+               if abs(value - 0.5) < low_confidence_bands[role]]
     if GROUP_OF[most_likely] != group:
         reasons.append(f"the most likely class ({most_likely}) is not in the group chosen by "
                        f"{TUMOR_VS_DEMYELINATING} ({group})")
@@ -156,7 +161,7 @@ def compose_diagnosis(results: dict[str, ClassifierResult], low_confidence_band:
         most_likely_class=most_likely,
         group=group,
         confidence="low" if reasons else "high",
-        deciding_probabilities=deciding,
-        low_confidence_band=low_confidence_band,
+        deciding_probabilities={name: value for name, (value, _) in deciding.items()},
+        low_confidence_bands={role: float(low_confidence_bands[role]) for role in ROLE_CLASSES},
         reasons=tuple(reasons),
     )

@@ -61,9 +61,44 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from sct_lesion_classify.classify.command import run_classification_command
+    import logging
+    from pathlib import Path
 
-    return run_classification_command(args, prog=PROG)
+    from sct_lesion_classify.cli.common import segmentation_request
+    from sct_lesion_classify.pipeline.classification import (
+        ClassificationModels,
+        ClassificationRequest,
+        run_classification,
+    )
+    from sct_lesion_classify.pipeline.models import load_custom_packages
+    from sct_lesion_classify.pipeline.segmentation import SegmentationModels
+
+    seg_request = segmentation_request(args, output_path=None)
+    request = ClassificationRequest(
+        segmentation=seg_request,
+        lesion_path=Path(args.lesion) if args.lesion else None,
+        t1c_path=Path(args.i_t1c) if args.i_t1c else None,
+        vert_path=Path(args.vert) if args.vert else None,
+        output_path=Path(args.o) if args.o else None,
+        gradcam=bool(args.gradcam),
+    )
+    custom = load_custom_packages(args.custom_model)
+    segmentation = None
+    if request.lesion_path is None:
+        segmentation = SegmentationModels.load(custom, with_cord_localizer=seg_request.needs_builtin_cord)
+    models = ClassificationModels.load(custom, segmentation=segmentation, want_t1c=request.t1c_path is not None)
+    outputs = run_classification(request, models)
+    log = logging.getLogger("sct_lesion_classify")
+    if outputs.diagnosis is None:
+        log.info("No diagnosis (empty lesion mask).")
+    else:
+        d = outputs.diagnosis
+        log.info("Most likely: %s (%s, confidence %s): %s", d.most_likely_class, d.group, d.confidence,
+                 ", ".join(f"{k} {v:.2f}" for k, v in d.probabilities.items()))
+    log.info("Diagnosis written to %s", outputs.json_path)
+    if outputs.qc_page is not None:
+        log.info("QC report: %s", outputs.qc_page)
+    return 0
 
 
 def console_entry() -> None:

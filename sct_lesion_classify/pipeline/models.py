@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Iterable
 
 from sct_lesion_classify.classify.diagnosis import ROLE_CLASSES
-from sct_lesion_classify.errors import InputError
+from sct_lesion_classify.classify.inference import T1C_CHANNEL
+from sct_lesion_classify.errors import InputError, ModelError
 from sct_lesion_classify.modelpkg.card import ModelCard
 from sct_lesion_classify.modelpkg.package import ModelPackage
-from sct_lesion_classify.modelpkg.registry import resolve
+from sct_lesion_classify.modelpkg.registry import locate, resolve
 
 CORD_STEP = "cord_localization"
 LESION_STEP = "lesion_segmentation"
@@ -36,20 +37,9 @@ def step_of(card: ModelCard) -> str:
     classes = set(card.output.classes)
     for role, pair in ROLE_CLASSES.items():
         if classes == set(pair):
-            return role
+            return T1C_PACKAGES[role] if card.input.channels[0].name == T1C_CHANNEL else role
     raise InputError(f"model {card.name}: a classifier of classes {sorted(classes)} serves no step of "
                      f"the pipeline (expected one of {[list(p) for p in ROLE_CLASSES.values()]})")
-
-
-#: Name of a classifier's first input channel: the paper's "cT1w or zeros". Models trained
-#: without cT1w name it ZEROS_CHANNEL and get zeros; cT1w-aware models name it T1C_CHANNEL.
-ZEROS_CHANNEL = "zeros"
-T1C_CHANNEL = "cT1w"
-
-
-def uses_t1c(card: ModelCard) -> bool:
-    """Whether a classifier takes a contrast-enhanced T1w in its first channel."""
-    return card.input.channels[0].name == T1C_CHANNEL
 
 
 def load_custom_packages(folders: Iterable[str | Path]) -> dict[str, ModelPackage]:
@@ -78,4 +68,19 @@ def package_for(step: str, custom: dict[str, ModelPackage]) -> ModelPackage:
     """The package of ``step``: the user's custom one, else the registry's default (verified)."""
     if step in custom:
         return custom[step]
-    return resolve(DEFAULT_PACKAGES[step])
+    return resolve({**DEFAULT_PACKAGES, **T1C_PACKAGES}[step])
+
+
+def optional_package_for(step: str, custom: dict[str, ModelPackage]) -> ModelPackage | None:
+    """Like :func:`package_for`, but None when no such package is installed (cT1w variants).
+
+    A package that exists but fails verification is still an error.
+    """
+    if step in custom:
+        return custom[step]
+    name = {**DEFAULT_PACKAGES, **T1C_PACKAGES}[step]
+    try:
+        locate(name)
+    except ModelError:
+        return None
+    return resolve(name)

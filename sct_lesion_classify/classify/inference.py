@@ -1,0 +1,104 @@
+"""One classifier package run on the slices that contain lesion (the paper's per-slice rule).
+
+:class:`Classifier` holds a package and its ONNX Runtime session (built once). ``classify``
+builds the input with :func:`~sct_lesion_classify.classify.inputs.build_classifier_slices` (the
+function training uses too), runs every slice and returns the slice probabilities and their mean,
+the patient probability (the card's ``decision.aggregation``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from sct_lesion_classify.classify.diagnosis import ROLE_CLASSES, ClassifierResult
+from sct_lesion_classify.classify.inputs import ClassifierSlices, build_classifier_slices
+from sct_lesion_classify.errors import ModelError
+from sct_lesion_classify.modelpkg.package import ModelPackage
+from sct_lesion_classify.modelpkg.session import Predictor
+
+logger = logging.getLogger(__name__)
+
+#: Name of a classifier's first input channel when the model takes a contrast-enhanced T1w.
+T1C_CHANNEL = "cT1w"
+
+
+class Classifier:
+    """A classifier package ready to classify many subjects with one session.
+
+    Parameters
+    ----------
+    package
+        A verified package with ``task == "classification"``.
+    role
+        The step it serves (:data:`~sct_lesion_classify.classify.diagnosis.ROLE_CLASSES`).
+    threads
+        ONNX Runtime intra-op threads (default: the usable cores).
+    batch_size
+        Slices per network call.
+    """
+
+    def __init__(self, package: ModelPackage, role: str, *, threads: int | None = None,
+                 batch_size: int = 8) -> None:
+        card = package.card
+        if card.task != "classification" or card.decision is None:
+            raise ModelError(f"{package.folder}: model {card.name} is not a classifier")
+        if role not in ROLE_CLASSES or set(card.output.classes) != set(ROLE_CLASSES[role]):
+            raise ModelError(f"{package.folder}: model {card.name} separates {list(card.output.classes)}, "
+                             f"not {list(ROLE_CLASSES.get(role, ()))}")
+        if card.decision.aggregation != "mean":
+            raise ModelError(f"{package.card_path}: aggregation {card.decision.aggregation!r} is not supported")
+        self.package = package
+        self.role = role
+        self.batch_size = batch_size
+        self._predictor = Predictor.create(package, threads=threads)
+
+    @property
+    def uses_t1c(self) -> bool:
+        """Whether the first input channel is a contrast-enhanced T1w (else zeros)."""
+        return self.package.card.input.channels[0].name == T1C_CHANNEL
+
+    @property
+    def low_confidence_band(self) -> float:
+        """The card's band around 0.5 within which the decision is low-confidence."""
+        return float(self.package.card.decision.low_confidence_band)
+
+    def inputs(self, t2w: np.ndarray, lesion_mask: np.ndarray, zooms_mm: tuple[float, float, float],
+               t1c: np.ndarray | None = None) -> ClassifierSlices:
+        """The network input of one subject (cT1w used only by a cT1w-aware model)."""
+        return build_classifier_slices(t2w, lesion_mask, zooms_mm, self.package.card.input,
+                                       t1c=t1c if self.uses_t1c else None)
+
+    def classify(self, slices: ClassifierSlices) -> ClassifierResult:
+        """Slice probabilities of the positive class and their mean.
+
+        Raises
+        ------
+        ModelError
+            When there is no slice (an empty lesion mask gets no diagnosis: callers check first).
+        """
+        if slices.empty:
+            raise ModelError(f"model {self.package.name}: no slice to classify (empty lesion mask)")
+        card = self.package.card
+        probabilities = []
+        for start in range(0, slices.batch.shape[0], self.batch_size):
+            output = self._predictor.predict(slices.batch[start:start + self.batch_size])
+            probabilities.append(self._positive_probability(output))
+        per_slice = np.clip(np.concatenate(probabilities), 0.0, 1.0)
+        return ClassifierResult(
+            role=self.role, model_name=card.name, model_version=card.version,
+            model_sha256=self.package.sha256, positive_class=card.output.positive_class,
+            probability=float(per_slice.mean()), slice_probabilities=tuple(float(p) for p in per_slice),
+            slices_used=slices.slice_indices)
+
+    def _positive_probability(self, output: np.ndarray) -> np.ndarray:
+        card = self.package.card
+        output = output.reshape(output.shape[0], -1)
+        if output.shape[1] == 1:
+            values = output[:, 0]
+            return 1.0 / (1.0 + np.exp(-values)) if card.output.activation == "none" else values
+        if card.output.activation == "none":
+            shifted = np.exp(output - output.max(axis=1, keepdims=True))
+            output = shifted / shifted.sum(axis=1, keepdims=True)
+        return output[:, card.positive_index]

@@ -1,0 +1,159 @@
+"""Evaluation metrics: the paper's Table 2 set with bootstrap confidence intervals, and Dice.
+
+Binary classification metrics follow Zhuo et al. 2022 (Table 2): accuracy, sensitivity,
+specificity, positive and negative predictive values, precision, recall and the area under the ROC
+curve, each with a 95% confidence interval from a percentile bootstrap over patients.
+Pure numpy (numpy 1.x and 2.x).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+METRIC_NAMES = ("accuracy", "sensitivity", "specificity", "ppv", "npv", "precision", "recall", "auc")
+
+
+@dataclass(frozen=True)
+class ConfusionCounts:
+    """Counts of a binary decision against the truth (positive = the model's positive class)."""
+
+    tp: int
+    fp: int
+    tn: int
+    fn: int
+
+    @classmethod
+    def from_labels(cls, truth: np.ndarray, predicted: np.ndarray) -> "ConfusionCounts":
+        """Counts from 0/1 truth and 0/1 predictions."""
+        truth = np.asarray(truth, bool)
+        predicted = np.asarray(predicted, bool)
+        return cls(tp=int((truth & predicted).sum()), fp=int((~truth & predicted).sum()),
+                   tn=int((~truth & ~predicted).sum()), fn=int((truth & ~predicted).sum()))
+
+    def rates(self) -> dict[str, float]:
+        """Accuracy, sensitivity, specificity, PPV, NPV, precision, recall (NaN when undefined)."""
+        total = self.tp + self.fp + self.tn + self.fn
+        sensitivity = _ratio(self.tp, self.tp + self.fn)
+        ppv = _ratio(self.tp, self.tp + self.fp)
+        return {
+            "accuracy": _ratio(self.tp + self.tn, total),
+            "sensitivity": sensitivity,
+            "specificity": _ratio(self.tn, self.tn + self.fp),
+            "ppv": ppv,
+            "npv": _ratio(self.tn, self.tn + self.fn),
+            "precision": ppv,
+            "recall": sensitivity,
+        }
+
+
+def _ratio(numerator: int, denominator: int) -> float:
+    return float(numerator) / denominator if denominator else float("nan")
+
+
+def roc_auc(truth: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney U with ties counted one half); NaN for one class."""
+    truth = np.asarray(truth, bool)
+    scores = np.asarray(scores, float)
+    n_pos, n_neg = int(truth.sum()), int((~truth).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(scores.size, float)
+    sorted_scores = scores[order]
+    # average ranks over ties
+    boundaries = np.flatnonzero(np.diff(sorted_scores)) + 1
+    starts = np.concatenate([[0], boundaries])
+    ends = np.concatenate([boundaries, [scores.size]])
+    for start, end in zip(starts, ends):
+        ranks[order[start:end]] = (start + end + 1) / 2.0
+    return float((ranks[truth].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def roc_curve(truth: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """False positive rates, true positive rates and thresholds (descending), from (0, 0) to (1, 1)."""
+    truth = np.asarray(truth, bool)
+    scores = np.asarray(scores, float)
+    thresholds = np.unique(scores)[::-1]
+    n_pos, n_neg = max(int(truth.sum()), 1), max(int((~truth).sum()), 1)
+    tpr = [0.0] + [float((truth & (scores >= t)).sum()) / n_pos for t in thresholds]
+    fpr = [0.0] + [float((~truth & (scores >= t)).sum()) / n_neg for t in thresholds]
+    return np.array(fpr), np.array(tpr), np.concatenate([[np.inf], thresholds])
+
+
+def binary_metrics(truth: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+    """The Table 2 set at ``threshold`` (scores >= threshold are positive), plus the AUC."""
+    truth = np.asarray(truth, bool)
+    scores = np.asarray(scores, float)
+    values = ConfusionCounts.from_labels(truth, scores >= threshold).rates()
+    values["auc"] = roc_auc(truth, scores)
+    return values
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate with its bootstrap confidence interval."""
+
+    value: float
+    low: float
+    high: float
+
+    def to_json(self) -> dict:
+        """``{"value", "ci95": [low, high]}`` with NaN written as null."""
+        def clean(x: float):
+            return None if x != x else round(float(x), 4)
+        return {"value": clean(self.value), "ci95": [clean(self.low), clean(self.high)]}
+
+
+def bootstrap_binary_metrics(truth: np.ndarray, scores: np.ndarray, *, threshold: float = 0.5,
+                             n_resamples: int = 2000, seed: int = 0,
+                             confidence: float = 0.95) -> dict[str, Estimate]:
+    """Table 2 metrics with percentile bootstrap intervals (patients resampled with replacement).
+
+    Resamples where a metric is undefined (e.g. no positive patient drawn) are left out of that
+    metric's interval.
+    """
+    truth = np.asarray(truth, bool)
+    scores = np.asarray(scores, float)
+    point = binary_metrics(truth, scores, threshold)
+    rng = np.random.default_rng(seed)
+    samples = {name: [] for name in METRIC_NAMES}
+    n = truth.size
+    for _ in range(n_resamples):
+        index = rng.integers(0, n, n)
+        values = binary_metrics(truth[index], scores[index], threshold)
+        for name in METRIC_NAMES:
+            if values[name] == values[name]:
+                samples[name].append(values[name])
+    alpha = (1.0 - confidence) / 2.0
+    result = {}
+    for name in METRIC_NAMES:
+        drawn = np.asarray(samples[name])
+        if drawn.size == 0:
+            result[name] = Estimate(point[name], float("nan"), float("nan"))
+        else:
+            result[name] = Estimate(point[name], float(np.quantile(drawn, alpha)),
+                                    float(np.quantile(drawn, 1.0 - alpha)))
+    return result
+
+
+def dice(prediction: np.ndarray, truth: np.ndarray) -> float:
+    """Dice coefficient of two masks; 1 when both are empty."""
+    prediction = np.asarray(prediction, bool)
+    truth = np.asarray(truth, bool)
+    total = int(prediction.sum()) + int(truth.sum())
+    return 1.0 if total == 0 else 2.0 * int((prediction & truth).sum()) / total
+
+
+def expected_calibration_error(truth: np.ndarray, scores: np.ndarray, n_bins: int = 10) -> float:
+    """Expected calibration error of probabilities (equal-width bins over [0, 1])."""
+    truth = np.asarray(truth, float)
+    scores = np.asarray(scores, float)
+    bins = np.minimum((scores * n_bins).astype(int), n_bins - 1)
+    error = 0.0
+    for b in range(n_bins):
+        inside = bins == b
+        if inside.any():
+            error += inside.mean() * abs(truth[inside].mean() - scores[inside].mean())
+    return float(error)
