@@ -35,7 +35,7 @@ setup(
         "tqdm>=4.64",
     ],
     extras_require={
-        "train": ["torch>=2.2", "monai>=1.3", "onnx>=1.16", "onnxscript>=0.2"],
+        "train": ["torch>=2.2", "monai>=1.3", "onnx>=1.16", "onnxscript>=0.2", "matplotlib>=3.6"],
         "distributed": ["dask[distributed]>=2024.1"],
         "test": ["pytest>=7", "hypothesis>=6.80", "onnx>=1.16"],
     },

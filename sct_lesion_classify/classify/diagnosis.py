@@ -32,6 +32,16 @@ CLASSES = ("astrocytoma", "ependymoma", "MS", "NMOSD")
 GROUP_OF = {"astrocytoma": "tumor", "ependymoma": "tumor", "MS": "demyelinating", "NMOSD": "demyelinating"}
 
 
+def role_label(diagnosis: str, role: str) -> str | None:
+    """The class of ``role`` a patient with ``diagnosis`` belongs to; None if the model does not apply.
+
+    ``role_label("MS", "tumor_vs_demyelinating") == "demyelinating"``;
+    ``role_label("MS", "astrocytoma_vs_ependymoma") is None``.
+    """
+    label = GROUP_OF[diagnosis] if role == TUMOR_VS_DEMYELINATING else diagnosis
+    return label if label in ROLE_CLASSES[role] else None
+
+
 @dataclass(frozen=True)
 class ClassifierResult:
     """What one classifier said about one patient.

@@ -16,6 +16,8 @@ from sct_lesion_classify.cli.frame import EXIT_USAGE
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "phantom": ("sct_lesion_classify.cli.phantom",
                 "Generate a synthetic BIDS dataset of sagittal T2w spine MRI with lesions."),
+    "evaluate": ("sct_lesion_classify.cli.evaluate",
+                 "Evaluate model packages on a BIDS split: Dice, Table 2 metrics with CIs, baseline."),
     "models": ("sct_lesion_classify.cli.models",
                "List, verify and install model packages (ONNX network + model card)."),
 }

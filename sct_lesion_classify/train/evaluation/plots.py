@@ -1,0 +1,68 @@
+"""ROC curves and confusion matrices as PNG (matplotlib, part of the ``train`` extra)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from sct_lesion_classify.io.atomic import atomic_path
+from sct_lesion_classify.train.evaluation.metrics import roc_auc, roc_curve
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_roc(path: Path, title: str, truth: np.ndarray, scores: np.ndarray,
+             baseline: np.ndarray | None = None) -> Path:
+    """ROC curve of a classifier (and of the morphometry baseline) with their AUCs."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(4.5, 4.5), dpi=100)
+    for label, values, style in (("DenseNet121", scores, "-"), ("morphometry baseline", baseline, "--")):
+        if values is None or len(values) == 0:
+            continue
+        fpr, tpr, _ = roc_curve(truth, values)
+        axis.plot(fpr, tpr, style, label=f"{label} (AUC {roc_auc(truth, values):.2f})")
+    axis.plot([0, 1], [0, 1], ":", color="grey")
+    axis.set(xlabel="1 - specificity", ylabel="sensitivity", title=title, xlim=(0, 1), ylim=(0, 1.01))
+    axis.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    return _save(figure, path, plt)
+
+
+def plot_confusion(path: Path, title: str, labels: list[str], matrix: list[list[int]]) -> Path:
+    """A confusion matrix (rows: truth, columns: prediction) with its counts."""
+    plt = _pyplot()
+    data = np.asarray(matrix)
+    figure, axis = plt.subplots(figsize=(1.2 * len(labels) + 2, 1.1 * len(labels) + 1.6), dpi=100)
+    axis.imshow(data, cmap="Blues")
+    for i in range(data.shape[0]):
+        for j in range(data.shape[1]):
+            axis.text(j, i, str(data[i, j]), ha="center", va="center",
+                      color="white" if data[i, j] > data.max() / 2 else "black")
+    axis.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+    axis.set_yticks(range(len(labels)), labels)
+    axis.set(xlabel="predicted", ylabel="truth", title=title)
+    figure.tight_layout()
+    return _save(figure, path, plt)
+
+
+def binary_confusion(truth: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> list[list[int]]:
+    """2x2 counts, rows (negative, positive) truth, columns (negative, positive) prediction."""
+    predicted = np.asarray(scores) >= threshold
+    truth = np.asarray(truth, bool)
+    return [[int((~truth & ~predicted).sum()), int((~truth & predicted).sum())],
+            [int((truth & ~predicted).sum()), int((truth & predicted).sum())]]
+
+
+def _save(figure, path: Path, plt) -> Path:
+    with atomic_path(path, suffix=".png") as tmp:
+        figure.savefig(tmp, format="png")
+    plt.close(figure)
+    return path

@@ -1,0 +1,134 @@
+"""Running the pipeline on every subject of a BIDS split, as the commands do.
+
+Each subject goes through :func:`~sct_lesion_classify.pipeline.classification.run_classification`
+(the code of ``sct_classify_lesion``, segmentation included unless manual lesion masks are asked
+for); its outputs are written under the evaluation folder and compared with the manual masks.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from sct_lesion_classify.classify.diagnosis import ROLE_CLASSES, role_label
+from sct_lesion_classify.errors import LesionClassifyError
+from sct_lesion_classify.io.bids import BidsSubject
+from sct_lesion_classify.io.image import load_image, load_mask
+from sct_lesion_classify.lesion.morphometry import measure_lesions
+from sct_lesion_classify.pipeline.classification import ClassificationModels, ClassificationRequest, run_classification
+from sct_lesion_classify.pipeline.segmentation import SegmentationRequest
+from sct_lesion_classify.train.evaluation.baseline import morphometry_features
+from sct_lesion_classify.train.evaluation.metrics import dice
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SubjectRecord:
+    """What the pipeline gave for one subject, against its manual masks and diagnosis."""
+
+    participant_id: str
+    diagnosis: str
+    difficult: bool
+    status: str  # "ok" or the error message
+    cord_dice: float | None = None
+    lesion_dice: float | None = None
+    lesion_detected: bool | None = None
+    probabilities: dict[str, float] = field(default_factory=dict)  # role -> P(positive class)
+    positive_classes: dict[str, str] = field(default_factory=dict)
+    class_probabilities: dict[str, float] = field(default_factory=dict)
+    most_likely_class: str | None = None
+    features: tuple[float, ...] = ()
+
+    def truth(self, role: str) -> bool | None:
+        """Whether the subject is positive for ``role`` (None if the model does not apply)."""
+        label = role_label(self.diagnosis, role)
+        if label is None:
+            return None
+        return label == self.positive_classes.get(role, ROLE_CLASSES[role][0])
+
+    def to_json(self) -> dict:
+        """A JSON-ready dict (NaN as None)."""
+        def clean(x):
+            return None if isinstance(x, float) and x != x else x
+        return {
+            "participant_id": self.participant_id, "diagnosis": self.diagnosis, "difficult": self.difficult,
+            "status": self.status, "cord_dice": clean(self.cord_dice), "lesion_dice": clean(self.lesion_dice),
+            "lesion_detected": self.lesion_detected, "probabilities": self.probabilities,
+            "class_probabilities": self.class_probabilities, "most_likely_class": self.most_likely_class,
+        }
+
+
+def evaluate_subjects(subjects: Iterable[BidsSubject], models: ClassificationModels, output_dir: Path, *,
+                      use_manual_lesion: bool = False,
+                      progress: Callable[[SubjectRecord], None] | None = None) -> list[SubjectRecord]:
+    """Run the pipeline on each subject and compare with its manual masks.
+
+    A subject whose processing fails is recorded with its error; the others go on.
+    """
+    records = []
+    for subject in subjects:
+        try:
+            record = _evaluate_one(subject, models, output_dir, use_manual_lesion)
+        except LesionClassifyError as exc:
+            record = SubjectRecord(subject.participant_id, subject.diagnosis or "", bool(subject.difficult),
+                                   status=f"failed: {exc}")
+            logger.warning("%s: %s", subject.participant_id, exc)
+        records.append(record)
+        if progress is not None:
+            progress(record)
+    return records
+
+
+def _evaluate_one(subject: BidsSubject, models: ClassificationModels, output_dir: Path,
+                  use_manual_lesion: bool) -> SubjectRecord:
+    folder = output_dir / "predictions" / subject.participant_id / "anat"
+    stem = subject.t2w.name.replace(".nii.gz", "").replace(".nii", "")
+    seg_request = SegmentationRequest(
+        image_path=subject.t2w, output_path=folder / f"{stem}_lesionseg.nii.gz", save_cord=True,
+        command_line=f"sct_lesion_classify evaluate ({subject.participant_id})")
+    request = ClassificationRequest(segmentation=seg_request,
+                                    lesion_path=subject.lesion_mask if use_manual_lesion else None,
+                                    t1c_path=subject.t1c, output_path=folder / f"{stem}_diagnosis.json")
+    outputs = run_classification(request, models)
+
+    image = load_image(subject.t2w, what="T2w image")
+    record = dict(participant_id=subject.participant_id, diagnosis=subject.diagnosis or "",
+                  difficult=bool(subject.difficult), status="ok",
+                  features=tuple(morphometry_features(outputs.morphometry)))
+    if subject.lesion_mask is not None:
+        truth, _ = load_mask(subject.lesion_mask, image.grid, what="manual lesion mask")
+        predicted, _ = load_mask(outputs.lesion_path, image.grid, what="predicted lesion mask")
+        record["lesion_dice"] = dice(predicted, truth)
+        record["lesion_detected"] = bool((predicted & truth).any())
+    cord_file = folder / f"{stem}_seg.nii.gz"
+    if subject.cord_mask is not None and cord_file.is_file():
+        truth, _ = load_mask(subject.cord_mask, image.grid, what="manual cord mask")
+        predicted, _ = load_mask(cord_file, image.grid, what="predicted cord mask")
+        record["cord_dice"] = dice(predicted, truth)
+    document = outputs.document
+    record["probabilities"] = {role: entry["probability"] for role, entry in document["classifiers"].items()}
+    record["positive_classes"] = {role: entry["positive_class"] for role, entry in document["classifiers"].items()}
+    if outputs.diagnosis is not None:
+        record["class_probabilities"] = dict(outputs.diagnosis.probabilities)
+        record["most_likely_class"] = outputs.diagnosis.most_likely_class
+    return SubjectRecord(**record)
+
+
+def manual_mask_features(subjects: Iterable[BidsSubject]) -> tuple[np.ndarray, list[BidsSubject]]:
+    """Morphometry features from the manual masks (to fit the baseline on the training split)."""
+    rows, used = [], []
+    for subject in subjects:
+        if subject.lesion_mask is None or subject.diagnosis is None:
+            continue
+        image = load_image(subject.t2w, what="T2w image")
+        lesion, _ = load_mask(subject.lesion_mask, image.grid, what="manual lesion mask")
+        cord = load_mask(subject.cord_mask, image.grid, what="manual cord mask")[0] if subject.cord_mask else None
+        morphometry = measure_lesions(lesion, image.zooms, image.affine, image=image.data, cord_mask=cord)
+        rows.append(morphometry_features(morphometry))
+        used.append(subject)
+    return np.array(rows), used
