@@ -43,6 +43,7 @@ setup(
         "console_scripts": [
             "sct_lesion_classify = sct_lesion_classify.cli.sct_lesion_classify:console_entry",
             "sct_deepseg_imlesion = sct_lesion_classify.cli.deepseg_imlesion:console_entry",
+            "sct_classify_lesion = sct_lesion_classify.cli.classify_lesion:console_entry",
         ],
     },
     classifiers=[

@@ -13,6 +13,7 @@ import time
 COMMANDS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("sct_lesion_classify -h", ("sct_lesion_classify", "-h"), "sct_lesion_classify.cli.sct_lesion_classify"),
     ("sct_deepseg_imlesion -h", ("sct_deepseg_imlesion", "-h"), "sct_lesion_classify.cli.deepseg_imlesion"),
+    ("sct_classify_lesion -h", ("sct_classify_lesion", "-h"), "sct_lesion_classify.cli.classify_lesion"),
 )
 
 

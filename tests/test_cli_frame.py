@@ -91,7 +91,8 @@ def test_dispatcher_lists_subcommands_and_rejects_unknown(capsys):
 
 COMMAND_MODULES = sorted({module for module, _ in dispatcher.SUBCOMMANDS.values()}
                          | {"sct_lesion_classify.cli.sct_lesion_classify",
-                            "sct_lesion_classify.cli.deepseg_imlesion"})
+                            "sct_lesion_classify.cli.deepseg_imlesion",
+                            "sct_lesion_classify.cli.classify_lesion"})
 
 
 @pytest.mark.parametrize("module", COMMAND_MODULES)

@@ -57,7 +57,7 @@ def test_classifier_size_check(tmp_path):
     predictor = Predictor.create(package, threads=1)
     with pytest.raises(ModelError, match="expected slices of 32x32, got 64x64"):
         predictor.predict(np.zeros((1, 3, 64, 64), np.float32))
-    with pytest.raises(ModelError, match=r"expected 3 input channels \(cT1w_or_zeros, T2w, "
+    with pytest.raises(ModelError, match=r"expected 3 input channels \(zeros, T2w, "
                                          r"lesion_mask\), got 2"):
         predictor.predict(np.zeros((1, 2, 32, 32), np.float32))
 

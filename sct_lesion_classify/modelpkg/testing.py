@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 CLASSIFIER_CHANNELS = (
-    {"name": "cT1w_or_zeros", "description": "contrast-enhanced T1w in the T2w space, or zeros"},
+    {"name": "zeros", "description": "the paper's cT1w channel, all zeros for a T2w-only model"},
     {"name": "T2w", "description": "sagittal T2-weighted slice"},
     {"name": "lesion_mask", "description": "binary lesion mask of the slice"},
 )
