@@ -18,6 +18,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                 "Generate a synthetic BIDS dataset of sagittal T2w spine MRI with lesions."),
     "evaluate": ("sct_lesion_classify.cli.evaluate",
                  "Evaluate model packages on a BIDS split: Dice, Table 2 metrics with CIs, baseline."),
+    "train": ("sct_lesion_classify.cli.train",
+              "Train a model family (cord, lesion, the three classifiers) on a BIDS dataset; export it."),
     "models": ("sct_lesion_classify.cli.models",
                "List, verify and install model packages (ONNX network + model card)."),
 }

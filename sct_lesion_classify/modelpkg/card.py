@@ -73,6 +73,25 @@ class InputSpec:
         """Number of input channels."""
         return len(self.channels)
 
+    @classmethod
+    def from_json(cls, inp: Mapping[str, Any]) -> "InputSpec":
+        """The ``input`` section of a card document (already validated against the schema)."""
+        norm = inp["normalization"]
+        return cls(
+            tensor=inp["tensor"],
+            layout=inp["layout"],
+            channels=tuple(Channel(**channel) for channel in inp["channels"]),
+            slicing=inp["slicing"],
+            spatial_size=_tuple(inp["spatial_size"], int),
+            size_divisible_by=inp["size_divisible_by"],
+            spacing_mm=_tuple(inp["spacing_mm"], float),
+            normalization=Normalization(method=norm["method"], clip=_tuple(norm["clip"], float),
+                                        rescale=_tuple(norm["rescale"], float)),
+            crop_margins_mm=_tuple(inp["crop_margins_mm"], float),
+            min_lesion_area_mm2=(None if inp["min_lesion_area_mm2"] is None
+                                 else float(inp["min_lesion_area_mm2"])),
+        )
+
 
 @dataclass(frozen=True)
 class OutputSpec:
@@ -199,7 +218,6 @@ class ModelCard:
     @classmethod
     def _build(cls, doc: dict[str, Any]) -> "ModelCard":
         inp, out = doc["input"], doc["output"]
-        norm = inp["normalization"]
         post, decision, training = doc["postprocessing"], doc["decision"], doc["training"]
         return cls(
             card_version=doc["card_version"],
@@ -208,20 +226,7 @@ class ModelCard:
             task=doc["task"],
             description=doc["description"],
             architecture=Architecture(**doc["architecture"]),
-            input=InputSpec(
-                tensor=inp["tensor"],
-                layout=inp["layout"],
-                channels=tuple(Channel(**channel) for channel in inp["channels"]),
-                slicing=inp["slicing"],
-                spatial_size=_tuple(inp["spatial_size"], int),
-                size_divisible_by=inp["size_divisible_by"],
-                spacing_mm=_tuple(inp["spacing_mm"], float),
-                normalization=Normalization(method=norm["method"], clip=_tuple(norm["clip"], float),
-                                            rescale=_tuple(norm["rescale"], float)),
-                crop_margins_mm=_tuple(inp["crop_margins_mm"], float),
-                min_lesion_area_mm2=(None if inp["min_lesion_area_mm2"] is None
-                                     else float(inp["min_lesion_area_mm2"])),
-            ),
+            input=InputSpec.from_json(inp),
             output=OutputSpec(tensor=out["tensor"], activation=out["activation"],
                               classes=tuple(out["classes"]), positive_class=out["positive_class"]),
             postprocessing=None if post is None else Postprocessing(

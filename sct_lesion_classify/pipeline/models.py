@@ -28,6 +28,8 @@ DEFAULT_PACKAGES: dict[str, str] = {
 }
 #: Registry name of the cT1w-aware variant of each classifier.
 T1C_PACKAGES: dict[str, str] = {role: f"{role}_t1c" for role in ROLE_CLASSES}
+#: Registry name of the package of every step (the cT1w variants are steps of their own).
+PACKAGE_NAMES: dict[str, str] = {**DEFAULT_PACKAGES, **{name: name for name in T1C_PACKAGES.values()}}
 
 
 def step_of(card: ModelCard) -> str:
@@ -68,7 +70,7 @@ def package_for(step: str, custom: dict[str, ModelPackage]) -> ModelPackage:
     """The package of ``step``: the user's custom one, else the registry's default (verified)."""
     if step in custom:
         return custom[step]
-    return resolve({**DEFAULT_PACKAGES, **T1C_PACKAGES}[step])
+    return resolve(PACKAGE_NAMES[step])
 
 
 def optional_package_for(step: str, custom: dict[str, ModelPackage]) -> ModelPackage | None:
@@ -78,7 +80,7 @@ def optional_package_for(step: str, custom: dict[str, ModelPackage]) -> ModelPac
     """
     if step in custom:
         return custom[step]
-    name = {**DEFAULT_PACKAGES, **T1C_PACKAGES}[step]
+    name = PACKAGE_NAMES[step]
     try:
         locate(name)
     except ModelError:

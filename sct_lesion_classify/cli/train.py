@@ -1,0 +1,124 @@
+"""``sct_lesion_classify train``: train one model family on a labelled BIDS dataset.
+
+Families: ``cord`` (2D U-Net cord localizer), ``lesion`` (2D MultiResUNet), and the classifiers
+``tumor_vs_demyelinating``, ``astrocytoma_vs_ependymoma``, ``ms_vs_nmosd`` (DenseNet121; add
+``--with-t1c`` for the variant that uses the contrast-enhanced T1w). Writes the model package
+``<-o>/<name>/`` (``<name>.onnx``, the model card ``<name>.json`` and ``<name>_training_log.csv``);
+checkpoints stay in ``<-o>/.train_runs/<name>/`` for ``--resume``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from typing import Sequence
+
+from sct_lesion_classify.cli.frame import (
+    SCTArgumentParser, positive_float, positive_int, probability, run_command,
+)
+
+PROG = "sct_lesion_classify train"
+
+#: Family names, kept here (not imported from train.recipes) so that -h needs no torch.
+FAMILIES = ("cord", "lesion", "tumor_vs_demyelinating", "astrocytoma_vs_ependymoma", "ms_vs_nmosd")
+
+
+def _semver(text: str) -> str:
+    import re
+
+    if not re.fullmatch(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?", text):
+        raise argparse.ArgumentTypeError(f"not a semantic version X.Y.Z: {text!r}")
+    return text
+
+
+def get_parser() -> SCTArgumentParser:
+    """The subcommand's parser."""
+    parser = SCTArgumentParser(prog=PROG, description=__doc__.split("\n\n")[1].replace("\n", " "))
+    parser.mandatory.add_argument("family", choices=FAMILIES,
+                                  help="Model family to train: " + ", ".join(FAMILIES) + ".")
+    parser.mandatory.add_argument("--bids", "-bids", metavar="<folder>", required=True,
+                                  help="BIDS dataset with manual labels and participants.tsv (SPEC section 6).")
+    parser.mandatory.add_argument("-o", metavar="<folder>", required=True,
+                                  help="Models folder: the package is written to <folder>/<name>/.")
+    parser.optional.add_argument("--epochs", type=positive_int, default=None,
+                                 help="Maximum number of epochs (default: the family's).")
+    parser.optional.add_argument("--steps-per-epoch", type=positive_int, default=None,
+                                 help="Training batches per epoch (default: the family's).")
+    parser.optional.add_argument("--batch-size", type=positive_int, default=None,
+                                 help="Samples per batch (default: the family's; classifiers draw "
+                                      "equal halves per class).")
+    parser.optional.add_argument("--lr", type=positive_float, default=None,
+                                 help="Initial Adam learning rate (default: the family's); reduced "
+                                      "on validation plateaus.")
+    parser.optional.add_argument("--patience", type=positive_int, default=None,
+                                 help="Early stopping: epochs without validation improvement "
+                                      "(default: the family's).")
+    parser.optional.add_argument("--seed", type=int, default=0, help="Random seed (default 0).")
+    parser.optional.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                                 help="Training device (default cpu).")
+    parser.optional.add_argument("--resume", action="store_true",
+                                 help="Continue the run saved in <folder>/.train_runs/<name>/.")
+    parser.optional.add_argument("--with-t1c", action="store_true",
+                                 help="Classifiers: train the variant whose first channel is the "
+                                      "contrast-enhanced T1w (sub-XX_ce-gad_T1w.nii.gz).")
+    parser.optional.add_argument("--val-fraction", type=probability, default=0.2,
+                                 help="Validation share per diagnosis for subjects without a split in "
+                                      "participants.tsv (default 0.2, the paper's 80/20).")
+    parser.optional.add_argument("--ignore-split-column", action="store_true",
+                                 help="Split every non-test subject deterministically (per patient, "
+                                      "stratified by diagnosis) instead of using participants.tsv's "
+                                      "train/val labels.")
+    parser.optional.add_argument("--workers", type=int, default=0,
+                                 help="Data-loader worker processes (default 0: in the main process).")
+    parser.optional.add_argument("--threads", type=positive_int, default=None,
+                                 help="PyTorch CPU threads (default: PyTorch's choice).")
+    parser.optional.add_argument("--no-bf16", action="store_true",
+                                 help="Train in float32 on the CPU even where the family uses bf16 autocast.")
+    parser.optional.add_argument("--version", type=_semver, default="0.1.0",
+                                 help="Semantic version written in the model card (default 0.1.0).")
+    parser.add_misc_args(remove_temp=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the subcommand; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return run_command(get_parser(), argv, lambda args: _run(args, argv))
+
+
+def _run(args: argparse.Namespace, argv: list[str]) -> int:
+    import logging
+    from pathlib import Path
+
+    from sct_lesion_classify.errors import InputError
+
+    if args.workers < 0:
+        raise InputError(f"--workers must be >= 0, got {args.workers}")
+    bids = Path(args.bids)
+    if not (bids / "participants.tsv").is_file():
+        raise InputError(f"{bids}: not a BIDS dataset with participants.tsv")
+    import torch
+
+    from sct_lesion_classify.train.family import TrainOptions, train_family
+    from sct_lesion_classify.train.recipes import RECIPES, ClassifierRecipe
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    recipe = RECIPES[args.family]
+    if args.with_t1c:
+        if not isinstance(recipe, ClassifierRecipe):
+            raise InputError(f"--with-t1c applies to the classifiers, not to {args.family}")
+        recipe = recipe.t1c_variant()
+    models_dir = Path(args.o)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    options = TrainOptions(
+        bids=bids, models_dir=models_dir, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+        batch_size=args.batch_size, lr=args.lr, patience=args.patience, seed=args.seed,
+        device=args.device, resume=args.resume, val_fraction=args.val_fraction,
+        use_split_column=not args.ignore_split_column, workers=args.workers, version=args.version,
+        command=" ".join(["sct_lesion_classify", "train"] + [shlex.quote(a) for a in argv]),
+        progress=args.v >= 1 and sys.stderr.isatty(), bf16=False if args.no_bf16 else None)
+    outcome = train_family(recipe, options)
+    logging.getLogger("sct_lesion_classify").info("model package: %s", outcome.package_dir)
+    return 0

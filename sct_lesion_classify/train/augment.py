@@ -1,0 +1,107 @@
+"""Data augmentation of 2D training samples (MONAI dictionary transforms).
+
+Spatial transforms (rotation and scaling, elastic deformation, flips) move the image channels and
+the label together (labels with nearest-neighbour interpolation); intensity transforms
+(brightness, contrast, gamma, Gaussian noise, Gaussian blur) touch the image channels only. Every
+sample is augmented with its own seed (:meth:`Augmenter.__call__`), so a run is reproducible
+whatever the number of data-loader workers, and a resumed run draws the same augmentations.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Probabilities and ranges of the augmentations (per sample).
+
+    Attributes
+    ----------
+    rotation_deg, scale
+        Random in-plane rotation in [-rotation_deg, rotation_deg] and isotropic scaling in
+        [1 - scale, 1 + scale], applied together with probability ``affine_prob``.
+    elastic_prob
+        Probability of an elastic deformation (control points every 32 pixels, 1-3 pixels).
+    flip_prob
+        Probability of a flip along each in-plane axis (A-P and S-I), independently.
+    brightness, contrast, gamma
+        Additive shift in [-brightness, brightness], multiplicative factor in
+        [1 - contrast, 1 + contrast], gamma in ``gamma``; each with probability ``intensity_prob``.
+    noise_std
+        Standard deviation of additive Gaussian noise (probability ``intensity_prob``).
+    blur_sigma
+        Range of the Gaussian blur sigma in pixels (probability ``intensity_prob / 2``).
+    """
+
+    rotation_deg: float = 10.0
+    scale: float = 0.1
+    affine_prob: float = 0.5
+    elastic_prob: float = 0.2
+    flip_prob: float = 0.5
+    brightness: float = 0.1
+    contrast: float = 0.2
+    gamma: tuple[float, float] = (0.7, 1.5)
+    noise_std: float = 0.03
+    blur_sigma: tuple[float, float] = (0.25, 1.0)
+    intensity_prob: float = 0.3
+
+
+NO_AUGMENTATION = AugmentConfig(affine_prob=0.0, elastic_prob=0.0, flip_prob=0.0, intensity_prob=0.0)
+
+
+class Augmenter:
+    """Apply :class:`AugmentConfig` to ``(image (C,H,W), label (L,H,W))`` numpy pairs.
+
+    Parameters
+    ----------
+    config
+        The augmentation ranges.
+    clip
+        Range the augmented image channels are clipped back to (e.g. ``(0, 1)`` for the
+        classifiers' rescaled intensities), or None.
+    """
+
+    def __init__(self, config: AugmentConfig, clip: tuple[float, float] | None = None) -> None:
+        from monai.transforms import (
+            Compose, Rand2DElasticd, RandAdjustContrastd, RandAffined, RandFlipd,
+            RandGaussianNoised, RandGaussianSmoothd, RandScaleIntensityd, RandShiftIntensityd,
+        )
+
+        both, image = ("image", "label"), ("image",)
+        modes = ("bilinear", "nearest")
+        angle = math.radians(config.rotation_deg)
+        ip = config.intensity_prob
+        self.config = config
+        self.clip = clip
+        self.transform = Compose([
+            RandAffined(both, prob=config.affine_prob, rotate_range=(angle,),
+                        scale_range=(config.scale, config.scale), mode=modes, padding_mode="zeros"),
+            Rand2DElasticd(both, spacing=(32, 32), magnitude_range=(1.0, 3.0),
+                           prob=config.elastic_prob, mode=modes, padding_mode="zeros"),
+            RandFlipd(both, prob=config.flip_prob, spatial_axis=0),
+            RandFlipd(both, prob=config.flip_prob, spatial_axis=1),
+            RandShiftIntensityd(image, offsets=config.brightness, prob=ip),
+            RandScaleIntensityd(image, factors=config.contrast, prob=ip),
+            RandAdjustContrastd(image, gamma=config.gamma, prob=ip),
+            RandGaussianNoised(image, std=config.noise_std, prob=ip),
+            RandGaussianSmoothd(image, sigma_x=config.blur_sigma, sigma_y=config.blur_sigma,
+                                prob=ip / 2),
+        ])
+
+    def __call__(self, image: np.ndarray, label: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Augmented float32 copies of ``image`` and ``label`` (label values 0/1 kept)."""
+        from monai.data import set_track_meta
+
+        set_track_meta(False)
+        self.transform.set_random_state(seed=int(seed) % (2**32))
+        out = self.transform({"image": np.ascontiguousarray(image, dtype=np.float32),
+                              "label": np.ascontiguousarray(label, dtype=np.float32)})
+        new_image = np.asarray(out["image"], dtype=np.float32)
+        new_label = (np.asarray(out["label"], dtype=np.float32) >= 0.5).astype(np.float32)
+        if self.clip is not None:
+            np.clip(new_image, self.clip[0], self.clip[1], out=new_image)
+        return new_image, new_label

@@ -1,0 +1,1 @@
+"""Networks trained by ``sct_lesion_classify train`` (PyTorch; imported only for training)."""

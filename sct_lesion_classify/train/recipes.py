@@ -1,0 +1,303 @@
+"""What each model family is: its input contract, network, data and training defaults.
+
+One frozen dataclass instance per family, listed in :data:`RECIPES`. The training command looks a
+family up by name in that table and everything else follows from the object's fields (no
+``if name == ...`` anywhere): which mask is the target, the crop margins, the spacing, which
+diagnoses a classifier sees and which class is positive.
+
+Families and package names:
+
+============================  ==============================  ============================
+family                        package name                    positive class
+============================  ==============================  ============================
+``cord``                      ``cord_localizer``              (cord mask)
+``lesion``                    ``lesion_multiresunet``         (lesion mask)
+``tumor_vs_demyelinating``    ``tumor_vs_demyelinating``      ``tumor``
+``astrocytoma_vs_ependymoma`` ``astrocytoma_vs_ependymoma``   ``ependymoma``
+``ms_vs_nmosd``               ``ms_vs_nmosd``                 ``NMOSD``
+============================  ==============================  ============================
+
+``--with-t1c`` gives a classifier's cT1w variant (:meth:`ClassifierRecipe.t1c_variant`, package
+name ``<name>_t1c``), whose first channel is the cT1w image instead of zeros.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Mapping
+
+from sct_lesion_classify.train.augment import AugmentConfig
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    """Training defaults of a family (each can be overridden on the command line)."""
+
+    epochs: int
+    steps_per_epoch: int
+    batch_size: int
+    lr: float
+    patience: int  # early stopping: epochs without improvement of the monitored metric
+    lr_patience: int  # ReduceLROnPlateau patience (epochs)
+    lr_factor: float = 0.5
+    min_lr: float = 1e-6
+    weight_decay: float = 0.0
+
+
+@dataclass(frozen=True)
+class SegmentationRecipe:
+    """A 2D segmentation network on sagittal slices (cord localizer or lesion model).
+
+    Attributes
+    ----------
+    family, name
+        Command-line family and model package name.
+    task
+        Card task (``cord_localization`` or ``lesion_segmentation``).
+    target
+        The label of a :class:`~sct_lesion_classify.train.data.LoadedSubject` (its cord or
+        lesion mask); ``needs_lesion_mask`` says whether the lesion mask must be loaded.
+    crop_margins_mm
+        Crop around the cord mask before slicing, (R-L, A-P, S-I) mm; None: the whole image.
+    spacing_mm
+        In-plane (A-P, S-I) spacing of the model grid.
+    patch_size
+        (H, W) of the training patches, divisible by ``size_divisible_by``.
+    empty_fraction
+        Fraction of each batch drawn from slices without target (the rest contains target).
+    """
+
+    family: str
+    name: str
+    task: str
+    description: str
+    architecture: str
+    architecture_details: Mapping[str, Any]
+    build_network: Callable[[], Any]
+    target: Callable[[Any], Any]
+    needs_lesion_mask: bool
+    crop_margins_mm: tuple[float, float, float] | None
+    spacing_mm: tuple[float, float]
+    size_divisible_by: int
+    patch_size: tuple[int, int]
+    empty_fraction: float
+    postprocessing: Mapping[str, Any]
+    defaults: Hyperparameters
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    cpu_bf16: bool = False
+    channels_last: bool = False
+    intended_use: str = ""
+
+    def input_section(self) -> dict[str, Any]:
+        """The card's ``input`` section."""
+        return {
+            "tensor": "input",
+            "layout": "NCHW",
+            "channels": [{"name": "T2w", "description":
+                          "sagittal T2w slice, z-scored over the "
+                          + ("cropped volume" if self.crop_margins_mm is not None else "whole volume")
+                          + "; padding takes the normalized minimum"}],
+            "slicing": "sagittal",
+            "spatial_size": None,
+            "size_divisible_by": self.size_divisible_by,
+            "spacing_mm": list(self.spacing_mm),
+            "normalization": {"method": "zscore", "clip": None, "rescale": None},
+            "crop_margins_mm": None if self.crop_margins_mm is None else list(self.crop_margins_mm),
+            "min_lesion_area_mm2": None,
+        }
+
+
+@dataclass(frozen=True)
+class ClassifierRecipe:
+    """A binary DenseNet121 classifier on the paper's per-slice input.
+
+    Attributes
+    ----------
+    classes
+        The two classes, in the order of :data:`sct_lesion_classify.classify.diagnosis.ROLE_CLASSES`.
+    positive_class
+        The class whose probability the network outputs.
+    class_of
+        Diagnosis -> class for the subjects this model sees; other diagnoses are left out.
+    with_t1c
+        Whether the first channel is the cT1w image (else zeros).
+    """
+
+    family: str
+    name: str
+    description: str
+    classes: tuple[str, str]
+    positive_class: str
+    class_of: Mapping[str, str]
+    defaults: Hyperparameters
+    with_t1c: bool = False
+    spatial_size: tuple[int, int] = (256, 256)
+    min_lesion_area_mm2: float = 5.0
+    low_confidence_band: float = 0.1
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    cpu_bf16: bool = True
+    channels_last: bool = True
+    task: str = "classification"
+    architecture: str = "DenseNet121"
+    intended_use: str = ("Differential-diagnosis suggestion for intramedullary spinal cord lesions "
+                         "on sagittal MRI, for researchers; the lesion mask should be reviewed "
+                         "first. Research use only; not a medical device.")
+
+    def t1c_variant(self) -> "ClassifierRecipe":
+        """The same classifier with the cT1w channel (package ``<name>_t1c``)."""
+        if self.with_t1c:
+            return self
+        return replace(self, name=f"{self.name}_t1c", with_t1c=True,
+                       description=self.description + " This variant uses the contrast-enhanced "
+                       "T1w image as its first channel.")
+
+    def label_of(self, diagnosis: str | None) -> int | None:
+        """1 for the positive class, 0 for the other, None when the model does not see it."""
+        if diagnosis not in self.class_of:
+            return None
+        return int(self.class_of[diagnosis] == self.positive_class)
+
+    def build_network(self) -> Any:
+        from sct_lesion_classify.train.networks.densenet import densenet121
+
+        return densenet121(in_channels=3, out_channels=1)
+
+    def input_section(self) -> dict[str, Any]:
+        """The card's ``input`` section (the contract of ``classify.inputs``)."""
+        return {
+            "tensor": "input",
+            "layout": "NCHW",
+            "channels": [
+                {"name": "cT1w", "description": "contrast-enhanced T1w in the T2w space, "
+                 "normalized like T2w (zeros when a subject has none)"} if self.with_t1c else
+                {"name": "zeros", "description": "the paper's cT1w channel, all zeros for this "
+                 "T2w-only model"},
+                {"name": "T2w", "description": "T2w"},
+                {"name": "lesion_mask", "description": "lesion mask, 0/1"},
+            ],
+            "slicing": "sagittal",
+            "spatial_size": list(self.spatial_size),
+            "size_divisible_by": 1,
+            "spacing_mm": None,
+            "normalization": {"method": "zscore", "clip": [-5.0, 5.0], "rescale": [0.0, 1.0]},
+            "crop_margins_mm": None,
+            "min_lesion_area_mm2": self.min_lesion_area_mm2,
+        }
+
+
+def _multiresunet() -> Any:
+    from sct_lesion_classify.train.networks.multiresunet import MultiResUNet
+
+    return MultiResUNet(in_channels=1, out_channels=1, base_filters=32, alpha=1.67)
+
+
+def _cord_unet() -> Any:
+    from sct_lesion_classify.train.networks.unet import cord_unet
+
+    return cord_unet(in_channels=1, out_channels=1)
+
+
+def _cord_mask(loaded: Any) -> Any:
+    return loaded.cord_mask
+
+
+def _lesion_mask(loaded: Any) -> Any:
+    return loaded.lesion_mask
+
+
+CORD = SegmentationRecipe(
+    family="cord",
+    name="cord_localizer",
+    task="cord_localization",
+    description="Spinal cord localizer: a small 2D U-Net on sagittal T2w slices at 1 mm in-plane. "
+                "2D rather than 3D because clinical sagittal T2w has 3-4 mm thick slices (often "
+                "12-20 of them): a 3D network would see a few voxels across the cord and cost far "
+                "more, while the crop only needs a coarse cord mask (margins are added).",
+    architecture="UNet2D",
+    architecture_details={"implementation": "monai.networks.nets.UNet", "spatial_dims": 2,
+                          "channels": [16, 32, 64, 128, 256], "strides": [2, 2, 2, 2],
+                          "num_res_units": 1, "norm": "batch", "output": "sigmoid probability"},
+    build_network=_cord_unet,
+    target=_cord_mask,
+    needs_lesion_mask=False,
+    crop_margins_mm=None,
+    spacing_mm=(1.0, 1.0),
+    size_divisible_by=16,
+    patch_size=(128, 128),
+    empty_fraction=0.25,
+    postprocessing={"threshold": 0.5, "fill_holes": True, "largest": True, "remove_small": []},
+    defaults=Hyperparameters(epochs=100, steps_per_epoch=100, batch_size=16, lr=1e-3,
+                             patience=15, lr_patience=5),
+    intended_use="Coarse spinal cord localization on sagittal T2w MRI, to place the crop box of "
+                 "the lesion model. Research use only; not a medical device.",
+)
+
+LESION = SegmentationRecipe(
+    family="lesion",
+    name="lesion_multiresunet",
+    task="lesion_segmentation",
+    description="Intramedullary lesion segmentation (tumour or demyelinating lesion): 2D "
+                "MultiResUNet (Ibtehaz & Rahman 2020) on sagittal T2w slices of the crop around "
+                "the cord, resampled to 0.5 mm in-plane (Zhuo et al. 2022).",
+    architecture="MultiResUNet",
+    architecture_details={"reference": "Ibtehaz & Rahman, Neural Networks 2020;121:74-87",
+                          "base_filters": 32, "alpha": 1.67, "levels": 5,
+                          "res_path_lengths": [4, 3, 2, 1], "loss": "Dice + BCE",
+                          "output": "sigmoid probability"},
+    build_network=_multiresunet,
+    target=_lesion_mask,
+    needs_lesion_mask=True,
+    crop_margins_mm=(5.0, 15.0, 20.0),
+    spacing_mm=(0.5, 0.5),
+    size_divisible_by=16,
+    patch_size=(96, 192),
+    empty_fraction=0.25,
+    postprocessing={"threshold": 0.5, "fill_holes": True, "largest": False,
+                    "remove_small": ["20mm3"]},
+    defaults=Hyperparameters(epochs=200, steps_per_epoch=100, batch_size=8, lr=1e-3,
+                             patience=20, lr_patience=7),
+    intended_use="Intramedullary spinal cord lesion segmentation on sagittal T2w MRI, for "
+                 "review and correction by an expert. Research use only; not a medical device.",
+)
+
+_CLASSIFIER_DEFAULTS = Hyperparameters(epochs=100, steps_per_epoch=50, batch_size=16, lr=1e-4,
+                                       patience=15, lr_patience=5)
+
+TUMOR_VS_DEMYELINATING = ClassifierRecipe(
+    family="tumor_vs_demyelinating",
+    name="tumor_vs_demyelinating",
+    description="Model 1 of Zhuo et al. 2022: intramedullary tumour (astrocytoma or ependymoma) "
+                "vs demyelinating lesion (MS or NMOSD), from the sagittal slices that contain "
+                "lesion; the patient probability is the mean of the slice probabilities.",
+    classes=("tumor", "demyelinating"),
+    positive_class="tumor",
+    class_of={"astrocytoma": "tumor", "ependymoma": "tumor", "MS": "demyelinating",
+              "NMOSD": "demyelinating"},
+    defaults=_CLASSIFIER_DEFAULTS,
+)
+
+ASTROCYTOMA_VS_EPENDYMOMA = ClassifierRecipe(
+    family="astrocytoma_vs_ependymoma",
+    name="astrocytoma_vs_ependymoma",
+    description="Model 2 of Zhuo et al. 2022: astrocytoma vs ependymoma, among tumours.",
+    classes=("astrocytoma", "ependymoma"),
+    positive_class="ependymoma",
+    class_of={"astrocytoma": "astrocytoma", "ependymoma": "ependymoma"},
+    defaults=_CLASSIFIER_DEFAULTS,
+)
+
+MS_VS_NMOSD = ClassifierRecipe(
+    family="ms_vs_nmosd",
+    name="ms_vs_nmosd",
+    description="Model 3 of Zhuo et al. 2022: MS vs NMOSD, among demyelinating lesions.",
+    classes=("MS", "NMOSD"),
+    positive_class="NMOSD",
+    class_of={"MS": "MS", "NMOSD": "NMOSD"},
+    defaults=_CLASSIFIER_DEFAULTS,
+)
+
+#: Every family the pipeline runs, by command-line name.
+RECIPES: dict[str, SegmentationRecipe | ClassifierRecipe] = {
+    recipe.family: recipe
+    for recipe in (CORD, LESION, TUMOR_VS_DEMYELINATING, ASTROCYTOMA_VS_EPENDYMOMA, MS_VS_NMOSD)
+}

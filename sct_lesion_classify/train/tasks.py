@@ -1,0 +1,291 @@
+"""The two kinds of training task that :func:`~sct_lesion_classify.train.loop.fit` runs.
+
+:class:`SegmentationTask` (cord and lesion families): random patches of sagittal slices on the
+model grid, a share of them from slices without target; Dice + BCE loss; validation on whole
+slices, Dice per subject (monitored, higher is better).
+
+:class:`ClassifierTask` (the three DenseNet121 classifiers): slices drawn in equal halves per
+class (a patient first, then one of its slices); BCE loss; validation per patient with the
+paper's rule (patient probability = mean of its slice probabilities). The monitored metric is the
+patient-level log loss of those probabilities: a proper score defined even when the validation
+set holds one class, and smoother than the AUC on small sets (the AUC and accuracy are logged and
+reported in the card).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from sct_lesion_classify.errors import InputError
+from sct_lesion_classify.train.augment import Augmenter
+from sct_lesion_classify.train.loop import BalancedBatchSampler, Monitor
+
+
+def roc_auc(labels: Sequence[int], scores: Sequence[float]) -> float:
+    """Area under the ROC curve (Mann-Whitney, ties count 1/2); NaN with one class only."""
+    labels = np.asarray(labels, dtype=bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    positive, negative = scores[labels], scores[~labels]
+    if positive.size == 0 or negative.size == 0:
+        return float("nan")
+    greater = (positive[:, None] > negative[None, :]).sum()
+    ties = (positive[:, None] == negative[None, :]).sum()
+    return float((greater + 0.5 * ties) / (positive.size * negative.size))
+
+
+def _loader(dataset: Any, sampler: BalancedBatchSampler, workers: int) -> Any:
+    import torch
+
+    return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
+                                       persistent_workers=False)
+
+
+def _chunks(n: int, size: int):
+    for start in range(0, n, size):
+        yield slice(start, min(n, start + size))
+
+
+# ------------------------------------------------------------------------------ segmentation
+def random_patch(image: np.ndarray, label: np.ndarray, size: tuple[int, int],
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A ``size`` patch of a 2D slice (zero-padded where the slice is smaller).
+
+    When the slice contains target, the patch contains a random target pixel at a random place;
+    otherwise it is placed uniformly.
+    """
+    pad = [(0, max(0, s - n)) for s, n in zip(size, image.shape)]
+    if any(p[1] for p in pad):
+        before = [(p[1] // 2, p[1] - p[1] // 2) for p in pad]
+        image = np.pad(image, before)
+        label = np.pad(label, before)
+    starts = []
+    foreground = np.argwhere(label > 0)
+    focus = foreground[int(rng.integers(len(foreground)))] if len(foreground) else None
+    for axis, (s, n) in enumerate(zip(size, image.shape)):
+        if focus is None:
+            starts.append(int(rng.integers(n - s + 1)))
+        else:
+            low = max(0, int(focus[axis]) - s + 1)
+            high = min(n - s, int(focus[axis]))
+            starts.append(int(rng.integers(low, high + 1)))
+    window = tuple(slice(a, a + s) for a, s in zip(starts, size))
+    return image[window], label[window]
+
+
+class _SegmentationDataset:
+    def __init__(self, volumes: Sequence[Any], items: list[tuple[int, int]], patch: tuple[int, int],
+                 augmenter: Augmenter) -> None:
+        self.volumes, self.items, self.patch, self.augmenter = volumes, items, patch, augmenter
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[Any, Any]:
+        import torch
+
+        index, seed = key
+        v, s = self.items[index]
+        rng = np.random.default_rng(seed)
+        image, label = random_patch(self.volumes[v].image[s], self.volumes[v].label[s],
+                                    self.patch, rng)
+        image, label = self.augmenter(image[None], label[None].astype(np.float32),
+                                      int(rng.integers(2**31)))
+        return torch.from_numpy(image), torch.from_numpy(label)
+
+
+def dice_bce_loss(logits: Any, targets: Any) -> Any:
+    """Soft Dice over the whole batch + binary cross-entropy (both on the sigmoid of ``logits``)."""
+    import torch.nn.functional as F
+
+    probabilities = logits.sigmoid()
+    intersection = (probabilities * targets).sum()
+    dice = (2 * intersection + 1.0) / (probabilities.sum() + targets.sum() + 1.0)
+    return (1 - dice) + F.binary_cross_entropy_with_logits(logits, targets)
+
+
+def dice_score(prediction: np.ndarray, truth: np.ndarray) -> float:
+    """Dice of two binary arrays (1 when both are empty)."""
+    prediction, truth = prediction.astype(bool), truth.astype(bool)
+    total = prediction.sum() + truth.sum()
+    return 1.0 if total == 0 else float(2 * (prediction & truth).sum() / total)
+
+
+class SegmentationTask:
+    """Cord or lesion segmentation on sagittal slices (see the module docstring)."""
+
+    monitor = Monitor("val_dice", "max")
+
+    def __init__(self, model: Any, recipe: Any, train: Sequence[Any], val: Sequence[Any], *,
+                 batch_size: int, steps_per_epoch: int, workers: int = 0) -> None:
+        if not train or not val:
+            raise InputError(f"{recipe.family}: need at least one training and one validation "
+                             f"subject, got {len(train)} and {len(val)}")
+        self.model, self.recipe, self.train, self.val = model, recipe, list(train), list(val)
+        self.batch_size, self.steps, self.workers = batch_size, steps_per_epoch, workers
+        self.items: list[tuple[int, int]] = []
+        positive: list[list[int]] = []
+        negative: list[list[int]] = []
+        for v, volume in enumerate(self.train):
+            with_target = set(volume.positive_slices.tolist())
+            pos, neg = [], []
+            for s in range(volume.image.shape[0]):
+                (pos if s in with_target else neg).append(len(self.items))
+                self.items.append((v, s))
+            positive.append(pos)
+            negative.append(neg)
+        if not any(positive):
+            raise InputError(f"{recipe.family}: no training slice contains {recipe.family} target")
+        self.groups = (positive, negative)
+        self.dataset = _SegmentationDataset(self.train, self.items, recipe.patch_size,
+                                            Augmenter(recipe.augment))
+
+    def train_loader(self, epoch: int, seed: int) -> Any:
+        sampler = BalancedBatchSampler(self.groups, (1 - self.recipe.empty_fraction,
+                                                     self.recipe.empty_fraction),
+                                       self.batch_size, self.steps, seed, epoch)
+        return _loader(self.dataset, sampler, self.workers)
+
+    def loss(self, logits: Any, targets: Any) -> Any:
+        return dice_bce_loss(logits, targets)
+
+    def batch_metrics(self, logits: Any, targets: Any) -> dict[str, float]:
+        return {"dice": dice_score((logits > 0).cpu().numpy(), targets.cpu().numpy() > 0.5)}
+
+    def validate(self, predict: Callable[[Any], Any]) -> dict[str, float]:
+        return self.evaluate(self.val, predict, prefix="val_")
+
+    def evaluate(self, volumes: Sequence[Any], predict: Callable[[Any], Any], prefix: str = ""
+                 ) -> dict[str, float]:
+        """Mean Dice per subject (whole slices on the model grid, threshold 0.5) and the loss."""
+        import torch
+
+        dices, losses = [], []
+        for volume in volumes:
+            probabilities = np.zeros(volume.image.shape, dtype=np.float32)
+            loss_sum = 0.0
+            for window in _chunks(volume.image.shape[0], 4):
+                inputs = torch.from_numpy(np.ascontiguousarray(volume.image[window, None]))
+                logits = predict(inputs)
+                targets = torch.from_numpy(volume.label[window, None].astype(np.float32))
+                loss_sum += float(dice_bce_loss(logits, targets)) * inputs.shape[0]
+                probabilities[window] = logits.sigmoid().numpy()[:, 0]
+            dices.append(dice_score(probabilities >= 0.5, volume.label > 0))
+            losses.append(loss_sum / max(volume.image.shape[0], 1))
+        return {f"{prefix}dice": float(np.mean(dices)), f"{prefix}loss": float(np.mean(losses)),
+                f"{prefix}subjects": float(len(volumes))}
+
+
+# ------------------------------------------------------------------------------ classifiers
+class _ClassifierDataset:
+    def __init__(self, subjects: Sequence[Any], items: list[tuple[int, int]], augmenter: Augmenter
+                 ) -> None:
+        self.subjects, self.items, self.augmenter = subjects, items, augmenter
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[Any, Any]:
+        import torch
+
+        index, seed = key
+        p, s = self.items[index]
+        subject = self.subjects[p]
+        slab = subject.slices[s].astype(np.float32)
+        image, mask = self.augmenter(slab[:2], slab[2:3], seed)
+        if not subject.has_t1c:
+            image[0] = 0.0  # the absent cT1w channel stays exactly zero
+        sample = np.concatenate([image, mask], axis=0)
+        return torch.from_numpy(sample), torch.tensor([float(subject.label)])
+
+
+class ClassifierTask:
+    """Binary slice classifier with patient-level validation (see the module docstring)."""
+
+    monitor = Monitor("val_patient_loss", "min")
+
+    def __init__(self, model: Any, recipe: Any, train: Sequence[Any], val: Sequence[Any], *,
+                 batch_size: int, steps_per_epoch: int, workers: int = 0) -> None:
+        self.model, self.recipe = model, recipe
+        self.train = [s for s in train if len(s.slice_indices)]
+        self.val = [s for s in val if len(s.slice_indices)]
+        for name, subjects in (("training", self.train), ("validation", self.val)):
+            labels = {s.label for s in subjects}
+            if name == "training" and labels != {0, 1}:
+                raise InputError(f"{recipe.name}: the training split needs subjects of both classes "
+                                 f"{recipe.classes}, got {sorted(labels)} (1 = {recipe.positive_class})")
+            if not subjects:
+                raise InputError(f"{recipe.name}: no {name} subject with a lesion")
+        self.batch_size, self.steps, self.workers = batch_size, steps_per_epoch, workers
+        self.items: list[tuple[int, int]] = []
+        groups: tuple[list[list[int]], list[list[int]]] = ([], [])  # class 0, class 1
+        for p, subject in enumerate(self.train):
+            group = []
+            for s in range(len(subject.slice_indices)):
+                group.append(len(self.items))
+                self.items.append((p, s))
+            groups[subject.label].append(group)
+        self.groups = groups
+        self.dataset = _ClassifierDataset(self.train, self.items, Augmenter(recipe.augment, clip=(0.0, 1.0)))
+
+    def train_loader(self, epoch: int, seed: int) -> Any:
+        sampler = BalancedBatchSampler(self.groups, (0.5, 0.5), self.batch_size, self.steps, seed, epoch)
+        return _loader(self.dataset, sampler, self.workers)
+
+    def loss(self, logits: Any, targets: Any) -> Any:
+        import torch.nn.functional as F
+
+        return F.binary_cross_entropy_with_logits(logits, targets)
+
+    def batch_metrics(self, logits: Any, targets: Any) -> dict[str, float]:
+        return {"accuracy": float(((logits > 0).float() == targets).float().mean())}
+
+    def validate(self, predict: Callable[[Any], Any]) -> dict[str, float]:
+        return self.evaluate(self.val, predict, prefix="val_")
+
+    def evaluate(self, subjects: Sequence[Any], predict: Callable[[Any], Any], prefix: str = ""
+                 ) -> dict[str, float]:
+        """Slice and patient metrics; patient probability = mean of the slice probabilities."""
+        import torch
+
+        slice_probs, slice_labels, patient_probs, patient_labels = [], [], [], []
+        for subject in subjects:
+            probs = []
+            for window in _chunks(len(subject.slice_indices), 16):
+                batch = torch.from_numpy(subject.slices[window].astype(np.float32))
+                probs.append(predict(batch).sigmoid().numpy()[:, 0])
+            probs = np.concatenate(probs).astype(np.float64)
+            slice_probs += probs.tolist()
+            slice_labels += [subject.label] * len(probs)
+            patient_probs.append(float(probs.mean()))
+            patient_labels.append(subject.label)
+        eps = 1e-7
+        def log_loss(p: Sequence[float], y: Sequence[int]) -> float:
+            p, y = np.clip(np.asarray(p), eps, 1 - eps), np.asarray(y)
+            return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+        correct = [(p >= 0.5) == bool(y) for p, y in zip(patient_probs, patient_labels)]
+        result = {
+            "patient_loss": log_loss(patient_probs, patient_labels),
+            "patient_auc": roc_auc(patient_labels, patient_probs),
+            "patient_accuracy": float(np.mean(correct)),
+            "slice_loss": log_loss(slice_probs, slice_labels),
+            "slice_auc": roc_auc(slice_labels, slice_probs),
+            "patients": float(len(subjects)),
+            "slices": float(len(slice_probs)),
+        }
+        return {f"{prefix}{key}": value for key, value in result.items()}
+
+
+def finite_or_none(metrics: dict[str, float]) -> dict[str, float | None]:
+    """JSON-safe metrics: NaN/Inf become None; counts become int."""
+    out: dict[str, float | None] = {}
+    for key, value in metrics.items():
+        if value is None or not math.isfinite(value):
+            out[key] = None
+        elif key.endswith(("subjects", "patients", "slices")):
+            out[key] = int(value)
+        else:
+            out[key] = float(value)
+    return out

@@ -1,0 +1,92 @@
+"""Tiny end-to-end training runs on 8 phantoms: packages that the pipeline loads and runs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("monai")
+pytest.importorskip("onnxscript")
+
+from sct_lesion_classify.io.image import load_image, load_mask  # noqa: E402
+from sct_lesion_classify.modelpkg.package import ModelPackage  # noqa: E402
+from sct_lesion_classify.phantom.dataset import write_dataset  # noqa: E402
+from sct_lesion_classify.train.family import TrainOptions, train_family  # noqa: E402
+from sct_lesion_classify.train.recipes import LESION, TUMOR_VS_DEMYELINATING  # noqa: E402
+
+pytestmark = pytest.mark.slow
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def phantoms(tmp_path_factory):
+    root = tmp_path_factory.mktemp("phantoms") / "bids"
+    write_dataset(root, 8, seed=3, shape=(5, 48, 64), split="train")
+    return root
+
+
+def options(phantoms, out, **kw):
+    base = dict(bids=phantoms, models_dir=out, epochs=2, steps_per_epoch=2, batch_size=4, seed=1,
+                use_split_column=False, progress=False)
+    return TrainOptions(**{**base, **kw})
+
+
+def test_cord_command_writes_a_package_the_segmenter_runs(phantoms, tmp_path):
+    from sct_lesion_classify.cli.sct_lesion_classify import main
+    from sct_lesion_classify.modelpkg.sagittal import SagittalSegmenter
+    from sct_lesion_classify.modelpkg.session import Predictor
+
+    out = tmp_path / "models"
+    code = main(["train", "cord", "--bids", str(phantoms), "-o", str(out), "--epochs", "1",
+                 "--steps-per-epoch", "2", "--batch-size", "2", "--ignore-split-column",
+                 "--seed", "2", "-v", "0"])
+    assert code == 0
+    folder = out / "cord_localizer"
+    assert {p.name for p in folder.iterdir()} == {
+        "cord_localizer.onnx", "cord_localizer.json", "cord_localizer_training_log.csv"}
+    package = ModelPackage.load(folder)  # schema + sha256 verified
+    card = json.loads((folder / "cord_localizer.json").read_text())
+    assert card["training"]["synthetic_data"] is True and card["training"]["seed"] == 2
+    assert "train cord" in card["training"]["command"]
+    assert card["training"]["subjects"] == {"train": 4, "val": 4}
+    assert card["metrics"]["onnx_parity_max_abs_diff"] < 1e-4
+    image = load_image(sorted(phantoms.glob("sub-*/anat/*_T2w.nii.gz"))[0])
+    probabilities = SagittalSegmenter(Predictor.create(package, threads=1)).probabilities(
+        image.data, image.zooms)
+    assert probabilities.shape == image.shape and 0 <= probabilities.min() <= probabilities.max() <= 1
+
+
+def test_classifier_package_runs_in_the_classification_step(phantoms, tmp_path):
+    from sct_lesion_classify.classify.inference import Classifier
+    from sct_lesion_classify.io.bids import discover_subjects
+
+    recipe = replace(TUMOR_VS_DEMYELINATING, spatial_size=(64, 64))
+    outcome = train_family(recipe, options(phantoms, tmp_path))
+    card = outcome.card
+    assert card["output"]["positive_class"] == "tumor" and card["decision"]["aggregation"] == "mean"
+    assert card["input"]["channels"][0]["name"] == "zeros"
+    assert set(card["metrics"]["val"]) >= {"patient_auc", "patient_accuracy", "patient_loss"}
+    assert card["metrics"]["onnx_parity_max_abs_diff"] < 1e-4
+    package = ModelPackage.load(outcome.package_dir)
+    classifier = Classifier(package, "tumor_vs_demyelinating", threads=1)
+    subject = discover_subjects(phantoms)[0]
+    image = load_image(subject.t2w)
+    lesion, _ = load_mask(subject.lesion_mask, image.grid)
+    result = classifier.classify(classifier.inputs(image.data, lesion, image.zooms))
+    assert 0.0 <= result.probability <= 1.0 and len(result.slices_used) >= 1
+
+
+def test_lesion_multiresunet_package_and_resume(phantoms, tmp_path):
+    recipe = replace(LESION, spacing_mm=(2.0, 2.0), patch_size=(32, 64))
+    first = train_family(recipe, options(phantoms, tmp_path, epochs=1, batch_size=2))
+    assert first.card["architecture"]["parameters"] > 7_000_000
+    assert first.card["input"]["crop_margins_mm"] == list(LESION.crop_margins_mm)
+    resumed = train_family(recipe, options(phantoms, tmp_path, epochs=2, batch_size=2, resume=True))
+    assert resumed.card["metrics"]["epochs_run"] == 2
+    rows = resumed.log_path.read_text().strip().splitlines()
+    assert len(rows) == 3  # header + 2 epochs
+    ModelPackage.load(resumed.package_dir)
