@@ -7,7 +7,6 @@ classifiers, the diagnosis JSON (validated before it is written) and the QC entr
 from __future__ import annotations
 
 import datetime
-import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from sct_lesion_classify.cord.localize import CordLocalization, cord_from_mask_f
 from sct_lesion_classify.errors import InputError
 from sct_lesion_classify.io.image import Image, load_image, load_mask
 from sct_lesion_classify.lesion.morphometry import LesionMorphometry, measure_lesions
-from sct_lesion_classify.modelpkg.package import ModelPackage
+from sct_lesion_classify.modelpkg.package import ModelPackage, file_sha256
 from sct_lesion_classify.pipeline.models import T1C_PACKAGES, optional_package_for, package_for
 from sct_lesion_classify.pipeline.paths import check_output_path, output_stem
 from sct_lesion_classify.pipeline.segmentation import (
@@ -223,14 +222,6 @@ def _acquisition_warnings(image: Image) -> list[str]:
     return warnings
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _document(request, image, lesion_path, lesion_source, cord, morphometry, results, diagnosis,
               warnings, runtime, used, models) -> dict:
     packages = [c.package for c in used.values()]
@@ -240,7 +231,7 @@ def _document(request, image, lesion_path, lesion_source, cord, morphometry, res
         "schema_version": SCHEMA_VERSION,
         "input": {
             "path": str(request.image_path),
-            "sha256": _sha256(request.image_path),
+            "sha256": file_sha256(request.image_path),
             "shape": [int(n) for n in image.grid.shape],
             "voxel_size_mm": [round(float(z), 6) for z in np.sqrt((image.grid.affine[:3, :3] ** 2).sum(axis=0))],
             "orientation": image.grid.orientation,

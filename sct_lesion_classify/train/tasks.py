@@ -21,19 +21,8 @@ import numpy as np
 
 from sct_lesion_classify.errors import InputError
 from sct_lesion_classify.train.augment import Augmenter
+from sct_lesion_classify.train.evaluation.metrics import dice, roc_auc
 from sct_lesion_classify.train.loop import BalancedBatchSampler, Monitor
-
-
-def roc_auc(labels: Sequence[int], scores: Sequence[float]) -> float:
-    """Area under the ROC curve (Mann-Whitney, ties count 1/2); NaN with one class only."""
-    labels = np.asarray(labels, dtype=bool)
-    scores = np.asarray(scores, dtype=np.float64)
-    positive, negative = scores[labels], scores[~labels]
-    if positive.size == 0 or negative.size == 0:
-        return float("nan")
-    greater = (positive[:, None] > negative[None, :]).sum()
-    ties = (positive[:, None] == negative[None, :]).sum()
-    return float((greater + 0.5 * ties) / (positive.size * negative.size))
 
 
 def _loader(dataset: Any, sampler: BalancedBatchSampler, workers: int) -> Any:
@@ -102,15 +91,8 @@ def dice_bce_loss(logits: Any, targets: Any) -> Any:
 
     probabilities = logits.sigmoid()
     intersection = (probabilities * targets).sum()
-    dice = (2 * intersection + 1.0) / (probabilities.sum() + targets.sum() + 1.0)
-    return (1 - dice) + F.binary_cross_entropy_with_logits(logits, targets)
-
-
-def dice_score(prediction: np.ndarray, truth: np.ndarray) -> float:
-    """Dice of two binary arrays (1 when both are empty)."""
-    prediction, truth = prediction.astype(bool), truth.astype(bool)
-    total = prediction.sum() + truth.sum()
-    return 1.0 if total == 0 else float(2 * (prediction & truth).sum() / total)
+    soft_dice = (2 * intersection + 1.0) / (probabilities.sum() + targets.sum() + 1.0)
+    return (1 - soft_dice) + F.binary_cross_entropy_with_logits(logits, targets)
 
 
 class SegmentationTask:
@@ -152,7 +134,7 @@ class SegmentationTask:
         return dice_bce_loss(logits, targets)
 
     def batch_metrics(self, logits: Any, targets: Any) -> dict[str, float]:
-        return {"dice": dice_score((logits > 0).cpu().numpy(), targets.cpu().numpy() > 0.5)}
+        return {"dice": dice((logits > 0).cpu().numpy(), targets.cpu().numpy() > 0.5)}
 
     def validate(self, predict: Callable[[Any], Any]) -> dict[str, float]:
         return self.evaluate(self.val, predict, prefix="val_")
@@ -172,7 +154,7 @@ class SegmentationTask:
                 targets = torch.from_numpy(volume.label[window, None].astype(np.float32))
                 loss_sum += float(dice_bce_loss(logits, targets)) * inputs.shape[0]
                 probabilities[window] = logits.sigmoid().numpy()[:, 0]
-            dices.append(dice_score(probabilities >= 0.5, volume.label > 0))
+            dices.append(dice(probabilities >= 0.5, volume.label > 0))
             losses.append(loss_sum / max(volume.image.shape[0], 1))
         return {f"{prefix}dice": float(np.mean(dices)), f"{prefix}loss": float(np.mean(losses)),
                 f"{prefix}subjects": float(len(volumes))}
