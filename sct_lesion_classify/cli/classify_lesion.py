@@ -45,10 +45,6 @@ def get_parser() -> SCTArgumentParser:
     parser.optional.add_argument(
         "-o", metavar="<file>", default=None,
         help="Output diagnosis JSON. Default: <folder of -i>/<stem>_diagnosis.json.")
-    parser.optional.add_argument(
-        "-gradcam", metavar="<int>", type=int, choices=(0, 1), default=0,
-        help="Write class-activation saliency maps <stem>_gradcam-<model>.nii.gz on the grid of -i. "
-             "Default: 0.")
     add_segmentation_args(parser)
     parser.add_qc_args()
     parser.add_misc_args()
@@ -80,7 +76,6 @@ def _run(args: argparse.Namespace) -> int:
         t1c_path=Path(args.i_t1c) if args.i_t1c else None,
         vert_path=Path(args.vert) if args.vert else None,
         output_path=Path(args.o) if args.o else None,
-        gradcam=bool(args.gradcam),
     )
     custom = load_custom_packages(args.custom_model)
     segmentation = None

@@ -47,7 +47,6 @@ class ClassificationRequest:
     t1c_path: Path | None = None
     vert_path: Path | None = None
     output_path: Path | None = None
-    gradcam: bool = False
 
     @property
     def image_path(self) -> Path:
