@@ -55,12 +55,15 @@ def _run(args: argparse.Namespace) -> int:
     models = SegmentationModels.load(load_custom_packages(args.custom_model),
                                      with_cord_localizer=request.needs_builtin_cord)
     outputs = run_segmentation(request, models)
+    log = logging.getLogger("sct_lesion_classify")
+    for message in outputs.warnings:
+        log.warning(message)
     overlays = [(outputs.mask_path, "red")]
     if outputs.cord_path is not None:
         overlays = [(outputs.cord_path, "green"), (outputs.cropbox_path, "blue")] + overlays
-    logging.getLogger("sct_lesion_classify").info(viewer_syntax(request.image_path, overlays))
+    log.info(viewer_syntax(request.image_path, overlays))
     if outputs.qc_page is not None:
-        logging.getLogger("sct_lesion_classify").info("QC report: %s", outputs.qc_page)
+        log.info("QC report: %s", outputs.qc_page)
     return 0
 
 

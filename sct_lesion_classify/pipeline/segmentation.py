@@ -123,6 +123,9 @@ def run_segmentation(request: SegmentationRequest, models: SegmentationModels, *
                      image: Image | None = None, protected: tuple[Path, ...] = ()) -> SegmentationOutputs:
     """Segment the lesion of ``request.image_path`` and write the outputs.
 
+    Warnings are returned (``SegmentationOutputs.warnings``), not logged: the caller reports them
+    once, with its own.
+
     Parameters
     ----------
     request
@@ -159,8 +162,6 @@ def run_segmentation(request: SegmentationRequest, models: SegmentationModels, *
     segmentation = models.lesion.segment(image, cord if request.crop else None, postprocessing)
     runtime.update(segmentation.runtime_s)
     warnings = list(cord.warnings if cord else ()) + list(segmentation.warnings)
-    for message in warnings:
-        logger.warning(message)
 
     start = time.perf_counter()
     soft = postprocessing.soft
