@@ -31,7 +31,7 @@ SPLIT_CHOICES = ("auto",) + bids.SPLITS
 
 def subject_seed(seed: int, index: int) -> int:
     """Seed of subject ``index`` (0-based) of a dataset made with ``seed``."""
-    return int(np.random.SeedSequence([seed, 0, index]).generate_state(1, dtype=np.uint64)[0] >> 1)
+    return int(np.random.SeedSequence([seed, 0, index]).generate_state(1, dtype=np.uint64)[0]) >> 1
 
 
 def subject_diagnosis(seed: int, index: int) -> str:
