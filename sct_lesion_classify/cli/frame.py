@@ -164,7 +164,8 @@ def run_command(
 ) -> int:
     """Parse ``argv``, run ``body(args)`` and turn the outcome into an exit code.
 
-    ``args.command_line`` holds the command line (for provenance). ``body`` returns an exit code (``None`` means 0) or raises one of the package's errors
+    ``args.command_line`` holds the command line (for provenance). ``body`` returns an exit
+    code (``None`` means 0) or raises one of the package's errors
     (``errors.LesionClassifyError``), whose ``exit_code`` is returned after a one-line message.
     Any other exception is a failure (1) with a one-line message; ``-v 2`` adds the traceback.
     """

@@ -109,10 +109,10 @@ def run_classification(request: ClassificationRequest, models: ClassificationMod
     t1c = _load_t1c(request.t1c_path, image)
     vert = None
     if request.vert_path is not None:
-        vert_mask_values = load_image(request.vert_path, what="vertebral labels")
-        if not vert_mask_values.grid.same_space(image.grid):
+        vert_image = load_image(request.vert_path, what="vertebral labels")
+        if not vert_image.grid.same_space(image.grid):
             raise InputError(f"{request.vert_path}: vertebral labels are not on the grid of {seg.image_path}")
-        vert = np.rint(vert_mask_values.data).astype(np.int32)
+        vert = np.rint(vert_image.data).astype(np.int32)
     runtime["load"] = time.perf_counter() - start
 
     cord: CordLocalization | None = None
