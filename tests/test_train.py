@@ -147,3 +147,31 @@ def test_onnx_export_parity_dynamic_batch_and_size(tmp_path):
     assert shapes[0][0] != shapes[1][0] and shapes[0][2:] != shapes[1][2:]
     diff = onnx_parity(model, path, shapes, seed=7)
     assert diff < 1e-4
+
+
+def test_float16_storage_is_lossless_with_trained_batch_norm(tmp_path):
+    """Non-trivial BatchNorm statistics (as after training) must not break float16 storage.
+
+    A graph with BatchNorm folded into the convolutions would hold weights that are no longer
+    float16-rounded; storing them as float16 changed a trained U-Net's output by 3.7e-4.
+    """
+    pytest.importorskip("onnxscript")
+    from sct_lesion_classify.train.export import export_onnx, onnx_parity, with_sigmoid
+    from sct_lesion_classify.train.networks.unet import cord_unet
+    from sct_lesion_classify.train.storage import round_weights_to_float16, store_initializers_as_float16
+
+    torch.manual_seed(3)
+    model = with_sigmoid(cord_unet(channels=(16, 32, 64))).eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.normal_(0.0, 0.5)
+                module.running_var.uniform_(0.05, 3.0)
+                module.weight.normal_(1.0, 0.5)
+    round_weights_to_float16(model)
+    path = tmp_path / "m.onnx"
+    export_onnx(model, path, in_channels=1, example_hw=(32, 32), dynamic_hw=True)
+    storage = store_initializers_as_float16(path)
+    assert storage["converted_initializers"] > 0 and storage["kept_float32_initializers"] == 0
+    assert storage["bytes_after"] < storage["bytes_before"]
+    assert onnx_parity(model, path, ((2, 1, 32, 32), (1, 1, 48, 48)), seed=1) < 1e-5

@@ -119,3 +119,26 @@ def test_split_has_no_patient_leakage_and_is_deterministic(seed):
 def test_bad_family_and_empty_dataset_are_usage_errors(tmp_path, capsys):
     assert train_main(["glioma", "--bids", str(TESTING_DATA), "-o", str(tmp_path)]) == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_resume_of_a_finished_run_reexports_without_training(trained, dataset):
+    """``train --resume`` when every epoch is done exports the best checkpoint again (the way to add
+    the CAM output to a classifier trained before it existed); the card's wall time still counts
+    the training loop recorded in the checkpoint (not only the re-export), and the training log
+    keeps its rows."""
+    name = RECIPES["tumor_vs_demyelinating"].name
+    card_path = trained / name / f"{name}.json"
+    import torch
+
+    checkpoint = torch.load(trained / ".train_runs" / name / "last.pt", weights_only=True)
+    loop_s = float(checkpoint["state"]["elapsed_s"])
+    card_path.unlink()  # the re-export must not depend on the previous card
+    log_before = (trained / name / f"{name}_training_log.csv").read_text()
+    code = train_main(["tumor_vs_demyelinating", "--bids", str(dataset), "-o", str(trained), "--epochs", "1",
+                       "--steps-per-epoch", "1", "--batch-size", "2", "--seed", "3", "--resume", "-v", "0"])
+    assert code == 0
+    package = ModelPackage.load(trained / name)
+    assert loop_s <= package.card.training.wall_time_s < loop_s + 600
+    assert package.card.output.cam_tensor == "cam"
+    assert package.card.metrics["epochs_run"] == 1
+    assert (trained / name / f"{name}_training_log.csv").read_text() == log_before

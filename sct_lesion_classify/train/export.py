@@ -3,8 +3,11 @@
 :func:`export_onnx` writes the network (with its output activation, :func:`with_sigmoid`) with a
 dynamic batch axis (and dynamic height and width for the fully convolutional segmentation
 networks); :func:`onnx_parity` runs ONNX Runtime and PyTorch on fresh random inputs of two batch
-sizes (and two sizes for dynamic H/W) and returns the largest absolute difference, which
-:func:`write_package` asserts to be below :data:`PARITY_TOLERANCE` before it writes the card.
+sizes (and two sizes for dynamic H/W) and returns the largest absolute difference over every
+output, which :func:`write_package` asserts to be below :data:`PARITY_TOLERANCE` before it writes
+the card. Classifiers are exported with :func:`with_cam`: a second output ``cam`` (the
+class-activation map, see :mod:`sct_lesion_classify.train.networks.densenet`), named in the card
+as ``output.cam_tensor``.
 """
 
 from __future__ import annotations
@@ -50,9 +53,20 @@ def with_sigmoid(model: Any) -> Any:
     return _WithSigmoid(model)
 
 
+#: Name of the classifiers' class-activation-map output (``output.cam_tensor`` of the card).
+CAM_OUTPUT = "cam"
+
+
+def with_cam(model: Any) -> Any:
+    """A MONAI DenseNet classifier with outputs ``(sigmoid(logit), cam)`` (see ``WithCam``)."""
+    from sct_lesion_classify.train.networks.densenet import WithCam
+
+    return WithCam(model)
+
+
 def export_onnx(model: Any, path: str | os.PathLike, *, in_channels: int,
                 example_hw: tuple[int, int], dynamic_hw: bool, input_name: str = "input",
-                output_name: str = "output") -> None:
+                output_name: str = "output", extra_outputs: Sequence[str] = ()) -> None:
     """Export ``model`` (float32, eval mode, on the CPU) to ONNX at ``path`` (atomically).
 
     Parameters
@@ -63,6 +77,8 @@ def export_onnx(model: Any, path: str | os.PathLike, *, in_channels: int,
         Shape of the example input ``(2, in_channels, *example_hw)`` used for tracing.
     dynamic_hw
         Also make height and width dynamic (fully convolutional networks).
+    extra_outputs
+        Names of the model's further outputs (it then returns a tuple), e.g. ``("cam",)``.
     """
     torch = _torch()
     model = model.to("cpu", dtype=torch.float32).eval()
@@ -73,12 +89,17 @@ def export_onnx(model: Any, path: str | os.PathLike, *, in_channels: int,
     if dynamic_hw:
         axes.update({2: dynamic, 3: dynamic})
     path = Path(path)
+    # optimize=False keeps BatchNormalization as its own node: the exporter's optimizer would fold
+    # it into the convolution before it, and the folded weights are no longer the float16-rounded
+    # ones, so float16 storage would change the network. ONNX Runtime folds them itself, in
+    # float32, when it builds the session (same speed).
     try:
         with atomic_path(path, suffix=".onnx") as tmp, torch.no_grad():
             program = torch.onnx.export(
-                model, (example,), input_names=[input_name], output_names=[output_name],
+                model, (example,), input_names=[input_name],
+                output_names=[output_name, *extra_outputs],
                 dynamic_shapes=(axes,), opset_version=OPSET,
-                dynamo=True, external_data=False, verbose=False)
+                dynamo=True, external_data=False, verbose=False, optimize=False)
             program.save(str(tmp))
     except (RuntimeError, ValueError, TypeError) as exc:  # exporter failures
         raise ProcessingError(f"{path}: ONNX export failed ({str(exc).splitlines()[0][:300]})") from exc
@@ -88,7 +109,8 @@ def onnx_parity(model: Any, onnx_path: str | os.PathLike, input_shapes: Sequence
                 seed: int = 0) -> float:
     """Largest |ONNX Runtime - PyTorch| over fresh random inputs of ``input_shapes``.
 
-    The inputs are standard normal values from a generator seeded with ``seed`` (never the
+    Every output of the graph is compared (a model with several outputs returns a tuple, in the
+    graph's output order). The inputs are standard normal values from a generator seeded with ``seed`` (never the
     tracing example); the model runs in float32 eval mode on the CPU.
     """
     import onnxruntime as ort
@@ -103,19 +125,26 @@ def onnx_parity(model: Any, onnx_path: str | os.PathLike, input_shapes: Sequence
     worst = 0.0
     for shape in input_shapes:
         batch = rng.standard_normal(shape).astype(np.float32)
-        expected = _run_torch(model, batch)
-        got = session.run(None, {input_name: batch})[0]
-        if got.shape != expected.shape:
-            raise ProcessingError(f"{onnx_path}: ONNX output shape {got.shape} differs from "
-                                  f"PyTorch's {expected.shape} for input {shape}")
-        worst = max(worst, float(np.max(np.abs(got.astype(np.float64) - expected))))
+        expected_all = _run_torch(model, batch)
+        got_all = session.run(None, {input_name: batch})
+        if len(got_all) != len(expected_all):
+            raise ProcessingError(f"{onnx_path}: the ONNX graph has {len(got_all)} outputs, the "
+                                  f"PyTorch model {len(expected_all)}")
+        for name, got, expected in zip((o.name for o in session.get_outputs()), got_all,
+                                       expected_all):
+            if got.shape != expected.shape:
+                raise ProcessingError(f"{onnx_path}: ONNX output {name!r} shape {got.shape} differs "
+                                      f"from PyTorch's {expected.shape} for input {shape}")
+            worst = max(worst, float(np.max(np.abs(got.astype(np.float64) - expected))))
     return worst
 
 
-def _run_torch(model: Any, batch: np.ndarray) -> np.ndarray:
+def _run_torch(model: Any, batch: np.ndarray) -> tuple[np.ndarray, ...]:
     torch = _torch()
     with torch.no_grad():
-        return model(torch.from_numpy(batch)).double().numpy()
+        result = model(torch.from_numpy(batch))
+    results = result if isinstance(result, (tuple, list)) else (result,)
+    return tuple(r.double().numpy() for r in results)
 
 
 @dataclass(frozen=True)
@@ -142,14 +171,17 @@ def parity_shapes(in_channels: int, example_hw: tuple[int, int], dynamic_hw: boo
 
 def write_package(folder: str | os.PathLike, name: str, model: Any, card: dict[str, Any], *,
                   in_channels: int, example_hw: tuple[int, int], dynamic_hw: bool,
-                  divisible_by: int = 1, seed: int = 0) -> ExportResult:
+                  divisible_by: int = 1, seed: int = 0,
+                  extra_outputs: Sequence[str] = ()) -> ExportResult:
     """Export ``model`` to ``folder/<name>.onnx``, check parity, write ``folder/<name>.json``.
 
     ``card`` is the complete model card except ``files`` and ``metrics.onnx_parity_max_abs_diff``,
     which are filled in here; it is validated against the card schema before it is written. The
     weights are rounded to float16 precision before export and stored as float16
     (:mod:`~sct_lesion_classify.train.storage`), so all of ``models/`` fits a clone; the parity
-    check compares the stored network with the PyTorch model of the same rounded weights.
+    check compares the stored network with the PyTorch model of the same rounded weights, on
+    every output (``extra_outputs`` names the outputs after ``output``, e.g. ``("cam",)`` for a
+    model wrapped with :func:`with_cam`).
 
     Raises
     ------
@@ -162,10 +194,10 @@ def write_package(folder: str | os.PathLike, name: str, model: Any, card: dict[s
     card_path = folder / f"{name}.json"
     round_weights_to_float16(model)
     export_onnx(model, onnx_path, in_channels=in_channels, example_hw=example_hw,
-                dynamic_hw=dynamic_hw)
+                dynamic_hw=dynamic_hw, extra_outputs=extra_outputs)
     storage = store_initializers_as_float16(onnx_path)
-    logger.info("%s: weights stored as float16 (%d initializers, %.1f MB -> %.1f MB)", onnx_path.name,
-                storage["converted_initializers"], storage["bytes_before"] / 1e6,
+    logger.info("%s: weights stored as float16 (%d initializers, %d kept float32, %.1f MB -> %.1f MB)", onnx_path.name,
+                storage["converted_initializers"], storage["kept_float32_initializers"], storage["bytes_before"] / 1e6,
                 storage["bytes_after"] / 1e6)
     shapes = parity_shapes(in_channels, example_hw, dynamic_hw, divisible_by)
     diff = onnx_parity(model, onnx_path, shapes, seed=seed + 1)

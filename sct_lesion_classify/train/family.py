@@ -23,6 +23,9 @@ from sct_lesion_classify.errors import InputError
 from sct_lesion_classify.train import data as train_data
 from sct_lesion_classify.train.recipes import ClassifierRecipe, SegmentationRecipe
 
+#: The classifiers' CAM output (``train.export.CAM_OUTPUT``; not imported: export imports torch).
+CAM_OUTPUT = "cam"
+
 logger = logging.getLogger(__name__)
 
 
@@ -90,7 +93,8 @@ def card_skeleton(recipe: SegmentationRecipe | ClassifierRecipe, version: str) -
         "input": recipe.input_section(),
         "output": {"tensor": "output", "activation": "sigmoid",
                    "classes": ["background", recipe.family] if segmentation else list(recipe.classes),
-                   "positive_class": recipe.family if segmentation else recipe.positive_class},
+                   "positive_class": recipe.family if segmentation else recipe.positive_class,
+                   **({} if segmentation else {"cam_tensor": CAM_OUTPUT})},
         "postprocessing": dict(recipe.postprocessing) if segmentation else None,
         "decision": None if segmentation else {"aggregation": "mean",
                                                "low_confidence_band": recipe.low_confidence_band},
@@ -184,7 +188,9 @@ def train_family(recipe: SegmentationRecipe | ClassifierRecipe, options: TrainOp
                         device=options.device, bf16=bf16,
                         channels_last=recipe.channels_last, run_dir=run_dir, resume=options.resume,
                         progress=options.progress, identity=identity)
+    fit_start = time.perf_counter()
     result = fit(task, config)
+    fit_session_s = time.perf_counter() - fit_start
 
     def predict(inputs: Any) -> Any:  # float32, as exported
         model.eval()
@@ -218,7 +224,7 @@ def train_family(recipe: SegmentationRecipe | ClassifierRecipe, options: TrainOp
         "command": options.command,
         "seed": options.seed,
         "commit": git_commit(),
-        "wall_time_s": round(time.perf_counter() - start, 1),
+        "wall_time_s": _wall_time_s(start, result, fit_session_s),
         "device": (f"{device.type} ({platform.machine()}, {threads} threads"
                    + (", bf16 autocast" if result.bf16 else ", float32")
                    + (", channels_last" if config.channels_last else "") + ")"),
@@ -227,12 +233,16 @@ def train_family(recipe: SegmentationRecipe | ClassifierRecipe, options: TrainOp
     }
     card["metrics"] = metrics
     folder = Path(options.models_dir) / recipe.name
-    from sct_lesion_classify.train.export import with_sigmoid
+    from sct_lesion_classify.train.export import CAM_OUTPUT as cam_output
+    from sct_lesion_classify.train.export import with_cam, with_sigmoid
 
+    assert cam_output == CAM_OUTPUT
     hw = tuple(recipe.patch_size) if segmentation else tuple(recipe.spatial_size)
-    exported = write_package(folder, recipe.name, with_sigmoid(model), card, in_channels=1 if segmentation else 3,
+    exported = write_package(folder, recipe.name, with_sigmoid(model) if segmentation else with_cam(model),
+                             card, in_channels=1 if segmentation else 3,
                              example_hw=hw, dynamic_hw=segmentation,
-                             divisible_by=spec.size_divisible_by, seed=options.seed)
+                             divisible_by=spec.size_divisible_by, seed=options.seed,
+                             extra_outputs=() if segmentation else (CAM_OUTPUT,))
     log_path = folder / f"{recipe.name}_training_log.csv"
     shutil.copyfile(result.log_path, log_path)
     import json
@@ -241,6 +251,19 @@ def train_family(recipe: SegmentationRecipe | ClassifierRecipe, options: TrainOp
     logger.info("wrote %s (%s parameters; ONNX parity %.2g; %s)", folder, f"{n_parameters:,}",
                 exported.parity_max_abs_diff, ", ".join(f"{k} {v}" for k, v in metrics["val"].items()))
     return TrainOutcome(folder, exported.onnx_path, exported.card_path, log_path, final)
+
+
+def _wall_time_s(start: float, result: Any, fit_session_s: float) -> float:
+    """The card's ``training.wall_time_s``: the whole training, over every ``--resume``.
+
+    The training loop's time (training and validation epochs) accumulates in the checkpoint across
+    resumed sessions (``result.wall_time_s``); to it is added this session's time outside the loop
+    (loading data, held-out evaluation, export). A ``--resume`` of a finished run (which only
+    re-exports the best checkpoint) thus reports the time that trained the weights plus the
+    re-export, not just the re-export.
+    """
+    outside_loop = max(time.perf_counter() - start - fit_session_s, 0.0)
+    return round(float(result.wall_time_s) + outside_loop, 1)
 
 
 def with_overrides(recipe: Any, **changes: Any) -> Any:

@@ -166,6 +166,7 @@ class FitResult:
     best_path: Path
     seconds_per_step: float
     bf16: bool
+    epochs_this_session: int = 0  # 0 for a --resume of a finished run (nothing trained)
 
 
 def resolve_device(name: str) -> Any:
@@ -264,10 +265,12 @@ def fit(task: TrainingTask, config: LoopConfig) -> FitResult:
         return out.float().cpu()
 
     start = time.perf_counter() - float(state["elapsed_s"])
+    epochs_this_session = 0
     for epoch in range(state["epoch"] + 1, config.epochs):
         if state["stopped"]:
             break
         model.train()
+        epochs_this_session += 1
         sums: dict[str, float] = {}
         n_batches = 0
         epoch_start = time.perf_counter()
@@ -335,6 +338,7 @@ def fit(task: TrainingTask, config: LoopConfig) -> FitResult:
         best_path=best_path,
         seconds_per_step=float(state["step_time_sum"]) / max(int(state["steps"]), 1),
         bf16=bf16,
+        epochs_this_session=epochs_this_session,
     )
 
 

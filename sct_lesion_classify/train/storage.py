@@ -35,8 +35,9 @@ def round_weights_to_float16(model: Any) -> Any:
 def store_initializers_as_float16(path: str | os.PathLike, *, min_elements: int = MIN_ELEMENTS) -> dict:
     """Rewrite an ONNX file with its large float32 initializers stored as float16 + ``Cast``.
 
-    Values exactly representable in float16 (see :func:`round_weights_to_float16`) are stored
-    without loss. Returns counts: initializers converted and bytes before/after.
+    Only initializers whose values are all exactly representable in float16 (see
+    :func:`round_weights_to_float16`) are converted, so the stored network computes exactly what
+    the rounded PyTorch network does; others (constants the exporter folded) stay float32. Returns counts: initializers converted and bytes before/after.
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -44,12 +45,18 @@ def store_initializers_as_float16(path: str | os.PathLike, *, min_elements: int 
     path = Path(path)
     model = onnx.load(str(path))
     graph = model.graph
-    converted, before = 0, path.stat().st_size
+    converted, kept_float32, before = 0, 0, path.stat().st_size
     new_initializers, casts = [], []
     for initializer in graph.initializer:
         array = numpy_helper.to_array(initializer)
         if initializer.data_type != TensorProto.FLOAT or array.size < min_elements:
             new_initializers.append(initializer)
+            continue
+        if not np.array_equal(array.astype(np.float16).astype(np.float32), array):
+            # Not a rounded weight (e.g. a constant the exporter folded from several): keep it
+            # float32, so storage never changes what the network computes.
+            new_initializers.append(initializer)
+            kept_float32 += 1
             continue
         half_name = f"{initializer.name}__float16"
         new_initializers.append(numpy_helper.from_array(array.astype(np.float16), half_name))
@@ -65,4 +72,5 @@ def store_initializers_as_float16(path: str | os.PathLike, *, min_elements: int 
     tmp = path.with_name(path.name + ".tmp")
     onnx.save(model, str(tmp))
     os.replace(tmp, path)
-    return {"converted_initializers": converted, "bytes_before": before, "bytes_after": path.stat().st_size}
+    return {"converted_initializers": converted, "kept_float32_initializers": kept_float32,
+            "bytes_before": before, "bytes_after": path.stat().st_size}
