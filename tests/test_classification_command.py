@@ -142,3 +142,17 @@ def test_lesion_mask_of_another_shape_is_refused(tmp_path, packages, capsys):
     assert main(["-i", str(paths["t2w"]), "-lesion", str(tmp_path / "bad.nii.gz")] + custom(packages["classifiers"])) == 2
     assert "lesion mask is not on the image grid" in capsys.readouterr().err
     assert not list(tmp_path.glob("*_diagnosis.json"))
+
+
+def test_with_o_the_segmented_mask_goes_beside_the_json_not_the_input(tmp_path, packages):
+    (tmp_path / "data").mkdir()
+    paths = copy_subject(SUBJECTS[2], tmp_path / "data")
+    before = sorted(p.name for p in (tmp_path / "data").rglob("*"))
+    out = tmp_path / "results" / "dx.json"
+    assert main(["-i", str(paths["t2w"]), "-s", str(paths["cord_mask"]), "-o", str(out)]
+                + custom(packages["classifiers"] + [packages["lesion"]])) == 0
+    stem = paths["t2w"].name.replace(".nii.gz", "")
+    mask = tmp_path / "results" / f"{stem}_lesionseg.nii.gz"
+    assert json.loads(out.read_text())["lesion_mask"] == {"path": str(mask), "source": "automatic"}
+    assert mask.is_file() and (tmp_path / "results" / f"{stem}_lesionseg.json").is_file()
+    assert sorted(p.name for p in (tmp_path / "data").rglob("*")) == before

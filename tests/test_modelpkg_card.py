@@ -132,3 +132,24 @@ def test_load_bad_json(tmp_path):
         ModelCard.load(path)
     with pytest.raises(ModelError, match="not found"):
         ModelCard.load(tmp_path / "missing.json")
+
+
+def test_cam_tensor_is_optional_and_only_for_classifiers():
+    from sct_lesion_classify.modelpkg.card import ModelCard
+    from sct_lesion_classify.modelpkg.testing import tiny_card as _tiny_card
+
+    old = _tiny_card("clf", "classification")
+    assert "cam_tensor" not in old["output"]
+    assert ModelCard.from_json(old).output.cam_tensor is None
+    assert ModelCard.from_json(old).to_json() == old  # packages without CAM round-trip unchanged
+    new = _tiny_card("clf", "classification")
+    new["output"]["cam_tensor"] = "cam"
+    assert ModelCard.from_json(new).output.cam_tensor == "cam"
+    assert ModelCard.from_json(new).to_json() == new
+    segmentation = _tiny_card("seg", "lesion_segmentation")
+    segmentation["output"]["cam_tensor"] = "cam"
+    with pytest.raises(ModelError, match="cam_tensor"):
+        ModelCard.from_json(segmentation)
+    new["output"]["cam_tensor"] = "output"
+    with pytest.raises(ModelError, match="cam_tensor"):
+        ModelCard.from_json(new)

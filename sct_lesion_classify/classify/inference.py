@@ -3,7 +3,9 @@
 :class:`Classifier` holds a package and its ONNX Runtime session (built once). ``classify``
 builds the input with :func:`~sct_lesion_classify.classify.inputs.build_classifier_slices` (the
 function training uses too), runs every slice and returns the slice probabilities and their mean,
-the patient probability (the card's ``decision.aggregation``).
+the patient probability (the card's ``decision.aggregation``). ``classify_with_cam`` also
+returns the class-activation map of each slice from the same network call (packages whose card
+names an ``output.cam_tensor``; :mod:`sct_lesion_classify.classify.gradcam` maps it to the image).
 """
 
 from __future__ import annotations
@@ -70,6 +72,11 @@ class Classifier:
         return build_classifier_slices(t2w, lesion_mask, zooms_mm, self.package.card.input,
                                        t1c=t1c if self.uses_t1c else None)
 
+    @property
+    def has_cam(self) -> bool:
+        """Whether the package outputs a class-activation map (card ``output.cam_tensor``)."""
+        return self._predictor.cam_name is not None
+
     def classify(self, slices: ClassifierSlices) -> ClassifierResult:
         """Slice probabilities of the positive class and their mean.
 
@@ -78,19 +85,41 @@ class Classifier:
         ModelError
             When there is no slice (an empty lesion mask gets no diagnosis: callers check first).
         """
+        result, _ = self._run(slices, with_cam=False)
+        return result
+
+    def classify_with_cam(self, slices: ClassifierSlices) -> tuple[ClassifierResult, np.ndarray]:
+        """:meth:`classify`, plus the CAM ``(N, h, w)`` of each slice (same network calls).
+
+        Raises
+        ------
+        ModelError
+            No slice, or a package without CAM output (check :attr:`has_cam` first).
+        """
+        result, cam = self._run(slices, with_cam=True)
+        assert cam is not None
+        return result, cam
+
+    def _run(self, slices: ClassifierSlices, *, with_cam: bool) -> tuple[ClassifierResult, np.ndarray | None]:
         if slices.empty:
             raise ModelError(f"model {self.package.name}: no slice to classify (empty lesion mask)")
         card = self.package.card
-        probabilities = []
+        probabilities, cams = [], []
         for start in range(0, slices.batch.shape[0], self.batch_size):
-            output = self._predictor.predict(slices.batch[start:start + self.batch_size])
+            batch = slices.batch[start:start + self.batch_size]
+            if with_cam:
+                output, cam = self._predictor.predict_with_cam(batch)
+                cams.append(cam)
+            else:
+                output = self._predictor.predict(batch)
             probabilities.append(self._positive_probability(output))
         per_slice = np.clip(np.concatenate(probabilities), 0.0, 1.0)
-        return ClassifierResult(
+        result = ClassifierResult(
             role=self.role, model_name=card.name, model_version=card.version,
             model_sha256=self.package.sha256, positive_class=card.output.positive_class,
             probability=float(per_slice.mean()), slice_probabilities=tuple(float(p) for p in per_slice),
             slices_used=slices.slice_indices)
+        return result, (np.concatenate(cams) if with_cam else None)
 
     def _positive_probability(self, output: np.ndarray) -> np.ndarray:
         card = self.package.card

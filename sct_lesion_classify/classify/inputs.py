@@ -101,6 +101,24 @@ def normalize_volume(volume: np.ndarray, normalization: Any) -> np.ndarray:
     return normalize(volume, normalization)
 
 
+def classifier_resampler(slice_shape: tuple[int, int], zooms_mm: tuple[float, float, float],
+                         card_input: Any) -> SliceResampler:
+    """The in-plane resampling of rule 3: image slices ``(A-P, S-I)`` -> ``spatial_size``.
+
+    Its ``backward`` is the exact inverse used to put a per-slice map (Grad-CAM) back on the
+    image's slices (:mod:`sct_lesion_classify.classify.gradcam`).
+    """
+    if card_input.spatial_size is None:
+        raise ModelError("a classifier card needs input.spatial_size (e.g. [256, 256])")
+    out_shape = (int(card_input.spatial_size[0]), int(card_input.spatial_size[1]))
+    in_shape = (int(slice_shape[0]), int(slice_shape[1]))
+    in_spacing = (float(zooms_mm[1]), float(zooms_mm[2]))
+    if card_input.spacing_mm is None:
+        return SliceResampler.to_size(in_shape, in_spacing, out_shape, keep_aspect=True)
+    return SliceResampler(in_shape, in_spacing, out_shape,
+                          tuple(float(s) for s in card_input.spacing_mm))
+
+
 def build_classifier_slices(
     t2w: np.ndarray,
     lesion_mask: np.ndarray,
@@ -159,13 +177,7 @@ def build_classifier_slices(
     if not indices:
         return ClassifierSlices(batch, (), (), False)
 
-    in_shape = (t2w.shape[1], t2w.shape[2])
-    in_spacing = (float(zooms_mm[1]), float(zooms_mm[2]))
-    if card_input.spacing_mm is None:
-        resampler = SliceResampler.to_size(in_shape, in_spacing, out_shape, keep_aspect=True)
-    else:
-        resampler = SliceResampler(in_shape, in_spacing, out_shape,
-                                   tuple(float(s) for s in card_input.spacing_mm))
+    resampler = classifier_resampler((t2w.shape[1], t2w.shape[2]), zooms_mm, card_input)
     rescale = card_input.normalization.rescale
     pad_value = float(rescale[0]) if rescale is not None else 0.0
     chosen = list(indices)

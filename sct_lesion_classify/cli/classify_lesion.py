@@ -44,7 +44,14 @@ def get_parser() -> SCTArgumentParser:
              "PAM50_levels warped by sct_warp_template): lesion levels become exact instead of estimated.")
     parser.optional.add_argument(
         "-o", metavar="<file>", default=None,
-        help="Output diagnosis JSON. Default: <folder of -i>/<stem>_diagnosis.json.")
+        help="Output diagnosis JSON. Default: <folder of -i>/<stem>_diagnosis.json. Without -lesion, the "
+             "lesion mask goes to the folder of the JSON (<stem>_lesionseg.nii.gz), so -o keeps every "
+             "output out of the input folder.")
+    parser.optional.add_argument(
+        "-gradcam", metavar="<int>", type=int, choices=(0, 1), default=0,
+        help="1: also write a Grad-CAM saliency map per classifier, <stem>_gradcam-<role>.nii.gz beside "
+             "the JSON (native grid of -i, values in [0, 1], 0 outside the classified slices), and show "
+             "it in the QC report. Needs packages exported with a CAM output (this version). Default: 0.")
     add_segmentation_args(parser)
     parser.add_qc_args()
     parser.add_misc_args()
@@ -69,13 +76,19 @@ def _run(args: argparse.Namespace) -> int:
     from sct_lesion_classify.pipeline.models import load_custom_packages
     from sct_lesion_classify.pipeline.segmentation import SegmentationModels
 
-    seg_request = segmentation_request(args, output_path=None)
+    from sct_lesion_classify.pipeline.paths import output_stem
+
+    mask_output = None
+    if args.o and not args.lesion:
+        mask_output = Path(args.o).parent / f"{output_stem(Path(args.i))}_lesionseg.nii.gz"
+    seg_request = segmentation_request(args, output_path=mask_output)
     request = ClassificationRequest(
         segmentation=seg_request,
         lesion_path=Path(args.lesion) if args.lesion else None,
         t1c_path=Path(args.i_t1c) if args.i_t1c else None,
         vert_path=Path(args.vert) if args.vert else None,
         output_path=Path(args.o) if args.o else None,
+        gradcam=bool(args.gradcam),
     )
     custom = load_custom_packages(args.custom_model)
     segmentation = None
@@ -91,6 +104,8 @@ def _run(args: argparse.Namespace) -> int:
         log.info("Most likely: %s (%s, confidence %s): %s", d.most_likely_class, d.group, d.confidence,
                  ", ".join(f"{k} {v:.2f}" for k, v in d.probabilities.items()))
     log.info("Diagnosis written to %s", outputs.json_path)
+    for path in outputs.gradcam_paths.values():
+        log.info("Grad-CAM map written to %s", path)
     if outputs.qc_page is not None:
         log.info("QC report: %s", outputs.qc_page)
     return 0

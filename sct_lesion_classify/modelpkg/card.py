@@ -95,12 +95,18 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class OutputSpec:
-    """``output``: tensor name, activation already applied in the graph, classes."""
+    """``output``: tensor name, activation already applied in the graph, classes.
+
+    ``cam_tensor`` (optional key, classifiers): the name of a second output holding the
+    class-activation map of the positive class, ``(N, h, w)`` (``-gradcam 1``); None when the
+    package has none (packages exported before this field existed still load).
+    """
 
     tensor: str
     activation: str  # "sigmoid" | "softmax" | "none"
     classes: tuple[str, ...]
     positive_class: str | None
+    cam_tensor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -228,7 +234,8 @@ class ModelCard:
             architecture=Architecture(**doc["architecture"]),
             input=InputSpec.from_json(inp),
             output=OutputSpec(tensor=out["tensor"], activation=out["activation"],
-                              classes=tuple(out["classes"]), positive_class=out["positive_class"]),
+                              classes=tuple(out["classes"]), positive_class=out["positive_class"],
+                              cam_tensor=out.get("cam_tensor")),
             postprocessing=None if post is None else Postprocessing(
                 threshold=float(post["threshold"]), fill_holes=post["fill_holes"],
                 largest=post["largest"], remove_small=tuple(post["remove_small"])),
@@ -271,7 +278,8 @@ class ModelCard:
                 "min_lesion_area_mm2": inp.min_lesion_area_mm2,
             },
             "output": {"tensor": out.tensor, "activation": out.activation,
-                       "classes": list(out.classes), "positive_class": out.positive_class},
+                       "classes": list(out.classes), "positive_class": out.positive_class,
+                       **({} if out.cam_tensor is None else {"cam_tensor": out.cam_tensor})},
             "postprocessing": None if self.postprocessing is None else {
                 "threshold": self.postprocessing.threshold,
                 "fill_holes": self.postprocessing.fill_holes,
@@ -387,6 +395,13 @@ def semantic_problems(document: Mapping[str, Any]) -> list[str]:
         if bounds is not None and not bounds[0] < bounds[1]:
             problems.append(f"field 'input.normalization.{key}': lower bound must be below the "
                             f"upper one, got {bounds}")
+    cam = out.get("cam_tensor")
+    if cam is not None:
+        if task != "classification":
+            problems.append(f"field 'output.cam_tensor': only classifiers have a CAM output, "
+                            f"the task is {task!r}")
+        if cam == out["tensor"]:
+            problems.append("field 'output.cam_tensor': must differ from output.tensor")
     if task in SEGMENTATION_TASKS:
         if document["postprocessing"] is None:
             problems.append(f"field 'postprocessing': required (not null) for task {task!r}")

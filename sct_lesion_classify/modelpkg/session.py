@@ -90,6 +90,7 @@ class Predictor:
     session: Any = field(repr=False)
     input_name: str
     output_name: str
+    cam_name: str | None = None  # the card's output.cam_tensor (a classifier's CAM), if any
 
     @classmethod
     def create(cls, package: ModelPackage, *, threads: int | None = None) -> "Predictor":
@@ -105,6 +106,10 @@ class Predictor:
             raise ModelError(f"{package.onnx_path}: the card's output tensor "
                              f"{card.output.tensor!r} is not an output of the ONNX graph "
                              f"({', '.join(sorted(outputs))})")
+        cam = card.output.cam_tensor
+        if cam is not None and cam not in outputs:
+            raise ModelError(f"{package.onnx_path}: the card's CAM tensor {cam!r} is not an output "
+                             f"of the ONNX graph ({', '.join(sorted(outputs))})")
         shape = inputs[card.input.tensor].shape
         if len(shape) != 4:
             raise ModelError(f"{package.onnx_path}: input {card.input.tensor!r} has rank "
@@ -113,7 +118,7 @@ class Predictor:
             raise ModelError(f"{package.onnx_path}: the ONNX input has {shape[1]} channels, the "
                              f"card lists {card.input.n_channels}")
         return cls(package=package, session=session, input_name=card.input.tensor,
-                   output_name=card.output.tensor)
+                   output_name=card.output.tensor, cam_name=cam)
 
     def check_batch(self, batch: np.ndarray) -> None:
         """Raise ModelError when ``batch`` does not fit the card's input contract."""
@@ -143,12 +148,30 @@ class Predictor:
         The input is converted to C-contiguous float32. Raises ModelError for a batch that does
         not match the card (channels, size) or when ONNX Runtime fails.
         """
+        (result,) = self._run(batch, [self.output_name])
+        return result
+
+    def predict_with_cam(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Like :meth:`predict`, plus the CAM output ``(N, h, w)``, in one network call.
+
+        Raises ModelError when the package has no CAM output (``cam_name`` is None).
+        """
+        if self.cam_name is None:
+            raise ModelError(f"model {self.package.name} has no CAM output; re-export it with "
+                             "this version")
+        output, cam = self._run(batch, [self.output_name, self.cam_name])
+        if cam.ndim != 3 or cam.shape[0] != output.shape[0]:
+            raise ModelError(f"model {self.package.name}: CAM output {self.cam_name!r} has shape "
+                             f"{cam.shape}, expected (N, h, w) with N = {output.shape[0]}")
+        return output, cam
+
+    def _run(self, batch: np.ndarray, names: list[str]) -> list[np.ndarray]:
         batch = np.asarray(batch)
         self.check_batch(batch)
         feed = np.ascontiguousarray(batch, dtype=np.float32)
         try:
-            (result,) = self.session.run([self.output_name], {self.input_name: feed})
+            results = self.session.run(names, {self.input_name: feed})
         except Exception as exc:  # onnxruntime's own exception types
             detail = " ".join(str(exc).split())[:300]
             raise ModelError(f"model {self.package.name}: inference failed ({detail})") from None
-        return np.asarray(result, dtype=np.float32)
+        return [np.asarray(result, dtype=np.float32) for result in results]

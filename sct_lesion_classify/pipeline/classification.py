@@ -17,14 +17,21 @@ import numpy as np
 from sct_lesion_classify import __version__
 from sct_lesion_classify.classify.diagnosis import ROLE_CLASSES, ClassifierResult, Diagnosis, compose_diagnosis
 from sct_lesion_classify.classify.document import DISCLAIMER, SCHEMA_VERSION, SYNTHETIC_WARNING, write_diagnosis
+from sct_lesion_classify.classify.gradcam import cam_volume
 from sct_lesion_classify.classify.inference import Classifier
 from sct_lesion_classify.cord.localize import CordLocalization, cord_from_mask_file
 from sct_lesion_classify.errors import InputError
-from sct_lesion_classify.io.image import Image, load_image, load_mask
+from sct_lesion_classify.io.image import Image, load_image, load_mask, save_like
 from sct_lesion_classify.lesion.morphometry import LesionMorphometry, measure_lesions
 from sct_lesion_classify.modelpkg.package import ModelPackage, file_sha256
 from sct_lesion_classify.pipeline.models import T1C_PACKAGES, optional_package_for, package_for
-from sct_lesion_classify.pipeline.paths import check_output_path, output_stem
+from sct_lesion_classify.pipeline.paths import (
+    check_output_path,
+    check_qc_folder,
+    gradcam_output,
+    make_output_folder,
+    output_stem,
+)
 from sct_lesion_classify.pipeline.segmentation import (
     SegmentationModels,
     SegmentationRequest,
@@ -33,13 +40,18 @@ from sct_lesion_classify.pipeline.segmentation import (
 
 logger = logging.getLogger(__name__)
 
+#: How the written Grad-CAM maps are scaled (``classify.gradcam``), recorded in the JSON.
+GRADCAM_NORMALIZATION = ("relu(CAM) divided by its maximum over the volume (1 = strongest evidence "
+                         "for the positive class in this image); 0 on slices not classified")
+
 
 @dataclass(frozen=True)
 class ClassificationRequest:
     """What the user asked ``sct_classify_lesion`` to do.
 
     ``segmentation`` carries the image, ``-s``, the segmentation options and the QC options; it is
-    run only when ``lesion_path`` is None.
+    run only when ``lesion_path`` is None. ``gradcam`` (``-gradcam 1``) writes one Grad-CAM map per
+    applied classifier that has a CAM output (:func:`gradcam_paths`).
     """
 
     segmentation: SegmentationRequest
@@ -47,6 +59,7 @@ class ClassificationRequest:
     t1c_path: Path | None = None
     vert_path: Path | None = None
     output_path: Path | None = None
+    gradcam: bool = False
 
     @property
     def image_path(self) -> Path:
@@ -94,6 +107,7 @@ class ClassificationOutputs:
     lesion_path: Path
     qc_page: Path | None
     warnings: tuple[str, ...]
+    gradcam_paths: dict[str, Path] = field(default_factory=dict)  # role -> written map
 
 
 def run_classification(request: ClassificationRequest, models: ClassificationModels) -> ClassificationOutputs:
@@ -102,6 +116,11 @@ def run_classification(request: ClassificationRequest, models: ClassificationMod
     seg = request.segmentation
     inputs = (seg.image_path, seg.cord_mask_path, request.lesion_path, request.t1c_path, request.vert_path)
     json_path = check_output_path(request.diagnosis_output(), inputs, what="diagnosis JSON", nifti=False)
+    check_qc_folder(seg.qc_folder)
+    if request.gradcam:
+        for role in ROLE_CLASSES:
+            check_output_path(gradcam_output(json_path, seg.image_path, role), inputs,
+                              what=f"Grad-CAM map of {role}")
     warnings: list[str] = []
 
     start = time.perf_counter()
@@ -148,8 +167,15 @@ def run_classification(request: ClassificationRequest, models: ClassificationMod
     runtime["morphometry"] = time.perf_counter() - start
 
     results: dict[str, ClassifierResult] = {}
+    saliency: dict[str, np.ndarray] = {}  # role -> canonical Grad-CAM volume in [0, 1]
     diagnosis = None
     used = _classifiers_for(models, t1c is not None, warnings)
+    if request.gradcam:
+        for role, classifier in used.items():
+            if not classifier.has_cam:
+                warnings.append(f"-gradcam 1: model {classifier.package.name} has no CAM output; "
+                                "re-export it with this version (no Grad-CAM map for "
+                                f"{role})")
     if morphometry.count == 0:
         warnings.append(f"the lesion mask is empty ({lesion_path}): no diagnosis")
     else:
@@ -160,7 +186,12 @@ def run_classification(request: ClassificationRequest, models: ClassificationMod
             if slices.fallback:
                 warnings.append(f"{role}: no slice reaches the minimum lesion area of the model card; "
                                 "the slice(s) with the largest lesion area were used")
-            results[role] = classifier.classify(slices)
+            if request.gradcam and classifier.has_cam:
+                results[role], cam = classifier.classify_with_cam(slices)
+                saliency[role] = cam_volume(cam, slices.slice_indices, image.data.shape, image.zooms,
+                                            classifier.package.card.input)
+            else:
+                results[role] = classifier.classify(slices)
             runtime[f"classify_{role}"] = time.perf_counter() - start
         diagnosis = compose_diagnosis(results, {role: c.low_confidence_band for role, c in used.items()})
     for classifier in used.values():
@@ -171,8 +202,19 @@ def run_classification(request: ClassificationRequest, models: ClassificationMod
     warnings = list(dict.fromkeys(warnings))
 
     start = time.perf_counter()
+    gradcam_paths = {role: gradcam_output(json_path, seg.image_path, role) for role in saliency}
+    make_output_folder(json_path)
+    for role, volume in saliency.items():
+        save_like(volume, image.grid, gradcam_paths[role], dtype=np.float32)
+    if saliency:
+        runtime["gradcam_write"] = time.perf_counter() - start
+        start = time.perf_counter()
     document = _document(request, image, lesion_path, lesion_source, cord, morphometry, results,
                          diagnosis, warnings, runtime, used, models)
+    if request.gradcam:
+        document["gradcam"] = {role: {"path": str(path), "model_name": used[role].package.name,
+                                      "normalization": GRADCAM_NORMALIZATION}
+                               for role, path in gradcam_paths.items()}
     write_diagnosis(json_path, document)
     runtime["write"] = time.perf_counter() - start
     for message in warnings:
@@ -180,10 +222,10 @@ def run_classification(request: ClassificationRequest, models: ClassificationMod
 
     qc_page = None
     if seg.qc_folder is not None:
-        qc_page = _qc(request, image, lesion_mask, cord, results, diagnosis, warnings)
+        qc_page = _qc(request, image, lesion_mask, cord, results, diagnosis, warnings, saliency)
     return ClassificationOutputs(json_path=json_path, document=document, diagnosis=diagnosis,
                                  morphometry=morphometry, lesion_path=lesion_path, qc_page=qc_page,
-                                 warnings=tuple(warnings))
+                                 warnings=tuple(warnings), gradcam_paths=gradcam_paths)
 
 
 def _load_t1c(path: Path | None, image: Image) -> Image | None:
@@ -257,7 +299,7 @@ def _document(request, image, lesion_path, lesion_source, cord, morphometry, res
     }
 
 
-def _qc(request, image, lesion_mask, cord, results, diagnosis, warnings) -> Path:
+def _qc(request, image, lesion_mask, cord, results, diagnosis, warnings, saliency) -> Path:
     from sct_lesion_classify.qc import add_entry, classification_entry
 
     seg = request.segmentation
@@ -268,6 +310,7 @@ def _qc(request, image, lesion_mask, cord, results, diagnosis, warnings) -> Path
         diagnosis=None if diagnosis is None else diagnosis.most_likely_class,
         class_probabilities=None if diagnosis is None else diagnosis.probabilities,
         confidence=None if diagnosis is None else diagnosis.confidence,
+        saliency=saliency or None,
         cord_mask=cord.mask if cord else None, warnings=tuple(warnings),
         dataset=seg.qc_dataset, subject=seg.qc_subject)
     return add_entry(seg.qc_folder, draft)
