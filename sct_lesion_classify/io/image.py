@@ -13,6 +13,7 @@ Images are refused before their data are read when they would not fit the docume
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import logging
 import os
@@ -42,6 +43,11 @@ CANONICAL_AXCODES = ("R", "A", "S")
 #: Largest image accepted, in voxels (2**26 = 67 M voxels, 256 MiB as float32; a 768x768x19
 #: clinical sagittal T2w has 11 M). Checked from the header before any data are read.
 MAX_VOXELS = 2**26
+
+#: What reading an untrusted NIfTI file may raise (all become ``InputError``).
+_UNREADABLE = (nib.filebasedimages.ImageFileError, nib.spatialimages.HeaderDataError,
+               nib.spatialimages.ImageDataError, OSError, EOFError, ValueError, TypeError,
+               OverflowError, IndexError, KeyError, zlib.error, gzip.BadGzipFile)
 
 _OPPOSITE = {"R": "L", "L": "R", "A": "P", "P": "A", "S": "I", "I": "S"}
 
@@ -244,6 +250,8 @@ def save_nifti_atomic(img: nib.Nifti1Image, path: str | os.PathLike) -> None:
     try:
         with atomic_path(path, suffix=suffix) as tmp:
             nib.save(img, tmp)
+            with open(tmp, "rb") as handle:  # on disk before the rename, as write_bytes_atomic
+                os.fsync(handle.fileno())
     except OSError as exc:
         raise ProcessingError(f"{path}: cannot write ({exc.strerror or exc})") from exc
 
@@ -283,19 +291,27 @@ def _read_header(path: str | os.PathLike, what: str) -> nib.Nifti1Image:
     if not path.name.endswith((".nii", ".nii.gz")):
         raise InputError(f"{path}: {what} must be a NIfTI file (.nii or .nii.gz)")
     try:
-        img = nib.load(str(path))
-    except (nib.filebasedimages.ImageFileError, OSError, EOFError, ValueError, zlib.error,
-            gzip.BadGzipFile) as exc:
+        with _quiet_nibabel():
+            img = nib.load(str(path))
+            shape = tuple(int(n) for n in img.shape)
+            dtype = np.dtype(img.get_data_dtype())
+    except _UNREADABLE as exc:
         raise InputError(f"{path}: {what} is not a readable NIfTI file ({_reason(exc)})") from None
     if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
         raise InputError(f"{path}: {what} is not a NIfTI image ({type(img).__name__})")
-    shape = tuple(int(n) for n in img.shape)
     while len(shape) > 3 and shape[-1] == 1:
         shape = shape[:-1]
     if len(shape) > 3:
         raise InputError(f"{path}: {what} is {len(shape)}D (shape {shape}); a 3D volume is needed")
-    if len(shape) < 3 or min(shape) < 2:
+    if len(shape) < 3:
+        raise InputError(f"{path}: {what} is {len(shape)}D (shape {shape}); a 3D volume is needed")
+    if min(shape) < 1:
+        raise InputError(f"{path}: {what} has no voxels (shape {shape})")
+    if min(shape) < 2:
         raise InputError(f"{path}: {what} is 2D (shape {shape}); a 3D volume is needed")
+    if dtype.kind not in "uif" or dtype.itemsize > 8:
+        raise InputError(f"{path}: {what} has data type {dtype} ({dtype.kind!r}); real-valued "
+                         "integers or floats of at most 64 bits are needed")
     n_voxels = int(np.prod(shape, dtype=np.int64))
     if n_voxels > MAX_VOXELS:
         raise InputError(
@@ -307,6 +323,14 @@ def _read_header(path: str | os.PathLike, what: str) -> nib.Nifti1Image:
     affine = _affine_of(img)
     if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-9:
         raise InputError(f"{path}: {what} has an invalid (singular or non-finite) affine")
+    for name in ("qform", "sform"):  # both are written back to the outputs: both must be valid
+        try:
+            with _quiet_nibabel():
+                matrix, code = getattr(img.header, f"get_{name}")(coded=True)
+        except _UNREADABLE as exc:
+            raise InputError(f"{path}: {what} has an invalid {name} ({_reason(exc)})") from None
+        if code and (not np.all(np.isfinite(matrix)) or abs(np.linalg.det(matrix[:3, :3])) < 1e-9):
+            raise InputError(f"{path}: {what} has an invalid (singular or non-finite) {name}")
     return img
 
 
@@ -321,12 +345,73 @@ def _raw_pixdim(img: nib.Nifti1Image, path: Path) -> np.ndarray:
 
 
 def _read_data(img: nib.Nifti1Image, path: str | os.PathLike, what: str) -> np.ndarray:
+    _check_data_present(img, Path(path), what)
     try:
-        data = np.asarray(img.dataobj, dtype=np.float32)
-    except (OSError, EOFError, ValueError, zlib.error, gzip.BadGzipFile, MemoryError) as exc:
+        with _quiet_nibabel(), np.errstate(all="ignore"):  # a scaling that overflows: Inf, refused below
+            data = np.asarray(img.dataobj, dtype=np.float32)
+    except (*_UNREADABLE, MemoryError) as exc:
         raise InputError(f"{path}: {what} data cannot be read ({_reason(exc)})") from None
     data = data.reshape(data.shape[:3]) if data.ndim > 3 else data
     return data
+
+
+def _check_data_present(img: nib.Nifti1Image, path: Path, what: str) -> None:
+    """Refuse a file that holds fewer data bytes than its header announces, before reading it.
+
+    Without this, a header that claims a large shape over a few bytes of data makes nibabel
+    allocate the whole announced size before it finds the file short. An uncompressed file is
+    checked against its size. For a gzip file the trailer's ISIZE (uncompressed size modulo
+    2**32) is read first; only when it is too small (a short or multi-member file) is the stream
+    decompressed and counted, chunk by chunk, up to the announced size (constant memory).
+    """
+    try:
+        offset = int(img.dataobj.offset)
+        needed = offset + int(np.prod(img.dataobj.shape, dtype=np.int64)) * img.dataobj.dtype.itemsize
+    except (AttributeError, TypeError, ValueError, OverflowError):
+        return  # not an array proxy: nibabel reads (and checks) the data itself
+    try:
+        if not path.name.endswith(".gz"):
+            available = path.stat().st_size
+        else:
+            available = _gzip_size_at_least(path, needed)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(f"{path}: {what} data cannot be read ({_reason(exc)})") from None
+    if available < needed:
+        raise InputError(f"{path}: {what} data cannot be read (truncated: the header announces "
+                         f"{needed - offset} bytes of data after byte {offset}, the file holds "
+                         f"{max(available - offset, 0)})")
+
+
+def _gzip_size_at_least(path: Path, needed: int) -> int:
+    """The uncompressed size of a gzip file, or a count that stops once it reaches ``needed``."""
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        if handle.tell() >= 18:
+            handle.seek(-4, os.SEEK_END)
+            isize = int.from_bytes(handle.read(4), "little")
+            if needed < 2**32 and isize >= needed:
+                return isize
+    count = 0
+    with gzip.open(path, "rb") as stream:
+        while count < needed:
+            chunk = stream.read(min(1 << 20, needed - count))
+            if not chunk:
+                break
+            count += len(chunk)
+    return count
+
+
+@contextlib.contextmanager
+def _quiet_nibabel():
+    """Silence nibabel's own stderr handler while reading: its problems come back as exceptions,
+    which become our one-line errors."""
+    nibabel_logger = logging.getLogger("nibabel.global")
+    level = nibabel_logger.level
+    nibabel_logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        nibabel_logger.setLevel(level)
 
 
 def _affine_of(img: nib.Nifti1Image) -> np.ndarray:

@@ -31,9 +31,18 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from sct_lesion_classify.errors import ProcessingError
+from sct_lesion_classify.errors import InputError, ProcessingError
 
 logger = logging.getLogger(__name__)
+
+#: Largest stack of model slices :meth:`SliceResampler.forward` builds (2**27 voxels, 512 MiB
+#: as float32). Checked before allocating, so a header with an absurd voxel size (e.g. 800 mm
+#: for 0.8 mm) is refused instead of exhausting memory.
+MAX_MODEL_GRID_VOXELS = 2**27
+
+
+class ModelGridTooLarge(InputError):
+    """The image's slices on a model's grid would exceed :data:`MAX_MODEL_GRID_VOXELS`."""
 
 
 def _pair(value, name: str, kind=float) -> tuple:
@@ -199,6 +208,7 @@ class SliceResampler:
         ``cval``; near the edge of the field of view the image is extended with its edge values.
         """
         stack = self._check(slices, self.in_shape, "forward")
+        self.check_size(stack.shape[0])
         step, offset = self._forward_map()
         out = _affine(stack, step, offset, self.out_shape, order)
         valid_a, valid_s = self.valid
@@ -221,6 +231,17 @@ class SliceResampler:
         inverse_step = 1.0 / step
         inverse_offset = -offset / step - np.array([valid_a.start, valid_s.start])
         return _affine(stack, inverse_step, inverse_offset, self.in_shape, order)
+
+    def check_size(self, n_slices: int) -> None:
+        """Raise :class:`ModelGridTooLarge` if ``n_slices`` model slices exceed the limit."""
+        n_voxels = int(n_slices) * int(self.out_shape[0]) * int(self.out_shape[1])
+        if n_voxels > MAX_MODEL_GRID_VOXELS:
+            raise ModelGridTooLarge(
+                f"{n_slices} sagittal slices of {self.in_shape[0]} x {self.in_shape[1]} pixels of "
+                f"{self.in_spacing_mm[0]:g} x {self.in_spacing_mm[1]:g} mm would be {n_slices} x "
+                f"{self.out_shape[0]} x {self.out_shape[1]} voxels on the model's grid of "
+                f"{self.out_spacing_mm[0]:g} x {self.out_spacing_mm[1]:g} mm, over the limit of "
+                f"{MAX_MODEL_GRID_VOXELS} (check the voxel size in the header)")
 
     def _check(self, slices: np.ndarray, shape: tuple[int, int], what: str) -> np.ndarray:
         slices = np.asarray(slices)

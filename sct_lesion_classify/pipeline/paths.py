@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Iterable
 
-from sct_lesion_classify.errors import InputError
+from sct_lesion_classify.errors import InputError, ProcessingError
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
@@ -20,9 +21,18 @@ def output_stem(path: str | Path) -> str:
     return name
 
 
+def gradcam_output(json_path: str | Path, image_path: str | Path, role: str) -> Path:
+    """``<folder of the diagnosis JSON>/<stem of -i>_gradcam-<role>.nii.gz`` (``-gradcam 1``)."""
+    return Path(json_path).parent / f"{output_stem(image_path)}_gradcam-{role}.nii.gz"
+
+
 def check_output_path(path: str | Path, inputs: Iterable[str | Path | None], *, what: str,
                       nifti: bool = True) -> Path:
-    """Check that ``path`` can be written and is none of ``inputs``; create its folder if needed.
+    """Check that ``path`` can be written and is none of ``inputs``, before any work is done.
+
+    A missing output folder is created to prove that it can be, then removed again, so that a
+    run that fails later leaves nothing behind; :func:`make_output_folder` creates it for good
+    just before the first write.
 
     Raises
     ------
@@ -38,14 +48,62 @@ def check_output_path(path: str | Path, inputs: Iterable[str | Path | None], *, 
     for source in inputs:
         if source is not None and _same_file(path, Path(source)):
             raise InputError(f"{path}: {what} would overwrite the input {source}")
-    folder = path.parent
+    _check_folder_writable(path.parent, path, "output folder")
+    return path
+
+
+def check_qc_folder(folder: str | Path | None) -> None:
+    """Check, before any work is done, that the ``-qc`` folder can be created and written.
+
+    Nothing is created. An existing ``index.json`` must be a valid QC index (it is appended to
+    at the end of the run).
+
+    Raises
+    ------
+    InputError
+        The path is a file, or the folder cannot be created or written.
+    ProcessingError
+        The folder holds an invalid QC index.
+    """
+    if folder is None:
+        return
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder}: QC folder is a file, not a folder (-qc)")
+    _check_folder_writable(folder, folder, "QC folder")
+    if folder.is_dir():
+        from sct_lesion_classify.qc.report import read_index
+
+        read_index(folder)
+
+
+def make_output_folder(path: str | Path) -> None:
+    """Create the folder of the output ``path`` (checked by :func:`check_output_path`)."""
+    folder = Path(path).parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise InputError(f"{path}: cannot create the output folder {folder} ({exc.strerror or exc})") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(f"{path}: output folder {folder} is not writable")
-    return path
+        raise ProcessingError(f"{path}: cannot create the output folder {folder} "
+                              f"({exc.strerror or exc})") from None
+
+
+def _check_folder_writable(folder: Path, named: Path, what: str) -> None:
+    """``folder`` exists and is writable, or can be created (then it is removed again)."""
+    missing = []
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{named}: cannot create the {what} {folder} ({exc.strerror or exc})") from None
+    finally:
+        for created in missing:  # deepest first
+            with contextlib.suppress(OSError):
+                created.rmdir()
+    if not missing and not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"{named}: {what} {folder} is not writable")
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -27,11 +27,17 @@ from sct_lesion_classify.cord.sct import sct_cord_segmentation
 from sct_lesion_classify.errors import InputError
 from sct_lesion_classify.io.atomic import write_json_atomic
 from sct_lesion_classify.io.image import Image, load_image, save_like
+from sct_lesion_classify.io.resample import ModelGridTooLarge
 from sct_lesion_classify.lesion.postprocess import Postprocessing
 from sct_lesion_classify.lesion.segment import LesionSegmentation, LesionSegmenter
 from sct_lesion_classify.modelpkg.package import ModelPackage
 from sct_lesion_classify.pipeline.models import CORD_STEP, LESION_STEP, package_for
-from sct_lesion_classify.pipeline.paths import check_output_path, output_stem
+from sct_lesion_classify.pipeline.paths import (
+    check_output_path,
+    check_qc_folder,
+    make_output_folder,
+    output_stem,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -148,23 +154,27 @@ def run_segmentation(request: SegmentationRequest, models: SegmentationModels, *
         cord_path = check_output_path(mask_path.parent / f"{stem}_seg.nii.gz", inputs, what="cord mask")
         cropbox_path = check_output_path(mask_path.parent / f"{stem}_cropbox.nii.gz", inputs,
                                          what="crop box")
+    check_qc_folder(request.qc_folder)
 
     start = time.perf_counter()
     if image is None:
         image = load_image(request.image_path, what="T2w image")
     runtime["load"] = time.perf_counter() - start
 
-    start = time.perf_counter()
-    cord = _localize_cord(request, models, image)
-    runtime["localize"] = time.perf_counter() - start
-
     postprocessing = _postprocessing(request, models.lesion.default_postprocessing)
-    segmentation = models.lesion.segment(image, cord if request.crop else None, postprocessing)
+    try:
+        start = time.perf_counter()
+        cord = _localize_cord(request, models, image)
+        runtime["localize"] = time.perf_counter() - start
+        segmentation = models.lesion.segment(image, cord if request.crop else None, postprocessing)
+    except ModelGridTooLarge as exc:
+        raise InputError(f"{request.image_path}: T2w image too large for the models: {exc}") from None
     runtime.update(segmentation.runtime_s)
     warnings = list(cord.warnings if cord else ()) + list(segmentation.warnings)
 
     start = time.perf_counter()
     soft = postprocessing.soft
+    make_output_folder(mask_path)
     save_like(segmentation.mask.astype(np.float32 if soft else np.uint8), image.grid, mask_path,
               dtype=np.float32 if soft else np.uint8)
     write_json_atomic(sidecar_path, _sidecar(request, models, soft))
