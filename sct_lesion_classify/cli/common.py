@@ -8,17 +8,19 @@ from pathlib import Path
 from sct_lesion_classify.cli.frame import SCTArgumentParser, non_negative_float
 
 
-def add_segmentation_args(parser: SCTArgumentParser) -> None:
+def add_segmentation_args(parser: SCTArgumentParser, *, cord_mask_option: bool = True) -> None:
     """Add the options of the cascaded lesion segmentation (``sct_deepseg_imlesion``).
 
     ``sct_classify_lesion`` takes the same options for the segmentation it runs when no
-    ``-lesion`` mask is given.
+    ``-lesion`` mask is given; ``sct_lesion_classify batch`` takes them without ``-s``
+    (``cord_mask_option=False``: the cord masks come from the dataset).
     """
     opt = parser.optional
-    opt.add_argument(
-        "-s", metavar="<file>", default=None,
-        help="Spinal cord mask on the grid of -i (e.g. the '_seg' output of 'sct_deepseg spinalcord'). "
-             "Skips cord localization.")
+    if cord_mask_option:
+        opt.add_argument(
+            "-s", metavar="<file>", default=None,
+            help="Spinal cord mask on the grid of -i (e.g. the '_seg' output of 'sct_deepseg spinalcord'). "
+                 "Skips cord localization.")
     opt.add_argument(
         "-cord-method", choices=("auto", "builtin", "sct"), default="auto",
         help="R|How to find the cord when -s is not given:\n"

@@ -22,6 +22,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
               "Train a model family (cord, lesion, the three classifiers) on a BIDS dataset; export it."),
     "models": ("sct_lesion_classify.cli.models",
                "List, verify and install model packages (ONNX network + model card)."),
+    "batch": ("sct_lesion_classify.cli.batch",
+              "Segment and classify every subject of a BIDS dataset (local processes or Dask); one CSV."),
 }
 
 PROG = "sct_lesion_classify"
@@ -61,3 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def console_entry() -> None:
     """Console-script entry point."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    console_entry()

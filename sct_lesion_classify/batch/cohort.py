@@ -1,0 +1,208 @@
+"""The subjects of a cohort, where their outputs go, and whether those outputs are complete.
+
+Outputs of ``sct_lesion_classify batch`` form a BIDS derivative dataset (default
+``<BIDS>/derivatives/sct_lesion_classify/``)::
+
+    dataset_description.json                       (DatasetType derivative, GeneratedBy)
+    diagnoses.csv                                  (the cohort table, batch.table)
+    sub-XX/anat/sub-XX_T2w_lesionseg.nii.gz        (automatic lesion mask, native grid)
+    sub-XX/anat/sub-XX_T2w_lesionseg.json          (its sidecar)
+    sub-XX/anat/sub-XX_T2w_diagnosis.json          (the diagnosis JSON, written last)
+
+A subject is *complete* when :func:`check_complete` accepts its outputs: the diagnosis JSON
+parses and validates against the schema, was computed from the current T2w file (same sha256)
+with the same model packages (names and sha256) and the same kind of lesion mask, and the lesion
+mask it names loads in full with the shape of the T2w image. Anything else means "redo".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from sct_lesion_classify import __version__
+from sct_lesion_classify.io.bids import BidsSubject, write_dataset_description
+from sct_lesion_classify.pipeline.paths import output_stem
+
+DERIVATIVES_NAME = "sct_lesion_classify"
+TABLE_NAME = "diagnoses.csv"
+
+
+def default_output_root(bids_root: str | os.PathLike) -> Path:
+    """``<BIDS>/derivatives/sct_lesion_classify``."""
+    return Path(bids_root) / "derivatives" / DERIVATIVES_NAME
+
+
+def matches(participant_id: str, pattern: str) -> bool:
+    """Whether ``participant_id`` matches a shell pattern, with or without its ``sub-`` prefix.
+
+    ``matches("sub-012", "sub-01*")``, ``matches("sub-012", "01?")`` and
+    ``matches("sub-012", "sub-012")`` are all true (case-sensitive, as BIDS labels are).
+    """
+    label = participant_id[4:] if participant_id.startswith("sub-") else participant_id
+    return fnmatchcase(participant_id, pattern) or fnmatchcase(label, pattern)
+
+
+def select_subjects(subjects: Iterable[BidsSubject], include: Sequence[str] = (),
+                    exclude: Sequence[str] = ()) -> list[BidsSubject]:
+    """Subjects matching any ``include`` pattern (all when none is given) and no ``exclude`` one."""
+    chosen = []
+    for subject in subjects:
+        pid = subject.participant_id
+        if include and not any(matches(pid, p) for p in include):
+            continue
+        if any(matches(pid, p) for p in exclude):
+            continue
+        chosen.append(subject)
+    return chosen
+
+
+@dataclass(frozen=True)
+class SubjectOutputs:
+    """Where the outputs of one subject go."""
+
+    folder: Path
+    diagnosis_json: Path
+    lesion_mask: Path
+    sidecar: Path
+
+
+def subject_outputs(output_root: str | os.PathLike, subject: BidsSubject) -> SubjectOutputs:
+    """``<output root>/sub-XX/anat/<T2w stem>_{diagnosis.json,lesionseg.nii.gz,lesionseg.json}``."""
+    folder = Path(output_root) / subject.participant_id / "anat"
+    stem = output_stem(subject.t2w)
+    return SubjectOutputs(folder=folder, diagnosis_json=folder / f"{stem}_diagnosis.json",
+                          lesion_mask=folder / f"{stem}_lesionseg.nii.gz",
+                          sidecar=folder / f"{stem}_lesionseg.json")
+
+
+def write_description(output_root: str | os.PathLike) -> None:
+    """The derivative dataset's ``dataset_description.json`` (DatasetType, GeneratedBy)."""
+    generated_by = [{"Name": "sct_lesion_classify", "Version": __version__,
+                     "Description": "sct_lesion_classify batch: cascaded intramedullary lesion "
+                                    "segmentation and differential diagnosis (research use only)"}]
+    write_dataset_description(Path(output_root), "sct_lesion_classify: lesion masks and diagnoses",
+                              generated_by, derivative=True)
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, names: Iterable[str]) -> int:
+    """Remove the temporary files that an interrupted atomic write of ``names`` left in ``folder``.
+
+    ``io.atomic`` writes ``.<name>.<random>.tmp[<suffix>]`` beside the destination and renames
+    it; a run killed in between leaves it behind. Call only while no other process writes
+    these files (the batch holds its lock). Returns how many files were removed.
+    """
+    folder = Path(folder)
+    removed = 0
+    for name in names:
+        for stale in folder.glob(f".{name}.*.tmp*"):
+            try:
+                stale.unlink()
+                removed += 1
+            except OSError:
+                pass
+    return removed
+
+
+def display_path(path: str | os.PathLike, bids_root: str | os.PathLike) -> str:
+    """``path`` relative to the BIDS folder when it lies inside it, else as it is."""
+    path, root = Path(path), Path(bids_root)
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+@dataclass(frozen=True)
+class ModelFingerprint:
+    """A model package as the diagnosis JSON records it."""
+
+    name: str
+    version: str
+    sha256: str
+
+    @property
+    def label(self) -> str:
+        """``name version``, as in the CSV's models column."""
+        return f"{self.name} {self.version}"
+
+
+def check_complete(subject: BidsSubject, outputs: SubjectOutputs, *, lesion_path: Path,
+                   lesion_source: str, models: Sequence[ModelFingerprint]) -> tuple[dict | None, str]:
+    """Whether the outputs of ``subject`` are complete and valid for this configuration.
+
+    Parameters
+    ----------
+    lesion_path
+        The lesion mask the diagnosis must be based on (the automatic one in the outputs, or the
+        manual one with ``--use-manual-lesion``).
+    lesion_source
+        ``"automatic"`` or ``"user"``.
+    models
+        The packages the diagnosis must have been computed with, in order.
+
+    Returns
+    -------
+    (document, "") when complete; (None, reason) otherwise.
+    """
+    from sct_lesion_classify.classify.document import validation_errors
+    from sct_lesion_classify.modelpkg.package import file_sha256
+
+    path = outputs.diagnosis_json
+    if not path.is_file():
+        return None, "no diagnosis JSON"
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return None, f"diagnosis JSON unreadable ({type(exc).__name__})"
+    if not isinstance(document, dict):
+        return None, "diagnosis JSON is not an object"
+    problems = validation_errors(document)
+    if problems:
+        return None, f"diagnosis JSON breaks the schema ({problems[0]})"
+    try:
+        if document["input"]["sha256"] != file_sha256(subject.t2w):
+            return None, "the T2w image changed since the diagnosis was computed"
+    except OSError as exc:
+        return None, f"T2w image unreadable ({exc.strerror or exc})"
+    mask = document["lesion_mask"]
+    if mask["source"] != lesion_source or Path(mask["path"]).name != lesion_path.name:
+        return None, f"the diagnosis used another lesion mask ({mask['source']}: {Path(mask['path']).name})"
+    recorded = [(m["name"], m["version"], m["sha256"]) for m in document["provenance"]["models"]]
+    if recorded != [(m.name, m.version, m.sha256) for m in models]:
+        return None, "the diagnosis was computed with other model packages"
+    if lesion_source == "automatic":
+        reason = _mask_problem(lesion_path, subject.t2w)
+        if reason:
+            return None, reason
+        try:
+            json.loads(outputs.sidecar.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            return None, f"lesion mask sidecar missing or unreadable ({type(exc).__name__})"
+    return document, ""
+
+
+def _mask_problem(mask_path: Path, image_path: Path) -> str:
+    """Why the mask at ``mask_path`` is not a whole mask on the grid of ``image_path`` ("" if it is)."""
+    import gzip
+    import zlib
+
+    import nibabel as nib
+    import numpy as np
+
+    try:
+        image = nib.load(str(image_path))
+        mask = nib.load(str(mask_path))
+        data = np.asanyarray(mask.dataobj)  # reads (and decompresses) the whole file
+    except (OSError, EOFError, ValueError, zlib.error, gzip.BadGzipFile,
+            nib.filebasedimages.ImageFileError) as exc:
+        return f"lesion mask missing or unreadable ({type(exc).__name__})"
+    if tuple(data.shape[:3]) != tuple(image.shape[:3]):
+        return f"lesion mask shape {tuple(data.shape)} is not the T2w shape {tuple(image.shape)}"
+    if not np.allclose(mask.affine, image.affine, atol=1e-3, rtol=0):
+        return "lesion mask is not on the grid of the T2w image"
+    return ""

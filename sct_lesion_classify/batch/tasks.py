@@ -1,0 +1,399 @@
+"""The per-subject task of ``sct_lesion_classify batch``, and the models each worker keeps.
+
+:func:`run_subject` is the one function that both executors run, a local worker process and a
+Dask worker: it segments the lesion (or takes the manual mask), classifies it with the code of
+``sct_classify_lesion`` (``pipeline.classification``) and returns a :class:`TaskResult`; it never
+raises. The loaded models are cached per process (:func:`worker_models`): a worker builds its
+ONNX Runtime sessions once, at its first subject (or in :func:`init_worker`), and reuses them.
+
+Each session gets ``threads`` intra-op threads: :attr:`BatchSettings.threads` when set (the local
+runner sets ``max(1, cores // workers)``), else the usable cores of the process divided by the
+tasks that run at once on its machine (on a Dask worker: the ``nthreads`` of every worker of
+that host, :attr:`BatchSettings.tasks_per_host`, as the scheduler reported them when the batch
+started), so that concurrent workers do not oversubscribe the cores.
+
+This module imports only the standard library and light modules of the package at import time,
+so that :func:`init_worker` can set the thread counts of numerical libraries before they load.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from sct_lesion_classify.batch.cohort import (
+    ModelFingerprint,
+    SubjectOutputs,
+    display_path,
+    remove_stale_temporaries,
+)
+from sct_lesion_classify.batch.table import (
+    SubjectOutcome,
+    error_message,
+    failed_outcome,
+    outcome_from_document,
+)
+from sct_lesion_classify.io.bids import BidsSubject
+
+logger = logging.getLogger(__name__)
+PACKAGE_LOGGER = "sct_lesion_classify"
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """Everything a worker needs to know about the batch, the same for every subject.
+
+    Paths are absolute: a Dask worker may run in another folder, or on another machine that
+    sees the same file system.
+    """
+
+    bids_root: Path
+    output_root: Path
+    custom_models: tuple[str, ...] = ()
+    use_manual_lesion: bool = False
+    use_manual_cord: bool = False
+    use_t1c: bool = False
+    cord_method: str = "auto"
+    crop: bool = True
+    save_cord: bool = False
+    threshold: float | None = None
+    largest: bool | None = None
+    fill_holes: bool | None = None
+    remove_small: tuple[str, ...] | None = None
+    qc_folder: Path | None = None
+    qc_dataset: str | None = None
+    remove_temp: bool = True
+    threads: int | None = None
+    tasks_per_host: tuple[tuple[str, int], ...] = ()
+    verbosity: int = 1
+    command_line: str = ""
+
+    @property
+    def lesion_source(self) -> str:
+        """``"user"`` with ``--use-manual-lesion``, else ``"automatic"``."""
+        return "user" if self.use_manual_lesion else "automatic"
+
+    @property
+    def needs_cord_localizer(self) -> bool:
+        """Whether the bundled cord localizer runs (as ``SegmentationRequest.needs_builtin_cord``)."""
+        if self.use_manual_lesion or self.use_manual_cord or self.cord_method == "sct":
+            return False
+        return self.crop or self.save_cord
+
+
+@dataclass(frozen=True)
+class ModelSet:
+    """The model packages of a batch, as fingerprints (name, version, sha256)."""
+
+    segmentation: tuple[ModelFingerprint, ...]
+    classifiers: Mapping[str, ModelFingerprint]
+    t1c_classifiers: Mapping[str, ModelFingerprint] = field(default_factory=dict)
+
+    def for_subject(self, subject: BidsSubject, settings: BatchSettings) -> tuple[ModelFingerprint, ...]:
+        """The packages the diagnosis JSON of ``subject`` lists, in its order."""
+        from sct_lesion_classify.classify.diagnosis import ROLE_CLASSES
+
+        with_t1c = settings.use_t1c and subject.t1c is not None
+        classifiers = tuple(self.t1c_classifiers.get(role, self.classifiers[role]) if with_t1c
+                            else self.classifiers[role] for role in ROLE_CLASSES)
+        return self.segmentation + classifiers
+
+    @classmethod
+    def from_models(cls, models) -> "ModelSet":
+        """The fingerprints of loaded ``ClassificationModels``."""
+        return cls(
+            segmentation=tuple(_fingerprint(p) for p in models.segmentation.packages)
+            if models.segmentation is not None else (),
+            classifiers={role: _fingerprint(c.package) for role, c in models.classifiers.items()},
+            t1c_classifiers={role: _fingerprint(c.package) for role, c in models.t1c_classifiers.items()},
+        )
+
+
+def _fingerprint(package) -> ModelFingerprint:
+    return ModelFingerprint(name=package.name, version=package.version, sha256=package.sha256)
+
+
+def resolve_model_set(settings: BatchSettings) -> ModelSet:
+    """Resolve and verify (sha256) the packages of the batch, without building sessions.
+
+    Raises
+    ------
+    InputError, ModelError
+        A ``-custom-model`` folder that is invalid, or a package that is missing or fails
+        verification.
+    """
+    from sct_lesion_classify.classify.diagnosis import ROLE_CLASSES
+    from sct_lesion_classify.pipeline.models import (
+        CORD_STEP,
+        LESION_STEP,
+        T1C_PACKAGES,
+        load_custom_packages,
+        optional_package_for,
+        package_for,
+    )
+
+    custom = load_custom_packages(settings.custom_models)
+    segmentation = []
+    if not settings.use_manual_lesion:
+        if settings.needs_cord_localizer:
+            segmentation.append(package_for(CORD_STEP, custom))
+        segmentation.append(package_for(LESION_STEP, custom))
+    t1c = {}
+    if settings.use_t1c:
+        for role in ROLE_CLASSES:
+            package = optional_package_for(T1C_PACKAGES[role], custom)
+            if package is not None:
+                t1c[role] = _fingerprint(package)
+    return ModelSet(segmentation=tuple(_fingerprint(p) for p in segmentation),
+                    classifiers={role: _fingerprint(package_for(role, custom)) for role in ROLE_CLASSES},
+                    t1c_classifiers=t1c)
+
+
+@dataclass(frozen=True)
+class SubjectTask:
+    """One subject to process: its files, where its outputs go, and the models it must use."""
+
+    subject: BidsSubject
+    outputs: SubjectOutputs
+    models: tuple[ModelFingerprint, ...]
+
+    @property
+    def participant_id(self) -> str:
+        """``sub-<label>``."""
+        return self.subject.participant_id
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """What :func:`run_subject` returns: the subject's row, its log lines and where it ran."""
+
+    outcome: SubjectOutcome
+    log: tuple[str, ...] = ()
+    worker: str = ""
+
+
+# ------------------------------------------------------------------------------------ worker
+_PREPARED = False
+_CACHE_LOCK = threading.Lock()
+_CACHE: dict[tuple, object] = {}
+_STARTUP_LOG: list[str] = []
+
+
+def init_worker(settings: BatchSettings) -> None:
+    """Initializer of a local worker process: thread counts, logging, then the models.
+
+    A failure to load the models is not raised here (it would break the pool): the first task
+    meets it again and records it as that subject's error.
+    """
+    threads = session_threads(settings)
+    for name in THREAD_VARIABLES:
+        os.environ.setdefault(name, str(threads))
+    _prepare_process(settings.verbosity)
+    with _CapturedLogs(settings.verbosity) as captured:
+        try:
+            worker_models(settings)
+        except Exception:  # noqa: BLE001 - reported by run_subject
+            pass
+    _STARTUP_LOG.extend(captured.lines)  # shown with the log of this worker's first subject
+
+
+def session_threads(settings: BatchSettings) -> int:
+    """Intra-op threads of each ONNX Runtime session in this process (module docstring)."""
+    if settings.threads is not None:
+        return max(1, int(settings.threads))
+    from sct_lesion_classify.modelpkg.session import usable_cores
+
+    return max(1, usable_cores() // _concurrent_tasks(settings))
+
+
+def _concurrent_tasks(settings: BatchSettings) -> int:
+    """Tasks that run at once on this machine: on a Dask worker, the threads of every worker of
+    its host (``settings.tasks_per_host``, else its own ``nthreads``); elsewhere 1."""
+    if "distributed" not in sys.modules:
+        return 1
+    try:
+        from distributed import get_worker
+        from distributed.comm import get_address_host
+
+        worker = get_worker()
+        host = get_address_host(worker.address)
+    except (ImportError, ValueError):
+        return 1
+    state = getattr(worker, "state", worker)
+    own = max(1, int(getattr(state, "nthreads", 1) or 1))
+    return max(own, int(dict(settings.tasks_per_host).get(host, own)))
+
+
+def worker_models(settings: BatchSettings):
+    """The ``ClassificationModels`` of this process for ``settings``, loaded once and reused."""
+    threads = session_threads(settings)
+    key = (settings.custom_models, settings.use_manual_lesion, settings.needs_cord_localizer,
+           settings.use_t1c, threads)
+    with _CACHE_LOCK:
+        models = _CACHE.get(key)
+        if models is None:
+            from sct_lesion_classify.pipeline.classification import ClassificationModels
+            from sct_lesion_classify.pipeline.models import load_custom_packages
+            from sct_lesion_classify.pipeline.segmentation import SegmentationModels
+
+            start = time.perf_counter()
+            custom = load_custom_packages(settings.custom_models)
+            segmentation = None
+            if not settings.use_manual_lesion:
+                segmentation = SegmentationModels.load(
+                    custom, with_cord_localizer=settings.needs_cord_localizer, threads=threads)
+            models = ClassificationModels.load(custom, segmentation=segmentation,
+                                               want_t1c=settings.use_t1c, threads=threads)
+            _CACHE.clear()
+            _CACHE[key] = models
+            logger.debug("models loaded in process %d in %.2f s (%d intra-op threads per session)",
+                         os.getpid(), time.perf_counter() - start, threads)
+        return models
+
+
+def _prepare_process(verbosity: int) -> None:
+    """Once per process: the package's log records are captured per task, not printed.
+
+    In a process where the package logger already prints (the command's own process), nothing
+    changes.
+    """
+    global _PREPARED
+    if _PREPARED:
+        return
+    _PREPARED = True
+    package_logger = logging.getLogger(PACKAGE_LOGGER)
+    if not package_logger.handlers:
+        package_logger.addHandler(logging.NullHandler())
+        package_logger.propagate = False
+        package_logger.setLevel(logging.DEBUG if verbosity >= 2 else logging.INFO)
+
+
+class _TaskLogHandler(logging.Handler):
+    """Keeps the log lines of one task (records of the thread that runs it)."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__(level)
+        self.thread_id = threading.get_ident()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread != self.thread_id:
+            return
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad log call must not fail the subject
+            message = str(record.msg)
+        prefix = f"{record.levelname}: " if record.levelno >= logging.WARNING else ""
+        self.lines.append(prefix + message)
+        if record.exc_info and record.levelno <= logging.DEBUG:
+            self.lines.append(logging.Formatter().formatException(record.exc_info))
+
+
+class _CapturedLogs:
+    def __init__(self, verbosity: int) -> None:
+        self.handler = _TaskLogHandler(logging.DEBUG if verbosity >= 2 else logging.INFO)
+
+    def __enter__(self) -> _TaskLogHandler:
+        logging.getLogger(PACKAGE_LOGGER).addHandler(self.handler)
+        return self.handler
+
+    def __exit__(self, *exc_info) -> None:
+        logging.getLogger(PACKAGE_LOGGER).removeHandler(self.handler)
+
+
+def run_subject(task: SubjectTask, settings: BatchSettings) -> TaskResult:
+    """Segment and classify one subject; the result holds its CSV row (never raises).
+
+    A failure of any kind (the package's errors, an unexpected exception, a memory error) is
+    the row's one-line error; the subject's diagnosis JSON, if an earlier run left one, is
+    removed so that the files agree with the table.
+    """
+    _prepare_process(settings.verbosity)
+    start = time.perf_counter()
+    with _CapturedLogs(settings.verbosity) as captured:
+        try:
+            outcome = _process(task, settings)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes the subject's row
+            logger.debug("%s failed", task.participant_id, exc_info=True)
+            _remove_stale_diagnosis(task.outputs)
+            outcome = failed_outcome(task.participant_id, error_message(exc),
+                                     runtime_s=time.perf_counter() - start,
+                                     models=[m.label for m in task.models])
+    with _CACHE_LOCK:
+        startup = list(_STARTUP_LOG)
+        _STARTUP_LOG.clear()
+    return TaskResult(outcome=outcome, log=tuple(startup + captured.lines),
+                      worker=f"{socket.gethostname()}:{os.getpid()}")
+
+
+def _process(task: SubjectTask, settings: BatchSettings) -> SubjectOutcome:
+    from sct_lesion_classify.errors import InputError, ModelError
+    from sct_lesion_classify.io.bids import subject_paths
+    from sct_lesion_classify.pipeline.classification import ClassificationRequest, run_classification
+    from sct_lesion_classify.pipeline.segmentation import SegmentationRequest
+
+    subject = task.subject
+    pid = subject.participant_id
+    expected = subject_paths(settings.bids_root, pid)
+    if settings.use_manual_lesion and subject.lesion_mask is None:
+        raise InputError(f"{expected['lesion_mask']}: manual lesion mask not found (--use-manual-lesion)")
+    if settings.use_manual_cord and subject.cord_mask is None:
+        raise InputError(f"{expected['cord_mask']}: manual cord mask not found (--use-manual-cord)")
+    models = worker_models(settings)
+    used = ModelSet.from_models(models).for_subject(subject, settings)
+    if used != task.models:
+        raise ModelError(
+            "this worker resolved other model packages ("
+            + ", ".join(m.label for m in used) + ") than the machine that planned the batch ("
+            + ", ".join(m.label for m in task.models) + "): install the same packages on every "
+            "worker, or pass -custom-model folders on a shared file system")
+    outputs = task.outputs
+    outputs.folder.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(outputs.folder, (outputs.diagnosis_json.name, outputs.lesion_mask.name,
+                                              outputs.sidecar.name))
+    segmentation = SegmentationRequest(
+        image_path=subject.t2w,
+        output_path=outputs.lesion_mask,
+        cord_mask_path=subject.cord_mask if settings.use_manual_cord else None,
+        cord_method=settings.cord_method,
+        save_cord=settings.save_cord,
+        crop=settings.crop,
+        threshold=settings.threshold,
+        largest=settings.largest,
+        fill_holes=settings.fill_holes,
+        remove_small=settings.remove_small,
+        qc_folder=settings.qc_folder,
+        qc_dataset=settings.qc_dataset,
+        qc_subject=pid,
+        remove_temp=settings.remove_temp,
+        command_line=f"{settings.command_line} [{pid}]",
+    )
+    request = ClassificationRequest(
+        segmentation=segmentation,
+        lesion_path=subject.lesion_mask if settings.use_manual_lesion else None,
+        t1c_path=subject.t1c if settings.use_t1c else None,
+        output_path=outputs.diagnosis_json,
+    )
+    result = run_classification(request, models)
+    return outcome_from_document(pid, result.document,
+                                 diagnosis_json=display_path(result.json_path, settings.bids_root),
+                                 lesion_mask=display_path(result.lesion_path, settings.bids_root))
+
+
+def _remove_stale_diagnosis(outputs: SubjectOutputs) -> None:
+    try:
+        outputs.diagnosis_json.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        logger.warning("%s: could not remove the diagnosis JSON of the failed subject (%s)",
+                       outputs.diagnosis_json, exc.strerror or exc)
+
