@@ -1,0 +1,127 @@
+"""The bundled reference models on the committed testing_data and on the shared real scan.
+
+testing_data (seed 20240) was never used to train the reference models (training phantoms: seed
+1001; held-out evaluation: seed 2002). Each command runs in process through ``main([...])``.
+Thresholds sit below the figures measured when the models were committed (see models/README.md
+and models/evaluation/), so a regression in the inference path or a worse retrain fails here.
+
+The real scan (``../shared/realdata``, a healthy cervical cord) checks that the pipeline runs on a
+real image, writes on its native grid, and how well the phantom-trained cord localizer transfers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from sct_lesion_classify.classify.document import validation_errors
+from sct_lesion_classify.cli import classify_lesion, deepseg_imlesion
+from sct_lesion_classify.io.bids import discover_subjects, read_participants
+from sct_lesion_classify.pipeline.models import DEFAULT_PACKAGES
+from sct_lesion_classify.modelpkg.registry import resolve
+
+ROOT = Path(__file__).resolve().parents[1]
+TESTING_DATA = ROOT / "testing_data"
+REALDATA = ROOT.parent / "shared" / "realdata"
+TUMORS = ("astrocytoma", "ependymoma")
+
+# Measured on testing_data when the reference models were committed (models/README.md):
+MIN_LESION_DICE_TUMOR = 0.75  # measured 0.849 (4 tumours)
+MIN_LESION_DICE_DEMYELINATING = 0.50  # measured 0.618 (4 demyelinating)
+MIN_CORD_DICE = 0.90
+# Model 1 through the whole command (segmented masks): measured 5 of 8 (the 4 tumours and sub-008;
+# the demyelinating sub-001, sub-003 and sub-006 are called tumour with p = 0.60-0.73). With the manual
+# masks (-lesion) it is 6 of 8. The bar guards against a regression, it does not claim the issue's
+# accuracy target, which these CPU-trained phantom models miss (models/README.md).
+MIN_MODEL1_CORRECT = 5  # of 8
+MIN_REAL_CORD_DICE = 0.80  # issue target; measured 0.879 with the committed localizer
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = np.asarray(a) > 0, np.asarray(b) > 0
+    return float(2.0 * (a & b).sum() / max(a.sum() + b.sum(), 1))
+
+
+def test_reference_models_are_bundled():
+    """Every default package resolves from the repository and passes its sha256 check."""
+    for name in DEFAULT_PACKAGES.values():
+        package = resolve(name)
+        assert package.card.training.synthetic_data is True
+        assert package.onnx_path.stat().st_size > 100_000
+
+
+@pytest.fixture(scope="module")
+def segmented(tmp_path_factory):
+    """sct_deepseg_imlesion on every testing_data subject: (subject, outputs folder)."""
+    out = tmp_path_factory.mktemp("reference-seg")
+    results = []
+    for subject in discover_subjects(TESTING_DATA):
+        folder = out / subject.participant_id
+        folder.mkdir()
+        mask = folder / "lesion.nii.gz"
+        assert deepseg_imlesion.main(["-i", str(subject.t2w), "-o", str(mask), "-save-cord", "1",
+                                      "-v", "0"]) == 0
+        results.append((subject, folder))
+    return results
+
+
+def test_lesion_and_cord_dice_on_testing_data(segmented):
+    participants = read_participants(TESTING_DATA)
+    tumor, demyelinating, cord = [], [], []
+    for subject, folder in segmented:
+        image = nib.load(str(subject.t2w))
+        predicted = nib.load(str(folder / "lesion.nii.gz"))
+        assert predicted.shape == image.shape
+        np.testing.assert_allclose(predicted.affine, image.affine, atol=1e-5)
+        truth = nib.load(str(subject.lesion_mask)).get_fdata()
+        score = dice(predicted.get_fdata(), truth)
+        (tumor if participants[subject.participant_id]["diagnosis"] in TUMORS else demyelinating).append(score)
+        cord_mask = folder / f"{subject.t2w.name.removesuffix('.nii.gz')}_seg.nii.gz"
+        cord.append(dice(nib.load(str(cord_mask)).get_fdata(), nib.load(str(subject.cord_mask)).get_fdata()))
+    assert np.mean(tumor) >= MIN_LESION_DICE_TUMOR, tumor
+    assert np.mean(demyelinating) >= MIN_LESION_DICE_DEMYELINATING, demyelinating
+    assert np.mean(cord) >= MIN_CORD_DICE, cord
+
+
+def test_classification_on_testing_data(tmp_path):
+    """The whole command (segmentation included) on each subject: valid JSON, sensible diagnosis."""
+    participants = read_participants(TESTING_DATA)
+    correct_model1 = 0
+    for subject in discover_subjects(TESTING_DATA):
+        output = tmp_path / f"{subject.participant_id}.json"
+        assert classify_lesion.main(["-i", str(subject.t2w), "-o", str(output), "-v", "0"]) == 0
+        document = json.loads(output.read_text())
+        assert validation_errors(document) == []
+        diagnosis = document["diagnosis"]
+        assert diagnosis is not None
+        probabilities = diagnosis["probabilities"]
+        assert sum(probabilities.values()) == pytest.approx(1.0, abs=1e-6)
+        assert all(0.0 <= p <= 1.0 for p in probabilities.values())
+        assert any("synthetic" in warning for warning in document["warnings"])
+        truth = participants[subject.participant_id]["diagnosis"]
+        tumor_probability = probabilities["astrocytoma"] + probabilities["ependymoma"]
+        correct_model1 += (tumor_probability >= 0.5) == (truth in TUMORS)
+    assert correct_model1 >= MIN_MODEL1_CORRECT
+
+
+@pytest.mark.skipif(not (REALDATA / "sub-unf01").is_dir(), reason="../shared/realdata is not on this machine")
+def test_real_scan_runs_on_native_grid(tmp_path):
+    """The real healthy scan: runs, outputs on its grid; the cord Dice is recorded in the README."""
+    image_path = REALDATA / "sub-unf01" / "anat" / "sub-unf01_T2w.nii.gz"
+    manual = REALDATA / "derivatives" / "labels" / "sub-unf01" / "anat" / "sub-unf01_T2w_seg-manual.nii.gz"
+    before = image_path.read_bytes()
+    mask = tmp_path / "lesion.nii.gz"
+    assert deepseg_imlesion.main(["-i", str(image_path), "-o", str(mask), "-save-cord", "1", "-v", "0"]) == 0
+    image = nib.load(str(image_path))
+    for output in (mask, tmp_path / "sub-unf01_T2w_seg.nii.gz"):
+        written = nib.load(str(output))
+        assert written.shape == image.shape
+        np.testing.assert_allclose(written.affine, image.affine, atol=1e-5)
+    cord_dice = dice(nib.load(str(tmp_path / "sub-unf01_T2w_seg.nii.gz")).get_fdata(),
+                     nib.load(str(manual)).get_fdata())
+    assert cord_dice >= MIN_REAL_CORD_DICE
+    assert image_path.read_bytes() == before
