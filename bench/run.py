@@ -11,13 +11,16 @@ import datetime
 import json
 from pathlib import Path
 
-from bench import help_latency, machine, phantom_generation
+from bench import batch_throughput, help_latency, machine, networks, phantom_generation, pipeline_stages
 
 RESULTS = Path(__file__).with_name("results.json")
 
 SECTIONS = {
     "help": help_latency.run,
     "phantom": phantom_generation.run,
+    "pipeline": pipeline_stages.run,
+    "networks": networks.run,
+    "batch": batch_throughput.run,
 }
 
 

@@ -1,0 +1,142 @@
+"""Each network at a representative input: ONNX Runtime against PyTorch eager, and against the CPU's limit.
+
+- ONNX Runtime: the package's session (as the commands build it), median of ``repeats`` runs.
+- PyTorch eager: the training recipe's network (same architecture; weights do not change the
+  speed), ``torch.inference_mode``, same threads. Skipped without the ``train`` extra.
+- Limit: the network's multiply-add FLOPs counted from the ONNX graph (Conv, ConvTranspose, Gemm,
+  MatMul, with shapes inferred at the benchmark input) divided by the time, as a fraction of a
+  measured float32 GEMM rate (numpy matmul of 2048 x 2048 matrices, same threads).
+
+Representative inputs are those of a 512x512x15 sagittal subject at 0.6 mm in-plane: the cord
+localizer sees 15 slices resampled to 1 mm (about 320 x 320 mm field of view); the lesion model
+the slices of the crop around the cord (about 6 slices of 80 x 640 at 0.5 mm); each classifier
+4 lesion slices of 256 x 256.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+
+#: package name -> (NCHW input shape, recipe family)
+INPUTS = {
+    "cord_localizer": ((15, 1, 320, 320), "cord"),
+    "lesion_multiresunet": ((6, 1, 80, 640), "lesion"),
+    "tumor_vs_demyelinating": ((4, 3, 256, 256), "tumor_vs_demyelinating"),
+    "astrocytoma_vs_ependymoma": ((4, 3, 256, 256), "astrocytoma_vs_ependymoma"),
+    "ms_vs_nmosd": ((4, 3, 256, 256), "ms_vs_nmosd"),
+}
+
+
+def _median_time(function, repeats: int) -> float:
+    function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def gemm_rate(size: int = 2048, repeats: int = 5) -> float:
+    """Measured float32 matrix-multiply rate of this CPU (GFLOP/s, numpy/BLAS, all threads)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size), dtype=np.float32)
+    b = rng.standard_normal((size, size), dtype=np.float32)
+    seconds = _median_time(lambda: a @ b, repeats)
+    return 2.0 * size ** 3 / seconds / 1e9
+
+
+def count_flops(onnx_path, input_shape: tuple[int, ...]) -> float | None:
+    """Multiply-add FLOPs (2 per MAC) of Conv/ConvTranspose/Gemm/MatMul at ``input_shape``.
+
+    None without the ``onnx`` package.
+    """
+    try:
+        import onnx
+        from onnx import shape_inference
+    except ImportError:
+        return None
+    model = onnx.load(str(onnx_path))
+    graph_input = model.graph.input[0]
+    for dim, value in zip(graph_input.type.tensor_type.shape.dim, input_shape):
+        dim.ClearField("dim_param")
+        dim.dim_value = value
+    model = shape_inference.infer_shapes(model)
+    shapes = {}
+    for info in list(model.graph.value_info) + list(model.graph.input) + list(model.graph.output):
+        dims = [d.dim_value for d in info.type.tensor_type.shape.dim]
+        shapes[info.name] = dims
+    for init in model.graph.initializer:
+        shapes[init.name] = list(init.dims)
+    # Weights stored in float16 reach the operators through a Cast: follow it to the initializer.
+    for node in model.graph.node:
+        if node.op_type == "Cast" and node.input[0] in shapes:
+            shapes.setdefault(node.output[0], shapes[node.input[0]])
+    total = 0.0
+    for node in model.graph.node:
+        if node.op_type in ("Conv", "ConvTranspose"):
+            weight = shapes.get(node.input[1])
+            out = shapes.get(node.output[0])
+            inp = shapes.get(node.input[0])
+            if not weight or not out or not inp:
+                continue
+            kernel = int(np.prod(weight[2:]))
+            if node.op_type == "Conv":  # weight (Cout, Cin/g, k...)
+                total += 2.0 * out[0] * int(np.prod(out[1:])) * weight[1] * kernel
+            else:  # weight (Cin, Cout/g, k...): every input voxel scatters into Cout/g x kernel
+                total += 2.0 * inp[0] * int(np.prod(inp[1:])) * weight[1] * kernel
+        elif node.op_type in ("Gemm", "MatMul"):
+            a, b = shapes.get(node.input[0]), shapes.get(node.input[1])
+            if not a or not b:
+                continue
+            k = a[-1]
+            n = b[0] if (node.op_type == "Gemm" and any(x.name == "transB" and x.i for x in node.attribute)) else b[-1]
+            total += 2.0 * int(np.prod(a[:-1])) * k * n
+    return total
+
+
+def _torch_time(family: str, shape: tuple[int, ...], repeats: int) -> float | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    from sct_lesion_classify.train.recipes import RECIPES
+
+    network = RECIPES[family].build_network().eval()
+    batch = torch.from_numpy(np.random.default_rng(0).standard_normal(shape, dtype=np.float32))
+    with torch.inference_mode():
+        return _median_time(lambda: network(batch), repeats)
+
+
+def run(repeats: int = 5) -> dict:
+    """ONNX Runtime and PyTorch times, FLOPs and the fraction of the GEMM rate, per network."""
+    from sct_lesion_classify.errors import InputError, ModelError
+    from sct_lesion_classify.modelpkg.registry import resolve
+    from sct_lesion_classify.modelpkg.session import Predictor, usable_cores
+
+    rate = gemm_rate()
+    results: dict = {"gemm_float32_gflops": round(rate, 1), "threads": usable_cores()}
+    for name, (shape, family) in INPUTS.items():
+        try:
+            package = resolve(name)
+        except (InputError, ModelError) as exc:
+            results[name] = {"skipped": str(exc)}
+            continue
+        predictor = Predictor.create(package)
+        batch = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
+        ort_s = _median_time(lambda: predictor.predict(batch), repeats)
+        entry = {"input": "x".join(map(str, shape)), "onnxruntime_s": round(ort_s, 4)}
+        torch_s = _torch_time(family, shape, repeats)
+        if torch_s is not None:
+            entry["pytorch_eager_s"] = round(torch_s, 4)
+            entry["onnxruntime_speedup"] = round(torch_s / ort_s, 2)
+        flops = count_flops(package.onnx_path, shape)
+        if flops:
+            entry["gflop"] = round(flops / 1e9, 2)
+            entry["achieved_gflops"] = round(flops / ort_s / 1e9, 1)
+            entry["fraction_of_gemm_rate"] = round(flops / ort_s / 1e9 / rate, 3)
+        results[name] = entry
+    return results
