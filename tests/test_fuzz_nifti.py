@@ -290,19 +290,25 @@ def _claiming(path: Path, shape, dtype=np.float64) -> Path:
     return path
 
 
+def _refusal_and_peak(path: Path, match: str | None = None) -> tuple[str, int]:
+    """The InputError message of ``load_image(path)`` and the peak bytes allocated while refusing."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(InputError, match=match) as info:
+            load_image(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return str(info.value), peak
+
+
 @pytest.mark.parametrize("name", ["claim.nii", "claim.nii.gz"])
 @pytest.mark.parametrize("shape", [(4096, 4096, 4096), (2**13, 2**13, 2), (8, 8, 8, 8, 8, 8, 8)],
                          ids=["huge", "over-limit", "7d"])
 def test_claims_beyond_the_limit_are_refused_before_reading(tmp_path, name, shape):
     path = _claiming(tmp_path / name, shape)
-    tracemalloc.start()
-    try:
-        with pytest.raises(InputError) as info:
-            load_image(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert str(path) in str(info.value)
+    message, peak = _refusal_and_peak(path)
+    assert str(path) in message
     assert peak < 8 << 20, f"{peak} bytes allocated to refuse {path.name}"
 
 
@@ -311,14 +317,8 @@ def test_claim_within_the_limit_with_little_data_allocates_nothing_big(tmp_path,
     """A header within the voxel limit (512 MiB of float64) but 1 kB of data: refused cheaply."""
     path = _claiming(tmp_path / name, (4096, 4096, 4))
     assert int(np.prod((4096, 4096, 4))) == MAX_VOXELS
-    tracemalloc.start()
-    try:
-        with pytest.raises(InputError, match="data") as info:
-            load_image(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert str(path) in str(info.value)
+    message, peak = _refusal_and_peak(path, match="data")
+    assert str(path) in message
     assert peak < 64 << 20, f"{peak} bytes allocated to refuse {path.name}"
 
 
