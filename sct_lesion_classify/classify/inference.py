@@ -66,6 +66,13 @@ class Classifier:
         """The card's band around 0.5 within which the decision is low-confidence."""
         return float(self.package.card.decision.low_confidence_band)
 
+    @property
+    def input_contract(self) -> tuple:
+        """What :meth:`inputs` depends on besides the images: the card's ``input`` section and
+        whether the cT1w is used. Classifiers with equal contracts get the same tensor, so a
+        caller builds it once for all of them."""
+        return (self.package.card.input, self.uses_t1c)
+
     def inputs(self, t2w: np.ndarray, lesion_mask: np.ndarray, zooms_mm: tuple[float, float, float],
                t1c: np.ndarray | None = None) -> ClassifierSlices:
         """The network input of one subject (cT1w used only by a cT1w-aware model)."""

@@ -19,6 +19,7 @@ from sct_lesion_classify.classify.diagnosis import ROLE_CLASSES, ClassifierResul
 from sct_lesion_classify.classify.document import DISCLAIMER, SCHEMA_VERSION, SYNTHETIC_WARNING, write_diagnosis
 from sct_lesion_classify.classify.gradcam import cam_volume
 from sct_lesion_classify.classify.inference import Classifier
+from sct_lesion_classify.classify.inputs import ClassifierSlices
 from sct_lesion_classify.cord.localize import CordLocalization, cord_from_mask_file
 from sct_lesion_classify.errors import InputError
 from sct_lesion_classify.io.image import Image, load_image, load_mask, save_like
@@ -179,10 +180,14 @@ def run_classification(request: ClassificationRequest, models: ClassificationMod
     if morphometry.count == 0:
         warnings.append(f"the lesion mask is empty ({lesion_path}): no diagnosis")
     else:
+        built: dict[tuple, ClassifierSlices] = {}  # one tensor per input contract, shared
         for role, classifier in used.items():
             start = time.perf_counter()
-            slices = classifier.inputs(image.data, lesion_mask, image.zooms,
-                                       t1c=t1c.data if t1c is not None else None)
+            slices = built.get(classifier.input_contract)
+            if slices is None:
+                slices = classifier.inputs(image.data, lesion_mask, image.zooms,
+                                           t1c=t1c.data if t1c is not None else None)
+                built[classifier.input_contract] = slices
             if slices.fallback:
                 warnings.append(f"{role}: no slice reaches the minimum lesion area of the model card; "
                                 "the slice(s) with the largest lesion area were used")
