@@ -26,6 +26,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from sct_lesion_classify.errors import ProcessingError
 
@@ -228,3 +229,26 @@ def crop_box_around(
     )
     logger.debug("crop box %s:%s of %s (margins %s voxels)", box.start, box.stop, box.full_shape, margins_vox)
     return box
+
+
+def region_around(
+    mask: np.ndarray,
+    zooms_mm: tuple[float, float, float],
+    margins_mm: tuple[float, float, float],
+) -> np.ndarray:
+    """The voxels within ``margins_mm`` of the cord along each axis: the mask grown by a box.
+
+    A voxel is in the region when some cord voxel lies within the margin (in whole voxels, as
+    :func:`margins_in_voxels`) along each of the three axes. The bounding box of the region is
+    the :func:`crop_box_around` of the same mask and margins; inside that box the region follows
+    the cord (its curve, and the few slices where it is wide), and the lesion network runs only
+    on it.
+    """
+    mask = np.asarray(mask)
+    if mask.ndim != 3:
+        raise ValueError(f"cord mask must be 3D, got shape {mask.shape}")
+    margins_vox = margins_in_voxels(zooms_mm, margins_mm)
+    grown = ndimage.maximum_filter(mask.astype(bool).view(np.uint8),
+                                   size=tuple(2 * m + 1 for m in margins_vox), mode="constant", cval=0)
+    return grown.astype(bool)
+

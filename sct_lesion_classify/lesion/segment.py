@@ -2,7 +2,11 @@
 
 :class:`LesionSegmenter` is built once from a lesion package (one ONNX Runtime session) and
 segments any number of images. The crop is the invertible :class:`~sct_lesion_classify.cord.crop.CropBox`,
-so the probabilities return to the full canonical grid voxel for voxel.
+so the probabilities return to the full canonical grid voxel for voxel. Inside the box the network
+runs only on the region within the card's margins of the cord
+(:func:`~sct_lesion_classify.cord.crop.region_around`), on tiles that follow the cord
+(:mod:`sct_lesion_classify.modelpkg.tiling`); the voxels of the box outside that region get
+probability 0. With ``-no-crop`` every voxel of the image is segmented.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sct_lesion_classify.cord.crop import CropBox, crop_box_around
+from sct_lesion_classify.cord.crop import CropBox, crop_box_around, region_around
 from sct_lesion_classify.cord.localize import CordLocalization
 from sct_lesion_classify.errors import ModelError
 from sct_lesion_classify.io.image import Image
@@ -24,6 +28,12 @@ from sct_lesion_classify.modelpkg.session import Predictor
 
 logger = logging.getLogger(__name__)
 
+#: Image (mm) the lesion network sees above and below the part of each tile it keeps. Measured
+#: on 24 held-out phantoms (seed 2002) against segmenting the whole crop box: 20 mm (the card's
+#: superior-inferior margin) gave masks with a mean Dice of 0.974 to the whole box's (lowest
+#: 0.670), 32 mm 0.982 (lowest 0.818), in the same time.
+TILE_CONTEXT_MM = 32.0
+
 
 @dataclass(frozen=True)
 class LesionSegmentation:
@@ -32,11 +42,12 @@ class LesionSegmentation:
     Attributes
     ----------
     probabilities
-        Lesion probability per voxel (float32, full canonical grid; 0 outside the box).
+        Lesion probability per voxel (float32, full canonical grid; 0 outside the region within
+        the margins of the cord, so 0 outside the box).
     mask
         The postprocessed lesion mask (bool), or the soft map (float32) when the threshold is 0.
     box
-        The region that was segmented (the whole image with ``-no-crop``).
+        The crop box around that region (the whole image with ``-no-crop``).
     warnings
         Messages for the user (empty prediction, cord at the edge of the field of view, ...).
     runtime_s
@@ -64,9 +75,13 @@ class LesionSegmenter:
         A verified package whose card has ``task == "lesion_segmentation"``.
     threads
         ONNX Runtime intra-op threads (default: the usable cores).
+    context_mm
+        Image seen above and below the kept part of each tile (default
+        :data:`TILE_CONTEXT_MM`).
     """
 
-    def __init__(self, package: ModelPackage, *, threads: int | None = None) -> None:
+    def __init__(self, package: ModelPackage, *, threads: int | None = None,
+                 context_mm: float | None = None) -> None:
         card = package.card
         if card.task != "lesion_segmentation":
             raise ModelError(f"{package.folder}: model {card.name} is a {card.task} model, not a "
@@ -74,6 +89,7 @@ class LesionSegmenter:
         if card.input.crop_margins_mm is None:
             raise ModelError(f"{package.card_path}: a lesion model card needs input.crop_margins_mm")
         self.package = package
+        self.context_mm = float(TILE_CONTEXT_MM if context_mm is None else context_mm)
         self._segmenter = SagittalSegmenter(Predictor.create(package, threads=threads))
 
     @property
@@ -89,16 +105,20 @@ class LesionSegmenter:
         settings = postprocessing or self.default_postprocessing
         runtime: dict[str, float] = {}
         start = time.perf_counter()
+        margins = self.package.card.input.crop_margins_mm
         if cord is None:
-            box = CropBox.full(image.shape)
+            box, region = CropBox.full(image.shape), None
         else:
-            box = crop_box_around(cord.mask, image.zooms, self.package.card.input.crop_margins_mm)
+            box = crop_box_around(cord.mask, image.zooms, margins)
+            # the cord lies inside the box, so the region within the box is grown from it alone
+            region = region_around(box.apply(cord.mask), image.zooms, margins)
         warnings = list(box.warnings)
         cropped = box.apply(image.data)
         runtime["crop"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        probabilities = box.invert(self._segmenter.probabilities(cropped, image.zooms), fill=0.0)
+        probabilities = box.invert(self._segmenter.probabilities(cropped, image.zooms, region=region,
+                                                                 context_mm=self.context_mm), fill=0.0)
         runtime["segment"] = time.perf_counter() - start
 
         start = time.perf_counter()

@@ -10,16 +10,23 @@ volume's grid (the exact inverse of the resampling).
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from sct_lesion_classify.errors import ModelError
 from sct_lesion_classify.io.resample import SliceResampler
 from sct_lesion_classify.modelpkg.card import InputSpec, Normalization
 from sct_lesion_classify.modelpkg.session import Predictor
+from sct_lesion_classify.modelpkg.tiling import Tile, plan_tiles
 
 logger = logging.getLogger(__name__)
+
+#: In-plane 3x3 neighbourhood of a ``(N, H, W)`` stack (nothing across slices).
+_IN_PLANE_SQUARE = np.zeros((3, 3, 3), dtype=bool)
+_IN_PLANE_SQUARE[1] = True
 
 
 def normalize(volume: np.ndarray, spec: Normalization) -> np.ndarray:
@@ -98,19 +105,64 @@ class SagittalSegmenter:
             raise ModelError(f"model {card.name}: a segmentation package takes one channel (T2w), "
                              f"its card lists {card.input.n_channels}")
 
-    def probabilities(self, volume: np.ndarray, zooms_mm: tuple[float, float, float]) -> np.ndarray:
-        """Foreground probability of every voxel of a canonical volume (float32, same shape)."""
+    def probabilities(self, volume: np.ndarray, zooms_mm: tuple[float, float, float],
+                      region: np.ndarray | None = None, context_mm: float = 0.0) -> np.ndarray:
+        """Foreground probability of every voxel of a canonical volume (float32, same shape).
+
+        With ``region`` (boolean, the volume's shape) only the voxels of the region get a
+        prediction and the others are 0: the network runs on tiles that follow the region
+        (:func:`~sct_lesion_classify.modelpkg.tiling.plan_tiles`), each seeing at least
+        ``context_mm`` of image above and below what it keeps. The normalization still uses the
+        whole volume, as the card says. A fixed-size model (``input.spatial_size``) always sees
+        whole slices.
+        """
         card = self.predictor.package.card
         slices, resampler = prepare_slices(volume, zooms_mm, card.input)
-        outputs = np.empty(slices.shape, dtype=np.float32)
-        for start in range(0, slices.shape[0], self.batch_size):
-            batch = slices[start:start + self.batch_size, None]
-            result = self.predictor.predict(batch)
-            outputs[start:start + batch.shape[0]] = result[:, self._foreground_channel(result.shape[1])]
-        if card.output.activation == "none":  # logits: the graph applies no activation
-            outputs = 1.0 / (1.0 + np.exp(-outputs))
+        if region is not None and np.shape(region) != np.shape(volume):
+            raise ValueError(f"region shape {np.shape(region)} differs from the volume's {np.shape(volume)}")
+        if region is None or card.input.spatial_size is not None:
+            outputs = np.empty(slices.shape, dtype=np.float32)
+            for start in range(0, slices.shape[0], self.batch_size):
+                outputs[start:start + self.batch_size] = self._foreground(slices[start:start + self.batch_size])
+        else:
+            outputs = self._tiled(slices, resampler, np.asarray(region, dtype=bool), context_mm)
         probabilities = resampler.backward(outputs, order=1)
-        return np.clip(probabilities, 0.0, 1.0, out=probabilities)
+        np.clip(probabilities, 0.0, 1.0, out=probabilities)
+        if region is not None:
+            probabilities[~np.asarray(region, dtype=bool)] = 0.0
+        return probabilities
+
+    def _foreground(self, batch: np.ndarray) -> np.ndarray:
+        """Foreground probabilities ``(n, H, W)`` of model slices ``(n, H, W)``."""
+        result = self.predictor.predict(batch[:, None])
+        scores = result[:, self._foreground_channel(result.shape[1])]
+        if self.predictor.package.card.output.activation == "none":  # logits: no activation in the graph
+            scores = 1.0 / (1.0 + np.exp(-scores))
+        return scores
+
+    def _tiled(self, slices: np.ndarray, resampler: SliceResampler, region: np.ndarray,
+               context_mm: float) -> np.ndarray:
+        """Probabilities on the model grid, computed only on tiles covering the region (0 elsewhere)."""
+        card = self.predictor.package.card
+        needed = resampler.forward(region.astype(np.float32), order=1) > 0
+        # one more model pixel around, so the linear interpolation back to the image grid reads
+        # only computed pixels for every voxel of the region
+        needed = ndimage.binary_dilation(needed, structure=_IN_PLANE_SQUARE)
+        context_px = int(math.ceil(context_mm / resampler.out_spacing_mm[1] - 1e-6))
+        tiles = plan_tiles(needed, context_px=context_px, divisor=card.input.size_divisible_by)
+        outputs = np.zeros(slices.shape, dtype=np.float32)
+        by_shape: dict[tuple[int, int], list[Tile]] = {}
+        for tile in tiles:
+            by_shape.setdefault(tile.window_shape, []).append(tile)
+        for group in by_shape.values():
+            for start in range(0, len(group), self.batch_size):
+                chunk = group[start:start + self.batch_size]
+                batch = np.stack([slices[(tile.slice_index,) + tile.window] for tile in chunk])
+                for tile, result in zip(chunk, self._foreground(batch)):
+                    outputs[(tile.slice_index,) + tile.core] = result[tile.core_in_window]
+        logger.debug("%d tiles of %d pixels in all, for %d pixels of whole slices", len(tiles),
+                     sum(t.window_shape[0] * t.window_shape[1] for t in tiles), slices.size)
+        return outputs
 
     def _foreground_channel(self, n_output_channels: int) -> int:
         """One output channel is the foreground probability; with several, the positive class's."""
