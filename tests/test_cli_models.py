@@ -141,3 +141,15 @@ def test_install_failure_exit_1(roots, tmp_path, capsys):
     assert cli.main(["install", str(archive), "-sha256", "0" * 64]) == 1
     err = capsys.readouterr().err
     assert "sha256 mismatch of the downloaded archive" in err and len(err.splitlines()) == 1
+
+
+def test_evaluate_models_folder_takes_only_packages(tmp_path):
+    """`evaluate --models models` skips models/evaluation/evaluation.json (not a package)."""
+    from sct_lesion_classify.cli.evaluate import package_folders
+
+    seg = write_tiny_package(tmp_path, "tiny_seg")
+    (tmp_path / "evaluation").mkdir()
+    (tmp_path / "evaluation" / "evaluation.json").write_text("{}")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "notes.json").write_text("{}")
+    assert package_folders(tmp_path) == [str(seg)]

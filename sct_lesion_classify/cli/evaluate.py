@@ -10,6 +10,7 @@ calibration, ROC curves and confusion matrices (PNG), as JSON and Markdown.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Sequence
 
 from sct_lesion_classify.cli.frame import SCTArgumentParser, positive_int, run_command
@@ -29,7 +30,8 @@ def get_parser() -> SCTArgumentParser:
                                       "takes every subject.")
     parser.optional.add_argument("--models", "-models", metavar="<folder>", default=None,
                                  help="Folder of model packages (e.g. the output of 'train') used instead of "
-                                      "the installed ones; each subfolder with a card is used for its step.")
+                                      "the installed ones; each subfolder <name>/ holding <name>.json and <name>.onnx "
+                                      "is used for its step.")
     parser.optional.add_argument("-custom-model", metavar="<folder>", action="append", default=[],
                                  help="One model package folder (repeatable), as for the pipeline commands.")
     parser.optional.add_argument("--baseline-bids", metavar="<folder>", default=None,
@@ -44,6 +46,15 @@ def get_parser() -> SCTArgumentParser:
     return parser
 
 
+def package_folders(models: Path) -> list[str]:
+    """The package folders of ``models``: each ``<name>/`` holding ``<name>.json`` and ``<name>.onnx``.
+
+    Other subfolders are skipped, such as ``models/evaluation/`` and its ``evaluation.json``.
+    """
+    return sorted(str(card.parent) for card in Path(models).glob("*/*.json")
+                  if card.stem == card.parent.name and card.with_suffix(".onnx").is_file())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the subcommand; returns the exit code."""
     return run_command(get_parser(), argv, _run)
@@ -51,7 +62,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     import logging
-    from pathlib import Path
 
     from tqdm import tqdm
 
@@ -77,8 +87,7 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError(f"{bids}/participants.tsv: no diagnosis for {', '.join(missing[:5])}")
     folders = list(args.custom_model)
     if args.models:
-        folders += sorted(str(p.parent) for p in Path(args.models).glob("*/*.json")
-                          if p.stem == p.parent.name)
+        folders += package_folders(Path(args.models))
     custom = load_custom_packages(folders)
     segmentation = SegmentationModels.load(custom, with_cord_localizer=True)
     models = ClassificationModels.load(custom, segmentation=segmentation,
