@@ -29,15 +29,17 @@ TESTING_DATA = ROOT / "testing_data"
 REALDATA = ROOT.parent / "shared" / "realdata"
 TUMORS = ("astrocytoma", "ependymoma")
 
-# Measured on testing_data when the reference models were committed (models/README.md):
+# Measured on testing_data with the committed models (models/README.md); since the lesion network
+# runs only within the margins of the cord (tiles), the demyelinating figure rose from 0.618 and
+# model 1 from 5 of 8 (false lesions far from the cord were removed):
 MIN_LESION_DICE_TUMOR = 0.75  # measured 0.849 (4 tumours)
-MIN_LESION_DICE_DEMYELINATING = 0.50  # measured 0.618 (4 demyelinating)
+MIN_LESION_DICE_DEMYELINATING = 0.65  # measured 0.744 (4 demyelinating)
 MIN_CORD_DICE = 0.90
-# Model 1 through the whole command (segmented masks): measured 5 of 8 (the 4 tumours and sub-008;
-# the demyelinating sub-001, sub-003 and sub-006 are called tumour with p = 0.60-0.73). With the manual
-# masks (-lesion) it is 6 of 8. The bar guards against a regression, it does not claim the issue's
-# accuracy target, which these CPU-trained phantom models miss (models/README.md).
-MIN_MODEL1_CORRECT = 5  # of 8
+# Model 1 through the whole command (segmented masks): measured 6 of 8 (the 4 tumours, sub-006 and
+# sub-008; the demyelinating sub-001 and sub-003 are called tumour with p = 0.57 and 0.61). The bar
+# guards against a regression, it does not claim the issue's accuracy target, which these
+# CPU-trained phantom models miss (models/README.md).
+MIN_MODEL1_CORRECT = 6  # of 8
 MIN_REAL_CORD_DICE = 0.80  # issue target; measured 0.879 with the committed localizer
 
 
