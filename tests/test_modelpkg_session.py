@@ -108,10 +108,25 @@ def test_session_options(tmp_path, monkeypatch):
     assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     assert captured["providers"] == ["CPUExecutionProvider"]
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.get_session_config_entry("session.use_env_allocators") == "1"  # the shared arena
     create_session(package)  # default: all (4) cores, spinning left to ONNX Runtime
     assert captured["options"].intra_op_num_threads == 4
     with pytest.raises(ModelError, match="threads must be >= 1"):
         create_session(package, threads=0)
+
+
+def test_sessions_on_the_shared_arena_give_the_same_outputs(tmp_path):
+    """Two sessions drawing from the process's one arena, and one with its own, agree exactly."""
+    ort = pytest.importorskip("onnxruntime")
+    assert session_module.shared_arena(ort) is True
+    assert session_module.shared_arena(ort) is True  # registered once, later calls reuse it
+    package = ModelPackage.load(write_tiny_package(tmp_path, weight=2.0, bias=-1.0))
+    batch = np.random.default_rng(3).normal(size=(3, 1, 24, 40)).astype(np.float32)
+    first, second = Predictor.create(package, threads=1), Predictor.create(package, threads=1)
+    own = ort.InferenceSession(str(package.onnx_path), providers=["CPUExecutionProvider"])
+    expected = own.run(None, {"input": batch})[0]
+    for predictor in (first, second, first):
+        np.testing.assert_array_equal(predictor.predict(batch), expected)
 
 
 def test_usable_cores():

@@ -3,14 +3,18 @@
 ``create_session`` configures the CPU provider the way a shared machine needs it: ``threads``
 intra-op threads (default: the usable cores), one inter-op thread, sequential execution, all
 graph optimizations, and no busy-waiting ("spinning") when fewer threads than cores are used
-(several workers share the machine). :class:`Predictor` holds a package's session and tensor
-names and checks every batch against the card's input contract.
+(several workers share the machine). Every session of a process draws its working memory from
+one CPU arena (:func:`shared_arena`) instead of one arena each: at 512x512x15 the peak RSS of
+``sct_classify_lesion -i`` (five sessions) went from about 1.57 GB to 1.04 GB, in the same time.
+:class:`Predictor` holds a package's session and tensor names and checks every batch against the
+card's input contract.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +25,32 @@ from sct_lesion_classify.errors import ModelError
 from sct_lesion_classify.modelpkg.package import ModelPackage
 
 logger = logging.getLogger(__name__)
+
+_ARENA_LOCK = threading.Lock()
+_arena_registered: bool | None = None  # None: not tried yet
+
+
+def shared_arena(ort: Any) -> bool:
+    """Register one CPU arena allocator for every session of this process (once); True if done.
+
+    Sessions created with ``session.use_env_allocators = 1`` then share it, so the memory one
+    network freed serves the next instead of each session holding its own peak. Where ONNX
+    Runtime refuses the registration, sessions keep their own arenas (same results, more memory).
+    """
+    global _arena_registered
+    with _ARENA_LOCK:
+        if _arena_registered is None:
+            try:
+                info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0,
+                                         ort.OrtMemType.DEFAULT)
+                # max memory: none; extend strategy 0 (next power of two; 1, same as requested,
+                # measured 1.36 GB at 512x512x15); chunk sizes: ONNX Runtime's defaults
+                ort.create_and_register_allocator(info, ort.OrtArenaCfg(0, 0, -1, -1))
+                _arena_registered = True
+            except Exception as exc:  # onnxruntime raises its own exception types
+                logger.debug("no shared ONNX Runtime arena (%s); one arena per session", exc)
+                _arena_registered = False
+        return _arena_registered
 
 
 def usable_cores() -> int:
@@ -65,6 +95,8 @@ def create_session(package: ModelPackage, *, threads: int | None = None):
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
+    if shared_arena(ort):
+        options.add_session_config_entry("session.use_env_allocators", "1")
     if n_threads < cores:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
