@@ -251,4 +251,3 @@ def region_around(
     grown = ndimage.maximum_filter(mask.astype(bool).view(np.uint8),
                                    size=tuple(2 * m + 1 for m in margins_vox), mode="constant", cval=0)
     return grown.astype(bool)
-
