@@ -7,10 +7,15 @@
   MatMul, with shapes inferred at the benchmark input) divided by the time, as a fraction of a
   measured float32 GEMM rate (numpy matmul of 2048 x 2048 matrices, same threads).
 
+- Threads: ONNX Runtime again with one intra-op thread. ``thread_scaling`` is the one-thread
+  time over the all-cores time; ``cores / thread_scaling`` bounds what ``batch -j <cores>`` (one
+  thread per process) can gain over ``-j 1`` (all cores in one process) on compute-bound work.
+
 Representative inputs are those of a 512x512x15 sagittal subject at 0.6 mm in-plane: the cord
-localizer sees 15 slices resampled to 1 mm (about 320 x 320 mm field of view); the lesion model
-the slices of the crop around the cord (about 6 slices of 80 x 640 at 0.5 mm); each classifier
-4 lesion slices of 256 x 256.
+localizer sees 15 slices resampled to 1 mm (about 320 x 320 mm field of view); each classifier
+4 lesion slices of 256 x 256. The lesion model sees tiles of the crop around the cord at 0.5 mm
+(0.8 M pixels in 13 tiles at 512x512x15); its input here, 6 slices of 80 x 640, has the same cost
+per pixel (5.6-6.3 us per pixel measured for tiles from 64 x 128 to 8 x 144 x 608).
 """
 
 from __future__ import annotations
@@ -129,6 +134,12 @@ def run(repeats: int = 5) -> dict:
         batch = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
         ort_s = _median_time(lambda: predictor.predict(batch), repeats)
         entry = {"input": "x".join(map(str, shape)), "onnxruntime_s": round(ort_s, 4)}
+        if usable_cores() > 1:
+            single = Predictor.create(package, threads=1)
+            one_thread_s = _median_time(lambda: single.predict(batch), repeats)
+            entry["onnxruntime_1_thread_s"] = round(one_thread_s, 4)
+            entry["thread_scaling"] = round(one_thread_s / ort_s, 2)
+            del single
         torch_s = _torch_time(family, shape, repeats)
         if torch_s is not None:
             entry["pytorch_eager_s"] = round(torch_s, 4)
