@@ -7,18 +7,17 @@ direction. :func:`plan_tiles` covers only the pixels that need a prediction (the
 card's margins) with rectangles cut along the superior-inferior axis, each with its own
 anterior-posterior extent, so the network's work follows the cord.
 
-Each tile runs the network on a *window* larger than what it keeps: ``context_px`` more pixels
-above and below its *core* rows (as far as the slice goes), so that every kept pixel sees at least
-that much of the image in the superior-inferior direction, as it does in the whole box. In the
-anterior-posterior direction the window is the needed extent of the core rows, which already
-holds the card's margin around the cord. Windows are grown to a multiple of the network's
+A model slice is ``(H, W)``: rows run anterior-posterior, columns superior-inferior. Each tile
+runs the network on a *window* larger than what it keeps: ``context_px`` more columns above and
+below its *core* (as far as the slice goes), so that every kept pixel sees at least that much of
+the image in the superior-inferior direction. In the anterior-posterior direction the window is
+the rows needed in the core's columns, which already hold the card's margin around the cord. Windows are grown to a multiple of the network's
 ``size_divisible_by`` inside the slice; the slices of a model grid are already such a multiple,
 so no padding is ever added.
 
 For each slice the number of tiles is the one that minimizes the pixels the network sees
-(one tile, a rectangle over the whole needed extent, is always a candidate). Everything is
-integer arithmetic on a boolean array: the plan depends only on the needed pixels, so it is
-deterministic.
+(one tile, a rectangle over the whole needed extent, is always a candidate). The plan depends
+only on the needed pixels, so it is deterministic.
 """
 
 from __future__ import annotations
@@ -126,7 +125,7 @@ def plan_tiles(needed: np.ndarray, *, context_px: int, divisor: int = 1,
         Window sizes are multiples of this (the network's ``size_divisible_by``); ``H`` and ``W``
         must be multiples too.
     min_core_px
-        Smallest core height considered, in columns (bounds the search).
+        Shortest core considered, in columns (bounds the search).
 
     Returns
     -------
