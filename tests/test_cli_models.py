@@ -143,13 +143,17 @@ def test_install_failure_exit_1(roots, tmp_path, capsys):
     assert "sha256 mismatch of the downloaded archive" in err and len(err.splitlines()) == 1
 
 
-def test_evaluate_models_folder_takes_only_packages(tmp_path):
-    """`evaluate --models models` skips models/evaluation/evaluation.json (not a package)."""
-    from sct_lesion_classify.cli.evaluate import package_folders
 
-    seg = write_tiny_package(tmp_path, "tiny_seg")
-    (tmp_path / "evaluation").mkdir()
-    (tmp_path / "evaluation" / "evaluation.json").write_text("{}")
-    (tmp_path / "notes").mkdir()
-    (tmp_path / "notes" / "notes.json").write_text("{}")
-    assert package_folders(tmp_path) == [str(seg)]
+def test_report_folder_beside_the_packages_is_not_a_package(roots, capsys):
+    """models/evaluation/evaluation.json (a report, no network) is neither listed nor verified,
+    and `evaluate --models models` takes the same packages (registry.bundled_names)."""
+    _, bundled = roots
+    write_tiny_package(bundled, "tiny_seg")
+    (bundled / "evaluation").mkdir()
+    (bundled / "evaluation" / "evaluation.json").write_text("{}")
+    assert reg.bundled_names(bundled) == ["tiny_seg"]
+    assert cli.main(["list"]) == 0
+    rows = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert rows == ["tiny_seg"]
+    assert cli.main(["verify"]) == 0
+    assert capsys.readouterr().out.count("OK") == 1

@@ -10,7 +10,6 @@ calibration, ROC curves and confusion matrices (PNG), as JSON and Markdown.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Sequence
 
 from sct_lesion_classify.cli.frame import SCTArgumentParser, positive_int, run_command
@@ -46,15 +45,6 @@ def get_parser() -> SCTArgumentParser:
     return parser
 
 
-def package_folders(models: Path) -> list[str]:
-    """The package folders of ``models``: each ``<name>/`` holding ``<name>.json`` and ``<name>.onnx``.
-
-    Other subfolders are skipped, such as ``models/evaluation/`` and its ``evaluation.json``.
-    """
-    return sorted(str(card.parent) for card in Path(models).glob("*/*.json")
-                  if card.stem == card.parent.name and card.with_suffix(".onnx").is_file())
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the subcommand; returns the exit code."""
     return run_command(get_parser(), argv, _run)
@@ -62,12 +52,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     import logging
+    from pathlib import Path
 
     from tqdm import tqdm
 
     from sct_lesion_classify.classify.diagnosis import ROLE_CLASSES, role_label
     from sct_lesion_classify.errors import InputError
     from sct_lesion_classify.io.bids import discover_subjects
+    from sct_lesion_classify.modelpkg.registry import bundled_names
     from sct_lesion_classify.pipeline.classification import ClassificationModels
     from sct_lesion_classify.pipeline.models import load_custom_packages
     from sct_lesion_classify.pipeline.segmentation import SegmentationModels
@@ -87,7 +79,7 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError(f"{bids}/participants.tsv: no diagnosis for {', '.join(missing[:5])}")
     folders = list(args.custom_model)
     if args.models:
-        folders += package_folders(Path(args.models))
+        folders += [str(Path(args.models) / name) for name in bundled_names(args.models)]
     custom = load_custom_packages(folders)
     segmentation = SegmentationModels.load(custom, with_cord_localizer=True)
     models = ClassificationModels.load(custom, segmentation=segmentation,

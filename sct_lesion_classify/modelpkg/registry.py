@@ -171,13 +171,19 @@ def cached_names(root: str | os.PathLike | None = None) -> list[str]:
 
 
 def bundled_names(root: str | os.PathLike | None = None) -> list[str]:
-    """Package names with a folder ``<bundled root>/<name>/<name>.json``."""
+    """Package names with a folder ``<root>/<name>/`` holding ``<name>.json`` and ``<name>.onnx``.
+
+    ``root`` defaults to the bundled models folder; any folder of packages (such as the output of
+    ``train``) can be listed. Other folders are not packages: ``models/evaluation/`` holds an
+    ``evaluation.json`` report and no network.
+    """
     root = Path(root if root is not None else bundled_root())
     if not root.is_dir():
         return []
     return sorted(child.name for child in root.iterdir()
                   if child.is_dir() and NAME_PATTERN.match(child.name)
-                  and (child / f"{child.name}.json").is_file())
+                  and (child / f"{child.name}.json").is_file()
+                  and (child / f"{child.name}.onnx").is_file())
 
 
 def locate(name: str, *, custom_folder: str | os.PathLike | None = None,
