@@ -117,19 +117,21 @@ class SagittalSegmenter:
         whole slices.
         """
         card = self.predictor.package.card
+        if region is not None:
+            region = np.asarray(region, dtype=bool)
+            if region.shape != np.shape(volume):
+                raise ValueError(f"region shape {region.shape} differs from the volume's {np.shape(volume)}")
         slices, resampler = prepare_slices(volume, zooms_mm, card.input)
-        if region is not None and np.shape(region) != np.shape(volume):
-            raise ValueError(f"region shape {np.shape(region)} differs from the volume's {np.shape(volume)}")
         if region is None or card.input.spatial_size is not None:
             outputs = np.empty(slices.shape, dtype=np.float32)
             for start in range(0, slices.shape[0], self.batch_size):
                 outputs[start:start + self.batch_size] = self._foreground(slices[start:start + self.batch_size])
         else:
-            outputs = self._tiled(slices, resampler, np.asarray(region, dtype=bool), context_mm)
+            outputs = self._tiled(slices, resampler, region, context_mm)
         probabilities = resampler.backward(outputs, order=1)
         np.clip(probabilities, 0.0, 1.0, out=probabilities)
         if region is not None:
-            probabilities[~np.asarray(region, dtype=bool)] = 0.0
+            probabilities[~region] = 0.0
         return probabilities
 
     def _foreground(self, batch: np.ndarray) -> np.ndarray:

@@ -58,7 +58,8 @@ class Tile:
                      for c, w in zip(self.core, self.window))  # type: ignore[return-value]
 
 
-def _rounded_up(length: int, divisor: int) -> int:
+def _rounded_up(length, divisor: int):
+    """``length`` (an int or an integer array) rounded up to a multiple of ``divisor``."""
     return -(-length // divisor) * divisor
 
 
@@ -92,14 +93,12 @@ def _slice_plan(needed: np.ndarray, context_px: int, divisor: int, min_core_px: 
         used = row_stop > row_start  # a core over a gap of the needed pixels needs no tile
         return starts[used], stops[used], row_start[used], row_stop[used]
 
-    def rounded(lengths: np.ndarray, size: int) -> np.ndarray:
-        return np.minimum(size, -(-lengths // divisor) * divisor)
-
     best_cost, best_n = None, 1
     for n_tiles in range(1, max(1, (stop_col - first_col) // max(1, min_core_px)) + 1):
         starts, stops, row_start, row_stop = cores(n_tiles)
         window = np.minimum(width, stops + context_px) - np.maximum(0, starts - context_px)
-        cost = int((rounded(row_stop - row_start, height) * rounded(window, width)).sum())
+        cost = int((np.minimum(height, _rounded_up(row_stop - row_start, divisor))
+                    * np.minimum(width, _rounded_up(window, divisor))).sum())
         if best_cost is None or cost < best_cost:
             best_cost, best_n = cost, n_tiles
     plan = []
