@@ -16,23 +16,16 @@ file cache).
 from __future__ import annotations
 
 import csv
-import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench.commands import command_argv
+
 N_SUBJECTS = 40
 SHAPE_CANONICAL = (11, 320, 320)
-
-
-def _batch_argv() -> list[str]:
-    found = shutil.which("sct_lesion_classify")
-    if found:
-        return [found, "batch"]
-    return [sys.executable, "-m", "sct_lesion_classify.cli.sct_lesion_classify", "batch"]
 
 
 def make_cohort(root: Path) -> Path:
@@ -73,7 +66,8 @@ def run(repeats: int = 1) -> dict:
     results: dict = {"subjects": N_SUBJECTS, "corrupted": 2, "size": "320x320x11"}
     with tempfile.TemporaryDirectory() as tmp:
         bids = make_cohort(Path(tmp))
-        base = _batch_argv() + ["--bids", str(bids), "-v", "0"]
+        base = command_argv(("sct_lesion_classify", "batch"), "sct_lesion_classify.cli.sct_lesion_classify") + [
+            "--bids", str(bids), "-v", "0"]
         times = {}
         for jobs in (1, 2):
             measured = [_run(base + ["-j", str(jobs), "--overwrite"]) for _ in range(repeats)]

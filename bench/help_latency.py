@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 import statistics
 import subprocess
-import sys
 import time
+
+from bench.commands import command_argv
 
 #: (label, argv) of every command and subcommand; a console script missing from PATH falls back to
 #: ``python -m`` of its module so the figure exists in a plain checkout too.
@@ -17,22 +17,14 @@ COMMANDS: tuple[tuple[str, tuple[str, ...], str], ...] = (
 )
 
 
-def _argv(script: tuple[str, ...], module: str) -> list[str]:
-    found = shutil.which(script[0])
-    if found:
-        return [found, *script[1:]]
-    return [sys.executable, "-c", f"import sys; from {module} import main; sys.exit(main(sys.argv[1:]))",
-            *script[1:]]
-
-
 def commands() -> list[tuple[str, list[str]]]:
     """Every command and subcommand that exists in this installation."""
     from sct_lesion_classify.cli.sct_lesion_classify import SUBCOMMANDS
 
-    result = [(label, _argv(script, module)) for label, script, module in COMMANDS]
+    result = [(label, command_argv(script, module)) for label, script, module in COMMANDS]
     for name in SUBCOMMANDS:
         result.append((f"sct_lesion_classify {name} -h",
-                       _argv(("sct_lesion_classify", name, "-h"), "sct_lesion_classify.cli.sct_lesion_classify")))
+                       command_argv(("sct_lesion_classify", name, "-h"), "sct_lesion_classify.cli.sct_lesion_classify")))
     return result
 
 

@@ -19,7 +19,6 @@ The bundled (or installed) models are used; without them the section says so and
 from __future__ import annotations
 
 import logging
-import shutil
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.commands import command_argv
 from bench.phantom_generation import SIZES, canonical_shape
 
 NO_CROP_SIZE = "512x512x15"  # the size of the issue targets; the cascade's gain is measured there
@@ -35,13 +35,6 @@ NO_CROP_MAX_REPEATS = 3
 TARGETS = {"512x512x15": {"segment_process_s": 1.5, "segment_peak_rss_mb": 1024,
                           "classify_given_mask_process_s": 1.0, "classify_with_segmentation_process_s": 2.0,
                           "classify_with_segmentation_peak_rss_mb": 1536}}
-
-
-def _command(script: str, module: str) -> list[str]:
-    found = shutil.which(script)
-    if found:
-        return [found]
-    return [sys.executable, "-c", f"import sys; from {module} import main; sys.exit(main(sys.argv[1:]))"]
 
 
 # Runs one command and prints its wall time and peak RSS. The benchmark process grows to several
@@ -148,8 +141,8 @@ def in_process(paths: dict[str, Path], models, out: Path, repeats: int, without_
 
 def as_process(paths: dict[str, Path], out: Path, repeats: int, without_crop: bool) -> dict:
     """The commands as a user runs them: medians of wall time and peak RSS."""
-    command = _command("sct_classify_lesion", "sct_lesion_classify.cli.classify_lesion")
-    segment = _command("sct_deepseg_imlesion", "sct_lesion_classify.cli.deepseg_imlesion")
+    command = command_argv(("sct_classify_lesion",), "sct_lesion_classify.cli.classify_lesion")
+    segment = command_argv(("sct_deepseg_imlesion",), "sct_lesion_classify.cli.deepseg_imlesion")
     runs = {
         "segment": segment + ["-i", str(paths["t2w"]), "-o", str(out / "s1.nii.gz"), "-v", "0"],
         "classify_with_segmentation": command + ["-i", str(paths["t2w"]), "-o", str(out / "p1.json"),
