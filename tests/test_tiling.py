@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 
 from sct_lesion_classify.cord.crop import crop_box_around, region_around
 from sct_lesion_classify.modelpkg.package import ModelPackage
-from sct_lesion_classify.modelpkg.sagittal import SagittalSegmenter
-from sct_lesion_classify.modelpkg.session import Predictor
 from sct_lesion_classify.modelpkg.testing import write_tiny_package
-from sct_lesion_classify.modelpkg.tiling import plan_tiles
+from sct_lesion_classify.runtime.sagittal import SagittalSegmenter
+from sct_lesion_classify.runtime.session import Predictor
+from sct_lesion_classify.runtime.tiling import plan_tiles
 
 
 @st.composite

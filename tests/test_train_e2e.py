@@ -37,8 +37,8 @@ def options(phantoms, out, **kw):
 
 def test_cord_command_writes_a_package_the_segmenter_runs(phantoms, tmp_path):
     from sct_lesion_classify.cli.sct_lesion_classify import main
-    from sct_lesion_classify.modelpkg.sagittal import SagittalSegmenter
-    from sct_lesion_classify.modelpkg.session import Predictor
+    from sct_lesion_classify.runtime.sagittal import SagittalSegmenter
+    from sct_lesion_classify.runtime.session import Predictor
 
     out = tmp_path / "models"
     code = main(["train", "cord", "--bids", str(phantoms), "-o", str(out), "--epochs", "1",

@@ -18,7 +18,7 @@ from sct_lesion_classify.classify.diagnosis import ROLE_CLASSES, ClassifierResul
 from sct_lesion_classify.classify.inputs import ClassifierSlices, build_classifier_slices
 from sct_lesion_classify.errors import ModelError
 from sct_lesion_classify.modelpkg.package import ModelPackage
-from sct_lesion_classify.modelpkg.session import Predictor
+from sct_lesion_classify.runtime.session import Predictor
 
 logger = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from scipy import ndimage
 from sct_lesion_classify.errors import InputError, ModelError, ProcessingError
 from sct_lesion_classify.io.image import Image, load_mask
 from sct_lesion_classify.modelpkg.package import ModelPackage
-from sct_lesion_classify.modelpkg.sagittal import SagittalSegmenter
-from sct_lesion_classify.modelpkg.session import Predictor
+from sct_lesion_classify.runtime.sagittal import SagittalSegmenter
+from sct_lesion_classify.runtime.session import Predictor
 
 logger = logging.getLogger(__name__)
 

@@ -212,11 +212,11 @@ def segmentation_volume(loaded: LoadedSubject, recipe: Any, input_spec: Any) -> 
 
     Crop around the cord mask when the card has ``crop_margins_mm`` (the lesion model; training
     uses the reference cord mask), then
-    :func:`sct_lesion_classify.modelpkg.sagittal.prepare_slices` (normalization, resampling to the
+    :func:`sct_lesion_classify.runtime.sagittal.prepare_slices` (normalization, resampling to the
     card's spacing, padding to ``size_divisible_by``): the function the pipeline runs. The label is
     the recipe's target, resampled linearly on the same grid and thresholded at 0.5.
     """
-    from sct_lesion_classify.modelpkg.sagittal import prepare_slices
+    from sct_lesion_classify.runtime.sagittal import prepare_slices
 
     image, label = loaded.t2w, recipe.target(loaded)
     if input_spec.crop_margins_mm is not None:

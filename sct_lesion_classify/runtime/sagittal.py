@@ -19,8 +19,8 @@ from scipy import ndimage
 from sct_lesion_classify.errors import ModelError
 from sct_lesion_classify.io.resample import SliceResampler
 from sct_lesion_classify.modelpkg.card import InputSpec, Normalization
-from sct_lesion_classify.modelpkg.session import Predictor
-from sct_lesion_classify.modelpkg.tiling import Tile, plan_tiles
+from sct_lesion_classify.runtime.session import Predictor
+from sct_lesion_classify.runtime.tiling import Tile, plan_tiles
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class SagittalSegmenter:
 
         With ``region`` (boolean, the volume's shape) only the voxels of the region get a
         prediction and the others are 0: the network runs on tiles that follow the region
-        (:func:`~sct_lesion_classify.modelpkg.tiling.plan_tiles`), each seeing at least
+        (:func:`~sct_lesion_classify.runtime.tiling.plan_tiles`), each seeing at least
         ``context_mm`` of image above and below what it keeps. The normalization still uses the
         whole volume, as the card says. A fixed-size model (``input.spatial_size``) always sees
         whole slices.
