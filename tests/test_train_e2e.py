@@ -55,8 +55,7 @@ def test_cord_command_writes_a_package_the_segmenter_runs(phantoms, tmp_path):
     assert card["training"]["subjects"] == {"train": 4, "val": 4}
     assert card["metrics"]["onnx_parity_max_abs_diff"] < 1e-4
     image = load_image(sorted(phantoms.glob("sub-*/anat/*_T2w.nii.gz"))[0])
-    probabilities = SagittalSegmenter(Predictor.create(package, threads=1)).probabilities(
-        image.data, image.zooms)
+    probabilities = SagittalSegmenter(Predictor.create(package, threads=1)).probabilities(image)
     assert probabilities.shape == image.shape and 0 <= probabilities.min() <= probabilities.max() <= 1
 
 

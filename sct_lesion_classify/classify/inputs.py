@@ -15,7 +15,7 @@ or any object with the same attributes):
    (mean and standard deviation of every voxel), ``zscore_nonzero`` (of the nonzero voxels) or
    ``minmax``; then ``clip``; then ``rescale`` maps the clip range (or the volume's range when
    there is no clip) linearly onto the rescale range (the same function as the segmentation
-   models, :func:`sct_lesion_classify.runtime.sagittal.normalize`). The first channel is all
+   models, :func:`sct_lesion_classify.runtime.preprocess.normalize`). The first channel is all
    zeros for a T2w-only model (channel name ``"zeros"``) or when there is no cT1w image. The mask
    channel stays 0/1.
 3. **Geometry.** Each slice (axes A-P, S-I) is resampled with
@@ -95,8 +95,8 @@ def lesion_slices(lesion_mask: np.ndarray, zooms_mm: tuple[float, float, float],
 
 
 def normalize_volume(volume: np.ndarray, normalization: Any) -> np.ndarray:
-    """The card's normalization (shared with the segmentation models: ``runtime.sagittal``)."""
-    from sct_lesion_classify.runtime.sagittal import normalize
+    """The card's normalization (shared with the segmentation models: ``runtime.preprocess``)."""
+    from sct_lesion_classify.runtime.preprocess import normalize
 
     return normalize(volume, normalization)
 

@@ -113,6 +113,6 @@ class BuiltinCordLocalizer:
 
     def localize(self, image: Image) -> CordLocalization:
         """The cord mask of ``image`` (threshold of the card, largest 3D component)."""
-        probabilities = self._segmenter.probabilities(image.data, image.zooms)
+        probabilities = self._segmenter.probabilities(image)
         threshold = self.package.card.postprocessing.threshold
         return cord_from_probabilities(probabilities, image, threshold=threshold)

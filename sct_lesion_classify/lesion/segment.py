@@ -23,6 +23,7 @@ from sct_lesion_classify.errors import ModelError
 from sct_lesion_classify.io.image import Image
 from sct_lesion_classify.lesion.postprocess import Postprocessing, postprocess
 from sct_lesion_classify.modelpkg.package import ModelPackage
+from sct_lesion_classify.runtime.preprocess import Volume
 from sct_lesion_classify.runtime.sagittal import SagittalSegmenter
 from sct_lesion_classify.runtime.session import Predictor
 
@@ -113,11 +114,11 @@ class LesionSegmenter:
             # the cord lies inside the box, so the region within the box is grown from it alone
             region = region_around(box.apply(cord.mask), image.zooms, margins)
         warnings = list(box.warnings)
-        cropped = box.apply(image.data)
+        cropped = Volume(box.apply(image.data), image.zooms)
         runtime["crop"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        probabilities = box.invert(self._segmenter.probabilities(cropped, image.zooms, region=region,
+        probabilities = box.invert(self._segmenter.probabilities(cropped, region=region,
                                                                  context_mm=self.context_mm), fill=0.0)
         runtime["segment"] = time.perf_counter() - start
 

@@ -216,6 +216,7 @@ def segmentation_volume(loaded: LoadedSubject, recipe: Any, input_spec: Any) -> 
     card's spacing, padding to ``size_divisible_by``): the function the pipeline runs. The label is
     the recipe's target, resampled linearly on the same grid and thresholded at 0.5.
     """
+    from sct_lesion_classify.runtime.preprocess import Volume
     from sct_lesion_classify.runtime.sagittal import prepare_slices
 
     image, label = loaded.t2w, recipe.target(loaded)
@@ -224,7 +225,7 @@ def segmentation_volume(loaded: LoadedSubject, recipe: Any, input_spec: Any) -> 
 
         box = crop_box_around(loaded.cord_mask, loaded.zooms_mm, input_spec.crop_margins_mm)
         image, label = box.apply(image), box.apply(label)
-    slices, resampler = prepare_slices(image, loaded.zooms_mm, input_spec)
+    slices, resampler = prepare_slices(Volume(image, loaded.zooms_mm), input_spec)
     labels = resampler.forward(label.astype(np.float32), order=1, cval=0.0) >= 0.5
     return SegmentationVolume(loaded.participant_id, slices, labels.astype(np.uint8))
 
