@@ -75,7 +75,7 @@ def test_classifier_package_runs_in_the_classification_step(phantoms, tmp_path):
     subject = discover_subjects(phantoms)[0]
     image = load_image(subject.t2w)
     lesion, _ = load_mask(subject.lesion_mask, image.grid)
-    result = classifier.classify(classifier.inputs(image.data, lesion, image.zooms))
+    result = classifier.classify(classifier.inputs(image, lesion))
     assert 0.0 <= result.probability <= 1.0 and len(result.slices_used) >= 1
 
 

@@ -1,7 +1,7 @@
 """Where the networks run: ONNX Runtime sessions and the slices fed to them, as a card says.
 
-The package format (card, verified package, registry, install) is :mod:`sct_lesion_classify.modelpkg`;
-this package runs what it loads:
+The package format (card, verified package, registry, install) is
+:mod:`sct_lesion_classify.modelpkg`; this package runs what it loads:
 
 - :mod:`.session`: ``create_session`` and ``Predictor`` (one reused session per package; batches
   checked against the card; imports numpy, onnxruntime lazily).

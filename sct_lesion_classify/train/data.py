@@ -248,8 +248,10 @@ def classifier_subject(loaded: LoadedSubject, label: int, card_input: Any) -> Cl
     the memory of large cohorts); converted back to float32 for the network.
     """
     from sct_lesion_classify.classify.inputs import build_classifier_slices
+    from sct_lesion_classify.runtime.preprocess import Volume
 
-    built = build_classifier_slices(loaded.t2w, loaded.lesion_mask, loaded.zooms_mm, card_input,
-                                    t1c=loaded.t1c)
+    t1c = None if loaded.t1c is None else Volume(loaded.t1c, loaded.zooms_mm)
+    built = build_classifier_slices(Volume(loaded.t2w, loaded.zooms_mm), loaded.lesion_mask,
+                                    card_input, t1c=t1c)
     return ClassifierSubject(loaded.participant_id, int(label), built.batch.astype(np.float16),
                              built.slice_indices, loaded.t1c is not None)
