@@ -120,7 +120,7 @@ def run(repeats: int = 5) -> dict:
     """ONNX Runtime and PyTorch times, FLOPs and the fraction of the GEMM rate, per network."""
     from sct_lesion_classify.errors import InputError, ModelError
     from sct_lesion_classify.modelpkg.registry import resolve
-    from sct_lesion_classify.modelpkg.session import Predictor, usable_cores
+    from sct_lesion_classify.runtime.session import Predictor, usable_cores
 
     rate = gemm_rate()
     results: dict = {"gemm_float32_gflops": round(rate, 1), "threads": usable_cores()}

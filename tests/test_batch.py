@@ -38,10 +38,10 @@ from sct_lesion_classify.classify.diagnosis import CLASSES, ROLE_CLASSES
 from sct_lesion_classify.classify.document import validation_errors
 from sct_lesion_classify.cli.sct_lesion_classify import main as dispatch
 from sct_lesion_classify.io.bids import discover_subjects
-from sct_lesion_classify.modelpkg.session import usable_cores
 from sct_lesion_classify.modelpkg.testing import tiny_card, write_tiny_package
 from sct_lesion_classify.phantom.dataset import write_dataset
 from sct_lesion_classify.qc.report import read_index
+from sct_lesion_classify.runtime.session import usable_cores
 
 REPO = Path(__file__).resolve().parents[1]
 SHAPE = (7, 64, 96)  # canonical RL slices, AP, SI

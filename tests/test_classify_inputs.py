@@ -9,6 +9,9 @@ import pytest
 
 from sct_lesion_classify.classify.inputs import build_classifier_slices, lesion_slices
 from sct_lesion_classify.errors import ModelError
+from sct_lesion_classify.runtime.preprocess import Volume
+
+ZOOMS = (3.0, 0.5, 0.5)
 
 
 def card_input(first="zeros", size=(64, 64), min_area=5.0):
@@ -29,7 +32,7 @@ def volume(rng, shape=(6, 40, 80)):
 def test_slices_channels_and_ranges():
     rng = np.random.default_rng(0)
     t2w, mask = volume(rng)
-    out = build_classifier_slices(t2w, mask, (3.0, 0.5, 0.5), card_input(min_area=5.0))
+    out = build_classifier_slices(Volume(t2w, ZOOMS), mask, card_input(min_area=5.0))
     # slice 2: 200 * 0.25 = 50 mm2; slice 3: 1 mm2 < 5
     assert out.slice_indices == (2,) and not out.fallback
     assert out.batch.shape == (1, 3, 64, 64) and out.batch.dtype == np.float32
@@ -43,9 +46,9 @@ def test_slices_channels_and_ranges():
 def test_fallback_to_largest_slice_and_empty_mask():
     rng = np.random.default_rng(1)
     t2w, mask = volume(rng)
-    out = build_classifier_slices(t2w, mask, (3.0, 0.5, 0.5), card_input(min_area=1000.0))
+    out = build_classifier_slices(Volume(t2w, ZOOMS), mask, card_input(min_area=1000.0))
     assert out.fallback and out.slice_indices == (2,)
-    empty = build_classifier_slices(t2w, np.zeros_like(mask), (3.0, 0.5, 0.5), card_input())
+    empty = build_classifier_slices(Volume(t2w, ZOOMS), np.zeros_like(mask), card_input())
     assert empty.empty and empty.batch.shape == (0, 3, 64, 64)
 
 
@@ -53,8 +56,8 @@ def test_t1c_channel_only_for_ct1w_cards():
     rng = np.random.default_rng(2)
     t2w, mask = volume(rng)
     t1c = rng.normal(50, 5, t2w.shape).astype(np.float32)
-    zeros = build_classifier_slices(t2w, mask, (3.0, 0.5, 0.5), card_input("zeros"), t1c=t1c)
-    used = build_classifier_slices(t2w, mask, (3.0, 0.5, 0.5), card_input("cT1w"), t1c=t1c)
+    zeros = build_classifier_slices(Volume(t2w, ZOOMS), mask, card_input("zeros"), t1c=Volume(t1c, ZOOMS))
+    used = build_classifier_slices(Volume(t2w, ZOOMS), mask, card_input("cT1w"), t1c=Volume(t1c, ZOOMS))
     assert np.all(zeros.batch[:, 0] == 0) and used.batch[:, 0].max() > 0
     np.testing.assert_array_equal(zeros.batch[:, 1:], used.batch[:, 1:])
 
@@ -65,7 +68,7 @@ def test_bad_card_channels_refused():
     bad = card_input()
     bad.channels = (SimpleNamespace(name="T2w"),)
     with pytest.raises(ModelError):
-        build_classifier_slices(t2w, mask, (3.0, 0.5, 0.5), bad)
+        build_classifier_slices(Volume(t2w, ZOOMS), mask, bad)
 
 
 def test_lesion_slices_areas():

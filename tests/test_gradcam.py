@@ -267,13 +267,20 @@ def test_cam_volume_inverts_the_classifier_resampling():
     """A CAM that is constant on the classifier input comes back constant on the native slice
     (the square padding is dropped, nothing leaks in), at the right sagittal index."""
     from sct_lesion_classify.classify.gradcam import cam_volume
+    from sct_lesion_classify.classify.inputs import build_classifier_slices
     from sct_lesion_classify.modelpkg.card import InputSpec
+    from sct_lesion_classify.runtime.preprocess import Volume
 
     spec = InputSpec.from_json(tiny_card("x", "classification", spatial_size=(SIZE, SIZE))["input"])
+    t2w = np.random.default_rng(0).normal(100, 20, (5, 40, 90)).astype(np.float32)
+    lesion = np.zeros(t2w.shape, bool)
+    lesion[[1, 3], 10:30, 20:70] = True
+    slices = build_classifier_slices(Volume(t2w, (3.0, 1.0, 0.8)), lesion, spec)
+    assert slices.slice_indices == (1, 3)
     cam = np.zeros((2, 8, 8), np.float32)
     cam[0] = 2.0
     cam[1, 2, 5] = 4.0
-    volume = cam_volume(cam, (1, 3), (5, 40, 90), (3.0, 1.0, 0.8), spec)
+    volume = cam_volume(cam, slices)
     assert volume.shape == (5, 40, 90)
     assert not volume[[0, 2, 4]].any()
     assert np.ptp(volume[1]) < 1e-5 and 0.4 < volume[1, 0, 0] < 0.6  # 2 / (a bit less than 4)

@@ -15,10 +15,11 @@ from hypothesis import strategies as st
 
 from sct_lesion_classify.cord.crop import crop_box_around, region_around
 from sct_lesion_classify.modelpkg.package import ModelPackage
-from sct_lesion_classify.modelpkg.sagittal import SagittalSegmenter
-from sct_lesion_classify.modelpkg.session import Predictor
 from sct_lesion_classify.modelpkg.testing import write_tiny_package
-from sct_lesion_classify.modelpkg.tiling import plan_tiles
+from sct_lesion_classify.runtime.preprocess import Volume
+from sct_lesion_classify.runtime.sagittal import SagittalSegmenter
+from sct_lesion_classify.runtime.session import Predictor
+from sct_lesion_classify.runtime.tiling import plan_tiles
 
 
 @st.composite
@@ -137,8 +138,8 @@ def test_tiled_inference_equals_whole_slices_inside_the_region(tiny_segmenter):
         if 60 <= k < 90:
             cord[2:5, centre - 4:centre + 4, k] = True
     region = region_around(cord, zooms, (3.0, 5.0, 10.0))
-    whole = tiny_segmenter.probabilities(volume, zooms)
-    tiled = tiny_segmenter.probabilities(volume, zooms, region=region, context_mm=4.0)
+    whole = tiny_segmenter.probabilities(Volume(volume, zooms))
+    tiled = tiny_segmenter.probabilities(Volume(volume, zooms), region=region, context_mm=4.0)
     assert tiled.shape == shape and tiled.dtype == np.float32
     np.testing.assert_allclose(tiled[region], whole[region], atol=1e-6)
     assert (tiled[~region] == 0).all()
@@ -148,4 +149,4 @@ def test_tiled_inference_equals_whole_slices_inside_the_region(tiny_segmenter):
 def test_region_must_have_the_volume_shape(tiny_segmenter):
     volume = np.ones((3, 20, 30), np.float32)
     with pytest.raises(ValueError, match="region shape"):
-        tiny_segmenter.probabilities(volume, (1.0, 1.0, 1.0), region=np.ones((3, 20, 31), bool))
+        tiny_segmenter.probabilities(Volume(volume, (1.0, 1.0, 1.0)), region=np.ones((3, 20, 31), bool))

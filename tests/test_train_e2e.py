@@ -37,8 +37,8 @@ def options(phantoms, out, **kw):
 
 def test_cord_command_writes_a_package_the_segmenter_runs(phantoms, tmp_path):
     from sct_lesion_classify.cli.sct_lesion_classify import main
-    from sct_lesion_classify.modelpkg.sagittal import SagittalSegmenter
-    from sct_lesion_classify.modelpkg.session import Predictor
+    from sct_lesion_classify.runtime.sagittal import SagittalSegmenter
+    from sct_lesion_classify.runtime.session import Predictor
 
     out = tmp_path / "models"
     code = main(["train", "cord", "--bids", str(phantoms), "-o", str(out), "--epochs", "1",
@@ -55,8 +55,7 @@ def test_cord_command_writes_a_package_the_segmenter_runs(phantoms, tmp_path):
     assert card["training"]["subjects"] == {"train": 4, "val": 4}
     assert card["metrics"]["onnx_parity_max_abs_diff"] < 1e-4
     image = load_image(sorted(phantoms.glob("sub-*/anat/*_T2w.nii.gz"))[0])
-    probabilities = SagittalSegmenter(Predictor.create(package, threads=1)).probabilities(
-        image.data, image.zooms)
+    probabilities = SagittalSegmenter(Predictor.create(package, threads=1)).probabilities(image)
     assert probabilities.shape == image.shape and 0 <= probabilities.min() <= probabilities.max() <= 1
 
 
@@ -76,7 +75,7 @@ def test_classifier_package_runs_in_the_classification_step(phantoms, tmp_path):
     subject = discover_subjects(phantoms)[0]
     image = load_image(subject.t2w)
     lesion, _ = load_mask(subject.lesion_mask, image.grid)
-    result = classifier.classify(classifier.inputs(image.data, lesion, image.zooms))
+    result = classifier.classify(classifier.inputs(image, lesion))
     assert 0.0 <= result.probability <= 1.0 and len(result.slices_used) >= 1
 
 

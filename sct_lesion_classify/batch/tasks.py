@@ -209,7 +209,7 @@ def session_threads(settings: BatchSettings) -> int:
     """Intra-op threads of each ONNX Runtime session in this process (module docstring)."""
     if settings.threads is not None:
         return max(1, int(settings.threads))
-    from sct_lesion_classify.modelpkg.session import usable_cores
+    from sct_lesion_classify.runtime.session import usable_cores
 
     return max(1, usable_cores() // _concurrent_tasks(settings))
 

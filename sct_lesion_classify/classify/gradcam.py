@@ -14,9 +14,9 @@ volume (:func:`cam_volume`):
 1. bilinear upsampling to the classifier input grid (``spatial_size``, e.g. 256 x 256), pixel
    centres aligned (each CAM cell covers a ``32 x 32`` block of the input);
 2. the exact inverse of the per-slice resampling of
-   :func:`~sct_lesion_classify.classify.inputs.build_classifier_slices`
-   (:func:`~sct_lesion_classify.classify.inputs.classifier_resampler` ``.backward``: the padding
-   added to make the slice square is dropped, the rest resized back to the slice's native
+   :func:`~sct_lesion_classify.classify.inputs.build_classifier_slices` (the ``resampler`` the
+   :class:`~sct_lesion_classify.classify.inputs.ClassifierSlices` carry, ``.backward``: the
+   padding added to make the slice square is dropped, the rest resized back to the slice's native
    in-plane shape);
 3. each slice is placed at its sagittal index in a canonical volume; slices the classifier did not
    see (no lesion) are 0;
@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sct_lesion_classify.classify.inputs import classifier_resampler
+from sct_lesion_classify.classify.inputs import ClassifierSlices
 from sct_lesion_classify.errors import ModelError
 from sct_lesion_classify.io.resample import SliceResampler
 
@@ -46,32 +46,28 @@ def upsample_cam(cam: np.ndarray, out_shape: tuple[int, int]) -> np.ndarray:
     return resampler.forward(cam, order=1)
 
 
-def cam_volume(cam: np.ndarray, slice_indices: tuple[int, ...], volume_shape: tuple[int, int, int],
-               zooms_mm: tuple[float, float, float], card_input) -> np.ndarray:
+def cam_volume(cam: np.ndarray, slices: ClassifierSlices) -> np.ndarray:
     """The CAM of the classified slices as a float32 canonical volume in [0, 1].
 
     Parameters
     ----------
     cam
-        The network's CAM output ``(N, h, w)`` for the ``N`` slices it classified, in the order of
-        ``slice_indices`` (:class:`~sct_lesion_classify.classify.inputs.ClassifierSlices`).
-    slice_indices
-        Canonical sagittal index of each slice.
-    volume_shape, zooms_mm
-        Canonical shape and voxel size of the image.
-    card_input
-        The classifier card's ``input`` section (its resampling is inverted).
+        The network's CAM output ``(N, h, w)`` for the ``N`` slices it classified, in their order.
+    slices
+        The classifier input the CAM was computed on: its slice indices, its resampling (inverted
+        here) and the canonical shape of the image it was cut from.
     """
     cam = np.asarray(cam, dtype=np.float32)
-    volume = np.zeros(tuple(int(n) for n in volume_shape), dtype=np.float32)
-    if cam.shape[0] != len(slice_indices):
-        raise ModelError(f"{cam.shape[0]} CAM slices for {len(slice_indices)} classified slices")
-    if not slice_indices:
+    volume = np.zeros(slices.volume_shape, dtype=np.float32)
+    if cam.shape[0] != len(slices.slice_indices):
+        raise ModelError(f"{cam.shape[0]} CAM slices for {len(slices.slice_indices)} classified "
+                         "slices")
+    if slices.empty:
         return volume
-    resampler = classifier_resampler(volume.shape[1:3], zooms_mm, card_input)
+    resampler = slices.resampler
     on_input_grid = upsample_cam(cam, resampler.out_shape)
     native = resampler.backward(on_input_grid, order=1)
-    volume[list(slice_indices)] = np.maximum(native, 0.0)
+    volume[list(slices.slice_indices)] = np.maximum(native, 0.0)
     peak = float(volume.max())
     if peak > 0:
         volume /= peak

@@ -15,15 +15,14 @@ import logging
 import numpy as np
 
 from sct_lesion_classify.classify.diagnosis import ROLE_CLASSES, ClassifierResult
-from sct_lesion_classify.classify.inputs import ClassifierSlices, build_classifier_slices
+from sct_lesion_classify.classify.inputs import ClassifierSlices, build_classifier_slices, takes_t1c
 from sct_lesion_classify.errors import ModelError
+from sct_lesion_classify.modelpkg.card import InputSpec
 from sct_lesion_classify.modelpkg.package import ModelPackage
-from sct_lesion_classify.modelpkg.session import Predictor
+from sct_lesion_classify.runtime.preprocess import CanonicalVolume
+from sct_lesion_classify.runtime.session import Predictor
 
 logger = logging.getLogger(__name__)
-
-#: Name of a classifier's first input channel when the model takes a contrast-enhanced T1w.
-T1C_CHANNEL = "cT1w"
 
 
 class Classifier:
@@ -59,7 +58,7 @@ class Classifier:
     @property
     def uses_t1c(self) -> bool:
         """Whether the first input channel is a contrast-enhanced T1w (else zeros)."""
-        return self.package.card.input.channels[0].name == T1C_CHANNEL
+        return takes_t1c(self.package.card.input)
 
     @property
     def low_confidence_band(self) -> float:
@@ -67,17 +66,17 @@ class Classifier:
         return float(self.package.card.decision.low_confidence_band)
 
     @property
-    def input_contract(self) -> tuple:
-        """What :meth:`inputs` depends on besides the images: the card's ``input`` section and
-        whether the cT1w is used. Classifiers with equal contracts get the same tensor, so a
-        caller builds it once for all of them."""
-        return (self.package.card.input, self.uses_t1c)
+    def input_contract(self) -> InputSpec:
+        """What :meth:`inputs` depends on besides the images: the card's ``input`` section (its
+        first channel says whether the cT1w is used). Classifiers with equal contracts get the
+        same tensor, so a caller builds it once for all of them."""
+        return self.package.card.input
 
-    def inputs(self, t2w: np.ndarray, lesion_mask: np.ndarray, zooms_mm: tuple[float, float, float],
-               t1c: np.ndarray | None = None) -> ClassifierSlices:
-        """The network input of one subject (cT1w used only by a cT1w-aware model)."""
-        return build_classifier_slices(t2w, lesion_mask, zooms_mm, self.package.card.input,
-                                       t1c=t1c if self.uses_t1c else None)
+    def inputs(self, t2w: CanonicalVolume, lesion_mask: np.ndarray,
+               t1c: CanonicalVolume | None = None) -> ClassifierSlices:
+        """The network input of one subject: T2w image, lesion mask on its grid, optional cT1w
+        image on its grid (used only by a cT1w-aware model)."""
+        return build_classifier_slices(t2w, lesion_mask, self.package.card.input, t1c=t1c)
 
     @property
     def has_cam(self) -> bool:

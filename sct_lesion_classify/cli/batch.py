@@ -104,7 +104,7 @@ def _run(args: argparse.Namespace) -> int:
     from sct_lesion_classify.batch.table import STATUS_FAILED, STATUS_NO_LESION, STATUS_OK
     from sct_lesion_classify.batch.tasks import BatchSettings, resolve_model_set
     from sct_lesion_classify.errors import InputError
-    from sct_lesion_classify.modelpkg.session import usable_cores
+    from sct_lesion_classify.runtime.session import usable_cores
 
     log = logging.getLogger("sct_lesion_classify")
     if args.use_manual_cord and args.cord_method == "sct":

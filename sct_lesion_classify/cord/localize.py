@@ -16,8 +16,8 @@ from scipy import ndimage
 from sct_lesion_classify.errors import InputError, ModelError, ProcessingError
 from sct_lesion_classify.io.image import Image, load_mask
 from sct_lesion_classify.modelpkg.package import ModelPackage
-from sct_lesion_classify.modelpkg.sagittal import SagittalSegmenter
-from sct_lesion_classify.modelpkg.session import Predictor
+from sct_lesion_classify.runtime.sagittal import SagittalSegmenter
+from sct_lesion_classify.runtime.session import Predictor
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +113,6 @@ class BuiltinCordLocalizer:
 
     def localize(self, image: Image) -> CordLocalization:
         """The cord mask of ``image`` (threshold of the card, largest 3D component)."""
-        probabilities = self._segmenter.probabilities(image.data, image.zooms)
+        probabilities = self._segmenter.probabilities(image)
         threshold = self.package.card.postprocessing.threshold
         return cord_from_probabilities(probabilities, image, threshold=threshold)

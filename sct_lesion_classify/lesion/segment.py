@@ -5,7 +5,7 @@ segments any number of images. The crop is the invertible :class:`~sct_lesion_cl
 so the probabilities return to the full canonical grid voxel for voxel. Inside the box the network
 runs only on the region within the card's margins of the cord
 (:func:`~sct_lesion_classify.cord.crop.region_around`), on tiles that follow the cord
-(:mod:`sct_lesion_classify.modelpkg.tiling`); the voxels of the box outside that region get
+(:mod:`sct_lesion_classify.runtime.tiling`); the voxels of the box outside that region get
 probability 0. With ``-no-crop`` every voxel of the image is segmented.
 """
 
@@ -23,8 +23,9 @@ from sct_lesion_classify.errors import ModelError
 from sct_lesion_classify.io.image import Image
 from sct_lesion_classify.lesion.postprocess import Postprocessing, postprocess
 from sct_lesion_classify.modelpkg.package import ModelPackage
-from sct_lesion_classify.modelpkg.sagittal import SagittalSegmenter
-from sct_lesion_classify.modelpkg.session import Predictor
+from sct_lesion_classify.runtime.preprocess import Volume
+from sct_lesion_classify.runtime.sagittal import SagittalSegmenter
+from sct_lesion_classify.runtime.session import Predictor
 
 logger = logging.getLogger(__name__)
 
@@ -113,11 +114,11 @@ class LesionSegmenter:
             # the cord lies inside the box, so the region within the box is grown from it alone
             region = region_around(box.apply(cord.mask), image.zooms, margins)
         warnings = list(box.warnings)
-        cropped = box.apply(image.data)
+        cropped = Volume(box.apply(image.data), image.zooms)
         runtime["crop"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        probabilities = box.invert(self._segmenter.probabilities(cropped, image.zooms, region=region,
+        probabilities = box.invert(self._segmenter.probabilities(cropped, region=region,
                                                                  context_mm=self.context_mm), fill=0.0)
         runtime["segment"] = time.perf_counter() - start
 

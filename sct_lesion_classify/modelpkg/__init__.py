@@ -1,11 +1,12 @@
-"""Model packages: card schema, verified loading, registry, install and ONNX Runtime sessions.
+"""Model packages, the format: card schema, verified loading, registry and install.
 
 - :mod:`.card`: ``ModelCard`` (``<name>.json``), validated against ``card.schema.json``.
 - :mod:`.package`: ``ModelPackage.load(folder)`` verifies the ONNX file's sha256.
 - :mod:`.registry`: ``resolve(name, custom_folder=...)``: custom folder > install cache > bundled.
 - :mod:`.download`: ``install(name_or_url, sha256=...)``: verified, atomic, safe extraction.
-- :mod:`.session`: ``create_session`` and ``Predictor`` (imports numpy; onnxruntime lazily).
 - :mod:`.testing`: tiny packages for tests (imports ``onnx`` lazily; never used at inference).
+
+Running a package (ONNX Runtime sessions, sagittal slices, tiles) is :mod:`sct_lesion_classify.runtime`.
 """
 
 from sct_lesion_classify.modelpkg.card import ModelCard

@@ -185,16 +185,14 @@ def run_classification(request: ClassificationRequest, models: ClassificationMod
             start = time.perf_counter()
             slices = built.get(classifier.input_contract)
             if slices is None:
-                slices = classifier.inputs(image.data, lesion_mask, image.zooms,
-                                           t1c=t1c.data if t1c is not None else None)
+                slices = classifier.inputs(image, lesion_mask, t1c=t1c)
                 built[classifier.input_contract] = slices
             if slices.fallback:
                 warnings.append(f"{role}: no slice reaches the minimum lesion area of the model card; "
                                 "the slice(s) with the largest lesion area were used")
             if request.gradcam and classifier.has_cam:
                 results[role], cam = classifier.classify_with_cam(slices)
-                saliency[role] = cam_volume(cam, slices.slice_indices, image.data.shape, image.zooms,
-                                            classifier.package.card.input)
+                saliency[role] = cam_volume(cam, slices)
             else:
                 results[role] = classifier.classify(slices)
             runtime[f"classify_{role}"] = time.perf_counter() - start

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Iterable
 
 from sct_lesion_classify.classify.diagnosis import ROLE_CLASSES
-from sct_lesion_classify.classify.inference import T1C_CHANNEL
+from sct_lesion_classify.classify.inputs import T1C_CHANNEL
 from sct_lesion_classify.errors import InputError, ModelError
 from sct_lesion_classify.modelpkg.card import ModelCard
 from sct_lesion_classify.modelpkg.package import ModelPackage

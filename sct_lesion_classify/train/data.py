@@ -212,11 +212,12 @@ def segmentation_volume(loaded: LoadedSubject, recipe: Any, input_spec: Any) -> 
 
     Crop around the cord mask when the card has ``crop_margins_mm`` (the lesion model; training
     uses the reference cord mask), then
-    :func:`sct_lesion_classify.modelpkg.sagittal.prepare_slices` (normalization, resampling to the
+    :func:`sct_lesion_classify.runtime.sagittal.prepare_slices` (normalization, resampling to the
     card's spacing, padding to ``size_divisible_by``): the function the pipeline runs. The label is
     the recipe's target, resampled linearly on the same grid and thresholded at 0.5.
     """
-    from sct_lesion_classify.modelpkg.sagittal import prepare_slices
+    from sct_lesion_classify.runtime.preprocess import Volume
+    from sct_lesion_classify.runtime.sagittal import prepare_slices
 
     image, label = loaded.t2w, recipe.target(loaded)
     if input_spec.crop_margins_mm is not None:
@@ -224,7 +225,7 @@ def segmentation_volume(loaded: LoadedSubject, recipe: Any, input_spec: Any) -> 
 
         box = crop_box_around(loaded.cord_mask, loaded.zooms_mm, input_spec.crop_margins_mm)
         image, label = box.apply(image), box.apply(label)
-    slices, resampler = prepare_slices(image, loaded.zooms_mm, input_spec)
+    slices, resampler = prepare_slices(Volume(image, loaded.zooms_mm), input_spec)
     labels = resampler.forward(label.astype(np.float32), order=1, cval=0.0) >= 0.5
     return SegmentationVolume(loaded.participant_id, slices, labels.astype(np.uint8))
 
@@ -247,8 +248,10 @@ def classifier_subject(loaded: LoadedSubject, label: int, card_input: Any) -> Cl
     the memory of large cohorts); converted back to float32 for the network.
     """
     from sct_lesion_classify.classify.inputs import build_classifier_slices
+    from sct_lesion_classify.runtime.preprocess import Volume
 
-    built = build_classifier_slices(loaded.t2w, loaded.lesion_mask, loaded.zooms_mm, card_input,
-                                    t1c=loaded.t1c)
+    t1c = None if loaded.t1c is None else Volume(loaded.t1c, loaded.zooms_mm)
+    built = build_classifier_slices(Volume(loaded.t2w, loaded.zooms_mm), loaded.lesion_mask,
+                                    card_input, t1c=t1c)
     return ClassifierSubject(loaded.participant_id, int(label), built.batch.astype(np.float16),
                              built.slice_indices, loaded.t1c is not None)

@@ -18,9 +18,10 @@ from scipy import ndimage
 
 from sct_lesion_classify.errors import ModelError
 from sct_lesion_classify.io.resample import SliceResampler
-from sct_lesion_classify.modelpkg.card import InputSpec, Normalization
-from sct_lesion_classify.modelpkg.session import Predictor
-from sct_lesion_classify.modelpkg.tiling import Tile, plan_tiles
+from sct_lesion_classify.modelpkg.card import InputSpec
+from sct_lesion_classify.runtime.preprocess import CanonicalVolume, input_resampler, normalize
+from sct_lesion_classify.runtime.session import Predictor
+from sct_lesion_classify.runtime.tiling import Tile, plan_tiles
 
 logger = logging.getLogger(__name__)
 
@@ -29,57 +30,16 @@ _IN_PLANE_SQUARE = np.zeros((3, 3, 3), dtype=bool)
 _IN_PLANE_SQUARE[1] = True
 
 
-def normalize(volume: np.ndarray, spec: Normalization) -> np.ndarray:
-    """Intensity normalization of a card: ``method``, then ``clip``, then ``rescale``.
-
-    ``zscore`` uses every voxel; ``zscore_nonzero`` the voxels > 0 (air and padding excluded);
-    ``minmax`` maps [min, max] to [0, 1]. ``rescale`` maps the ``clip`` range (or, without
-    ``clip``, the data range) linearly onto the given range. A constant volume gives zeros
-    (before rescaling).
-    """
-    data = np.asarray(volume, dtype=np.float32)
-    if spec.method in ("zscore", "zscore_nonzero"):
-        values = data[data > 0] if spec.method == "zscore_nonzero" else data
-        if values.size == 0:
-            values = data
-        mean, std = float(values.mean()), float(values.std())
-        out = (data - mean) / std if std > 0 else np.zeros_like(data)
-    elif spec.method == "minmax":
-        low, high = float(data.min()), float(data.max())
-        out = (data - low) / (high - low) if high > low else np.zeros_like(data)
-    else:  # the card schema allows no other value
-        raise ModelError(f"unknown normalization method {spec.method!r}")
-    out = out.astype(np.float32, copy=False)
-    if spec.clip is not None:
-        np.clip(out, spec.clip[0], spec.clip[1], out=out)
-    if spec.rescale is not None:
-        low, high = spec.clip if spec.clip is not None else (float(out.min()), float(out.max()))
-        scale = (spec.rescale[1] - spec.rescale[0]) / (high - low) if high > low else 0.0
-        out = (out - low) * scale + spec.rescale[0]
-    return out.astype(np.float32, copy=False)
-
-
-def slice_resampler(spec: InputSpec, slice_shape: tuple[int, int],
-                    slice_spacing_mm: tuple[float, float]) -> SliceResampler:
-    """The resampling from a volume's sagittal slices to the network's grid, per the card."""
-    if spec.spacing_mm is not None:
-        return SliceResampler.to_spacing(slice_shape, slice_spacing_mm, spec.spacing_mm,
-                                         divisible_by=spec.size_divisible_by)
-    if spec.spatial_size is None:
-        raise ModelError("the card gives neither input.spacing_mm nor input.spatial_size")
-    return SliceResampler.to_size(slice_shape, slice_spacing_mm, spec.spatial_size)
-
-
-def prepare_slices(volume: np.ndarray, zooms_mm: tuple[float, float, float],
-                   spec: InputSpec) -> tuple[np.ndarray, SliceResampler]:
+def prepare_slices(volume: CanonicalVolume, spec: InputSpec) -> tuple[np.ndarray, SliceResampler]:
     """Normalize a canonical volume and resample its sagittal slices to the network's grid.
 
-    Returns the slices as an (N, H, W) float32 array (one per sagittal slice, N = volume.shape[0])
-    and the resampler whose ``backward`` puts network outputs back on the volume's slices.
-    Padding added for ``size_divisible_by`` takes the normalized background (the minimum).
+    Returns the slices as an (N, H, W) float32 array (one per sagittal slice,
+    N = ``volume.data.shape[0]``) and the resampler (:func:`~.preprocess.input_resampler`) whose
+    ``backward`` puts network outputs back on the volume's slices. Padding added for
+    ``size_divisible_by`` takes the normalized background (the minimum).
     """
-    normalized = normalize(volume, spec.normalization)
-    resampler = slice_resampler(spec, volume.shape[1:3], (zooms_mm[1], zooms_mm[2]))
+    normalized = normalize(volume.data, spec.normalization)
+    resampler = input_resampler(spec, volume)
     slices = resampler.forward(normalized, order=1, cval=float(normalized.min()))
     return slices, resampler
 
@@ -105,13 +65,13 @@ class SagittalSegmenter:
             raise ModelError(f"model {card.name}: a segmentation package takes one channel (T2w), "
                              f"its card lists {card.input.n_channels}")
 
-    def probabilities(self, volume: np.ndarray, zooms_mm: tuple[float, float, float],
-                      region: np.ndarray | None = None, context_mm: float = 0.0) -> np.ndarray:
-        """Foreground probability of every voxel of a canonical volume (float32, same shape).
+    def probabilities(self, volume: CanonicalVolume, region: np.ndarray | None = None,
+                      context_mm: float = 0.0) -> np.ndarray:
+        """Foreground probability of every voxel of a canonical volume (float32, its shape).
 
         With ``region`` (boolean, the volume's shape) only the voxels of the region get a
         prediction and the others are 0: the network runs on tiles that follow the region
-        (:func:`~sct_lesion_classify.modelpkg.tiling.plan_tiles`), each seeing at least
+        (:func:`~sct_lesion_classify.runtime.tiling.plan_tiles`), each seeing at least
         ``context_mm`` of image above and below what it keeps. The normalization still uses the
         whole volume, as the card says. A fixed-size model (``input.spatial_size``) always sees
         whole slices.
@@ -119,9 +79,10 @@ class SagittalSegmenter:
         card = self.predictor.package.card
         if region is not None:
             region = np.asarray(region, dtype=bool)
-            if region.shape != np.shape(volume):
-                raise ValueError(f"region shape {region.shape} differs from the volume's {np.shape(volume)}")
-        slices, resampler = prepare_slices(volume, zooms_mm, card.input)
+            if region.shape != np.shape(volume.data):
+                raise ValueError(f"region shape {region.shape} differs from the volume's "
+                                 f"{np.shape(volume.data)}")
+        slices, resampler = prepare_slices(volume, card.input)
         if region is None or card.input.spatial_size is not None:
             outputs = np.empty(slices.shape, dtype=np.float32)
             for start in range(0, slices.shape[0], self.batch_size):

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from sct_lesion_classify.errors import ModelError
-from sct_lesion_classify.modelpkg import session as session_module
 from sct_lesion_classify.modelpkg.package import ModelPackage
-from sct_lesion_classify.modelpkg.session import Predictor, create_session, usable_cores
 from sct_lesion_classify.modelpkg.testing import write_tiny_package
+from sct_lesion_classify.runtime import session as session_module
+from sct_lesion_classify.runtime.session import Predictor, create_session, usable_cores
 
 
 def sigmoid(x):

@@ -17,12 +17,16 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sct_lesion_classify.errors import ModelError
 from sct_lesion_classify.modelpkg.package import ModelPackage
+
+if TYPE_CHECKING:  # onnxruntime is imported lazily, when the first session is made
+    import onnxruntime
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +34,7 @@ _ARENA_LOCK = threading.Lock()
 _arena_registered: bool | None = None  # None: not tried yet
 
 
-def shared_arena(ort: Any) -> bool:
+def shared_arena(ort: ModuleType) -> bool:
     """Register one CPU arena allocator for every session of this process (once); True if done.
 
     Sessions created with ``session.use_env_allocators = 1`` then share it, so the memory one
@@ -68,7 +72,8 @@ def usable_cores() -> int:
     return max(1, cores)
 
 
-def create_session(package: ModelPackage, *, threads: int | None = None):
+def create_session(package: ModelPackage, *,
+                   threads: int | None = None) -> onnxruntime.InferenceSession:
     """An ``onnxruntime.InferenceSession`` on the CPU for ``package``.
 
     Parameters
@@ -119,7 +124,7 @@ class Predictor:
     """
 
     package: ModelPackage
-    session: Any = field(repr=False)
+    session: onnxruntime.InferenceSession = field(repr=False)
     input_name: str
     output_name: str
     cam_name: str | None = None  # the card's output.cam_tensor (a classifier's CAM), if any
