@@ -122,7 +122,7 @@ def train_family(recipe: SegmentationRecipe | ClassifierRecipe, options: TrainOp
     from sct_lesion_classify.io.bids import discover_subjects
     from sct_lesion_classify.train.export import write_package
     from sct_lesion_classify.train.loop import LoopConfig, fit, resolve_device
-    from sct_lesion_classify.train.tasks import ClassifierTask, SegmentationTask, finite_or_none
+    from sct_lesion_classify.train.objectives import ClassifierObjective, SegmentationObjective, finite_or_none
 
     start = time.perf_counter()
     device = resolve_device(options.device)
@@ -176,9 +176,9 @@ def train_family(recipe: SegmentationRecipe | ClassifierRecipe, options: TrainOp
 
     torch.manual_seed(options.seed)
     model = recipe.build_network()
-    task_class = SegmentationTask if segmentation else ClassifierTask
-    task = task_class(model, recipe, train_set, val_set, batch_size=batch_size,
-                      steps_per_epoch=steps, workers=options.workers)
+    objective_class = SegmentationObjective if segmentation else ClassifierObjective
+    objective = objective_class(model, recipe, train_set, val_set, batch_size=batch_size,
+                                steps_per_epoch=steps, workers=options.workers)
     run_dir = Path(options.models_dir) / ".train_runs" / recipe.name
     identity = {"name": recipe.name, "seed": options.seed, "batch_size": batch_size,
                 "steps_per_epoch": steps, "bids": str(Path(options.bids).resolve())}
@@ -189,7 +189,7 @@ def train_family(recipe: SegmentationRecipe | ClassifierRecipe, options: TrainOp
                         channels_last=recipe.channels_last, run_dir=run_dir, resume=options.resume,
                         progress=options.progress, identity=identity)
     fit_start = time.perf_counter()
-    result = fit(task, config)
+    result = fit(objective, config)
     fit_session_s = time.perf_counter() - fit_start
 
     def predict(inputs: Any) -> Any:  # float32, as exported
@@ -202,12 +202,12 @@ def train_family(recipe: SegmentationRecipe | ClassifierRecipe, options: TrainOp
         "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run,
         "stopped_early": result.stopped_early,
-        "monitor": task.monitor.name,
-        "val": finite_or_none(task.evaluate(val_set, predict)),
+        "monitor": objective.monitor.name,
+        "val": finite_or_none(objective.evaluate(val_set, predict)),
         "seconds_per_training_step": round(result.seconds_per_step, 4),
     }
     if test_set and (segmentation or any(len(s.slice_indices) for s in test_set)):
-        metrics["test"] = finite_or_none(task.evaluate(
+        metrics["test"] = finite_or_none(objective.evaluate(
             test_set if segmentation else [s for s in test_set if len(s.slice_indices)], predict))
 
     model = model.to("cpu").float().eval()

@@ -1,10 +1,14 @@
-"""The two kinds of training task that :func:`~sct_lesion_classify.train.loop.fit` runs.
+"""The two training objectives that :func:`~sct_lesion_classify.train.loop.fit` optimizes.
 
-:class:`SegmentationTask` (cord and lesion families): random patches of sagittal slices on the
+An objective is what a model family is trained for: its batches, loss, validation metrics and
+the monitored one (:class:`~sct_lesion_classify.train.loop.TrainingObjective`). (Not the card's
+``task``, which names what a package does at inference.)
+
+:class:`SegmentationObjective` (cord and lesion families): random patches of sagittal slices on the
 model grid, a share of them from slices without target; Dice + BCE loss; validation on whole
 slices, Dice per subject (monitored, higher is better).
 
-:class:`ClassifierTask` (the three DenseNet121 classifiers): slices drawn in equal halves per
+:class:`ClassifierObjective` (the three DenseNet121 classifiers): slices drawn in equal halves per
 class (a patient first, then one of its slices); BCE loss; validation per patient with the
 paper's rule (patient probability = mean of its slice probabilities). The monitored metric is the
 patient-level log loss of those probabilities: a proper score defined even when the validation
@@ -95,7 +99,7 @@ def dice_bce_loss(logits: Any, targets: Any) -> Any:
     return (1 - soft_dice) + F.binary_cross_entropy_with_logits(logits, targets)
 
 
-class SegmentationTask:
+class SegmentationObjective:
     """Cord or lesion segmentation on sagittal slices (see the module docstring)."""
 
     monitor = Monitor("val_dice", "max")
@@ -183,7 +187,7 @@ class _ClassifierDataset:
         return torch.from_numpy(sample), torch.tensor([float(subject.label)])
 
 
-class ClassifierTask:
+class ClassifierObjective:
     """Binary slice classifier with patient-level validation (see the module docstring)."""
 
     monitor = Monitor("val_patient_loss", "min")
