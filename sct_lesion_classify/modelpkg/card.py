@@ -38,7 +38,6 @@ from sct_lesion_classify.errors import InputError, ModelError
 
 CARD_VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("card.schema.json")
-TASKS = ("cord_localization", "lesion_segmentation", "classification")
 SEGMENTATION_TASKS = ("cord_localization", "lesion_segmentation")
 
 #: Field metadata of an optional key: absent from the JSON when the value is None.
@@ -126,9 +125,11 @@ class OutputSpec(JsonRecord):
     cam_tensor: str | None = field(default=None, metadata=OPTIONAL_KEY)
 
 
-_SIZE_PATTERN = re.compile(r"^\s*((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*(mm3|vox)\s*$", re.IGNORECASE)
-
+#: Units of a ``remove_small`` size: a volume in mm3 or a number of voxels.
 SIZE_UNITS = ("mm3", "vox")
+
+_SIZE_PATTERN = re.compile(r"^\s*((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*(" + "|".join(SIZE_UNITS)
+                           + r")\s*$", re.IGNORECASE)
 
 
 def parse_size(text: str) -> tuple[float, str]:
