@@ -2,7 +2,9 @@
 
 An objective is what a model family is trained for: its batches, loss, validation metrics and
 the monitored one (:class:`~sct_lesion_classify.train.loop.TrainingObjective`). (Not the card's
-``task``, which names what a package does at inference.)
+``task``, which names what a package does at inference.) Besides what ``fit`` needs, each has
+``evaluate(samples, predict)`` and ``evaluable(samples)`` (the samples it can score), which
+:func:`~sct_lesion_classify.train.family.train_family` uses for the held-out metrics of the card.
 
 :class:`SegmentationObjective` (cord and lesion families): random patches of sagittal slices on the
 model grid, a share of them from slices without target; Dice + BCE loss; validation on whole
@@ -128,6 +130,11 @@ class SegmentationObjective:
         self.dataset = _SegmentationDataset(self.train, self.items, recipe.patch_size,
                                             Augmenter(recipe.augment))
 
+    @staticmethod
+    def evaluable(volumes: Sequence[Any]) -> list[Any]:
+        """The volumes :meth:`evaluate` can score: all of them."""
+        return list(volumes)
+
     def train_loader(self, epoch: int, seed: int) -> Any:
         sampler = BalancedBatchSampler(self.groups, (1 - self.recipe.empty_fraction,
                                                      self.recipe.empty_fraction),
@@ -194,9 +201,11 @@ class ClassifierObjective:
 
     def __init__(self, model: Any, recipe: Any, train: Sequence[Any], val: Sequence[Any], *,
                  batch_size: int, steps_per_epoch: int, workers: int = 0) -> None:
+        if recipe.with_t1c and not any(s.has_t1c for s in train):
+            raise InputError(f"{recipe.name}: --with-t1c, but no training subject has a cT1w image "
+                             "(sub-XX_ce-gad_T1w.nii.gz)")
         self.model, self.recipe = model, recipe
-        self.train = [s for s in train if len(s.slice_indices)]
-        self.val = [s for s in val if len(s.slice_indices)]
+        self.train, self.val = self.evaluable(train), self.evaluable(val)
         for name, subjects in (("training", self.train), ("validation", self.val)):
             labels = {s.label for s in subjects}
             if name == "training" and labels != {0, 1}:
@@ -215,6 +224,11 @@ class ClassifierObjective:
             groups[subject.label].append(group)
         self.groups = groups
         self.dataset = _ClassifierDataset(self.train, self.items, Augmenter(recipe.augment, clip=(0.0, 1.0)))
+
+    @staticmethod
+    def evaluable(subjects: Sequence[Any]) -> list[Any]:
+        """The subjects :meth:`evaluate` can score: those with at least one lesion slice."""
+        return [s for s in subjects if len(s.slice_indices)]
 
     def train_loader(self, epoch: int, seed: int) -> Any:
         sampler = BalancedBatchSampler(self.groups, (0.5, 0.5), self.batch_size, self.steps, seed, epoch)
