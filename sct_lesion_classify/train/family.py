@@ -184,8 +184,10 @@ def train_family(recipe: Recipe, options: TrainOptions) -> TrainOutcome:
 
     torch.manual_seed(options.seed)
     model = recipe.build_network()
-    objective = recipe.objective(model, data.train, data.val, batch_size=settings.batch_size,
-                                 steps_per_epoch=settings.steps_per_epoch, workers=options.workers)
+    objective = recipe.objective_class(model, recipe, data.train, data.val,
+                                       batch_size=settings.batch_size,
+                                       steps_per_epoch=settings.steps_per_epoch,
+                                       workers=options.workers)
     config = loop_config(recipe, options, settings)
     fit_start = time.perf_counter()
     result = fit(objective, config)

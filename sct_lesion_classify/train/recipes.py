@@ -13,9 +13,9 @@ questions with the same methods (the :class:`Recipe` protocol), so
   :meth:`~Recipe.output_spec`, ``postprocessing``, ``decision``, ``architecture_details``;
 - the data: :meth:`~Recipe.usable` (a subject has what the family needs),
   :meth:`~Recipe.load_sample` (its training sample, built by the functions inference uses);
-- the training objective (:mod:`~sct_lesion_classify.train.objectives`): :meth:`~Recipe.objective`;
-- the export: :meth:`~Recipe.export_network` (the network with its output activation, and for
-  classifiers the class-activation map :data:`CAM_OUTPUT`) and ``example_hw``.
+- the training objective (:mod:`~sct_lesion_classify.train.objectives`): ``objective_class``;
+- the export: ``export_network`` (the network with its output activation, and for classifiers
+  the class-activation map :data:`CAM_OUTPUT`) and ``example_hw``.
 
 Families and package names:
 
@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Protocol, Sequence
 
 from sct_lesion_classify.errors import InputError
 from sct_lesion_classify.modelpkg.card import (
@@ -45,6 +45,8 @@ from sct_lesion_classify.modelpkg.card import (
 )
 from sct_lesion_classify.train import data as train_data
 from sct_lesion_classify.train.augment import AugmentConfig
+from sct_lesion_classify.train.export import with_cam, with_sigmoid
+from sct_lesion_classify.train.objectives import ClassifierObjective, SegmentationObjective
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +83,11 @@ class Recipe(Protocol):
     cpu_bf16: bool
     channels_last: bool
     intended_use: str
+    #: The training objective, built as ``objective_class(model, recipe, train, val, batch_size=,
+    #: steps_per_epoch=, workers=)`` (a :class:`~sct_lesion_classify.train.loop.TrainingObjective`).
+    objective_class: ClassVar[type]
+    #: ``model`` as exported: with its output activation (and the CAM output).
+    export_network: ClassVar[Callable[[Any], Any]]
 
     @property
     def postprocessing(self) -> Postprocessing | None:
@@ -108,13 +115,6 @@ class Recipe(Protocol):
 
     def load_sample(self, subject: Any, input_spec: InputSpec) -> Any:
         """The training sample of a usable subject, prepared as inference prepares its input."""
-
-    def objective(self, model: Any, train: Sequence[Any], val: Sequence[Any], *, batch_size: int,
-                  steps_per_epoch: int, workers: int = 0) -> Any:
-        """The :class:`~sct_lesion_classify.train.loop.TrainingObjective` of ``model``."""
-
-    def export_network(self, model: Any) -> Any:
-        """``model`` as exported: with its output activation (and the CAM output)."""
 
     def t1c_variant(self) -> "Recipe":
         """The variant whose first channel is the cT1w image (``--with-t1c``; classifiers only)."""
@@ -171,6 +171,8 @@ class SegmentationRecipe:
     cpu_bf16: bool = False
     channels_last: bool = False
     intended_use: str = ""
+    objective_class: ClassVar[type] = SegmentationObjective
+    export_network: ClassVar[Callable[[Any], Any]] = staticmethod(with_sigmoid)  # sigmoid output
 
     @property
     def decision(self) -> None:
@@ -216,19 +218,6 @@ class SegmentationRecipe:
         loaded = train_data.load_subject(subject, cord=True, lesion=self.needs_lesion_mask)
         return train_data.segmentation_volume(loaded, self, input_spec)
 
-    def objective(self, model: Any, train: Sequence[Any], val: Sequence[Any], *, batch_size: int,
-                  steps_per_epoch: int, workers: int = 0) -> Any:
-        """:class:`~sct_lesion_classify.train.objectives.SegmentationObjective`."""
-        from sct_lesion_classify.train.objectives import SegmentationObjective
-
-        return SegmentationObjective(model, self, train, val, batch_size=batch_size,
-                                     steps_per_epoch=steps_per_epoch, workers=workers)
-
-    def export_network(self, model: Any) -> Any:
-        """The network followed by a sigmoid."""
-        from sct_lesion_classify.train.export import with_sigmoid
-
-        return with_sigmoid(model)
 
     def t1c_variant(self) -> "SegmentationRecipe":
         """Segmentation families have no cT1w variant.
@@ -284,6 +273,8 @@ class ClassifierRecipe:
     intended_use: str = ("Differential-diagnosis suggestion for intramedullary spinal cord lesions "
                          "on sagittal MRI, for researchers; the lesion mask should be reviewed "
                          "first. Research use only; not a medical device.")
+    objective_class: ClassVar[type] = ClassifierObjective
+    export_network: ClassVar[Callable[[Any], Any]] = staticmethod(with_cam)  # probability, CAM
 
     def t1c_variant(self) -> "ClassifierRecipe":
         """The same classifier with the cT1w channel (package ``<name>_t1c``)."""
@@ -354,19 +345,6 @@ class ClassifierRecipe:
         loaded = train_data.load_subject(subject, lesion=True, t1c=self.with_t1c)
         return train_data.classifier_subject(loaded, self.label_of(subject.diagnosis), input_spec)
 
-    def objective(self, model: Any, train: Sequence[Any], val: Sequence[Any], *, batch_size: int,
-                  steps_per_epoch: int, workers: int = 0) -> Any:
-        """:class:`~sct_lesion_classify.train.objectives.ClassifierObjective`."""
-        from sct_lesion_classify.train.objectives import ClassifierObjective
-
-        return ClassifierObjective(model, self, train, val, batch_size=batch_size,
-                                   steps_per_epoch=steps_per_epoch, workers=workers)
-
-    def export_network(self, model: Any) -> Any:
-        """The network with outputs ``(sigmoid probability, class-activation map)``."""
-        from sct_lesion_classify.train.export import with_cam
-
-        return with_cam(model)
 
 
 def _multiresunet() -> Any:
