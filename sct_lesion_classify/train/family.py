@@ -25,9 +25,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sct_lesion_classify.modelpkg.card import (
-    CARD_VERSION, Architecture, Files, ModelCard, Subjects, Training,
+    CARD_VERSION, Architecture, Files, InputSpec, ModelCard, Subjects, Training,
 )
 from sct_lesion_classify.train import data as train_data
+from sct_lesion_classify.train.export import ExportResult, write_package
+from sct_lesion_classify.train.loop import FitResult, LoopConfig, fit, resolve_device
+from sct_lesion_classify.train.objectives import finite_or_none
 from sct_lesion_classify.train.recipes import Hyperparameters, Recipe
 
 logger = logging.getLogger(__name__)
@@ -133,7 +136,7 @@ def hyperparameters(recipe: Recipe, options: TrainOptions) -> Hyperparameters:
     return replace(recipe.defaults, **given)
 
 
-def load_training_data(recipe: Recipe, options: TrainOptions, input_spec: Any) -> TrainingData:
+def load_training_data(recipe: Recipe, options: TrainOptions, input_spec: InputSpec) -> TrainingData:
     """Discover and split the subjects; load the samples of those the family can use."""
     from tqdm import tqdm
 
@@ -153,10 +156,8 @@ def load_training_data(recipe: Recipe, options: TrainOptions, input_spec: Any) -
                         prepare(split.test))
 
 
-def loop_config(recipe: Recipe, options: TrainOptions, settings: Hyperparameters) -> Any:
+def loop_config(recipe: Recipe, options: TrainOptions, settings: Hyperparameters) -> LoopConfig:
     """The :class:`~sct_lesion_classify.train.loop.LoopConfig` of the run."""
-    from sct_lesion_classify.train.loop import LoopConfig
-
     identity = {"name": recipe.name, "seed": options.seed, "batch_size": settings.batch_size,
                 "steps_per_epoch": settings.steps_per_epoch,
                 "bids": str(Path(options.bids).resolve())}
@@ -173,8 +174,6 @@ def loop_config(recipe: Recipe, options: TrainOptions, settings: Hyperparameters
 def train_family(recipe: Recipe, options: TrainOptions) -> TrainOutcome:
     """Train ``recipe`` on ``options.bids``; write ``<models_dir>/<name>/`` (see module docstring)."""
     import torch
-
-    from sct_lesion_classify.train.loop import fit, resolve_device
 
     start = time.perf_counter()
     device = resolve_device(options.device)
@@ -219,11 +218,9 @@ def train_family(recipe: Recipe, options: TrainOptions) -> TrainOutcome:
     return TrainOutcome(folder, exported.onnx_path, exported.card_path, log_path, final)
 
 
-def held_out_metrics(objective: Any, result: Any, data: TrainingData,
+def held_out_metrics(objective: Any, result: FitResult, data: TrainingData,
                      predict: Callable[[Any], Any]) -> dict[str, Any]:
     """The card's ``metrics``: the run, and the best weights on the validation and test sets."""
-    from sct_lesion_classify.train.objectives import finite_or_none
-
     metrics: dict[str, Any] = {
         "held_out_split": "val",
         "best_epoch": result.best_epoch,
@@ -239,14 +236,13 @@ def held_out_metrics(objective: Any, result: Any, data: TrainingData,
     return metrics
 
 
-def export_package(recipe: Recipe, model: Any, card: ModelCard, folder: Path, seed: int) -> Any:
+def export_package(recipe: Recipe, model: Any, card: ModelCard, folder: Path, seed: int
+                   ) -> ExportResult:
     """Write the package (:func:`~sct_lesion_classify.train.export.write_package`).
 
     The export follows the card: its input channels, dynamic height and width when the input has
     no fixed ``spatial_size``, and the CAM output when ``output.cam_tensor`` names one.
     """
-    from sct_lesion_classify.train.export import write_package
-
     spec, cam = card.input, card.output.cam_tensor
     return write_package(folder, recipe.name, recipe.export_network(model), card.to_json(),
                          in_channels=spec.n_channels, example_hw=recipe.example_hw,
@@ -283,7 +279,7 @@ def _framework() -> str:
     return f"PyTorch {torch.__version__}, MONAI {monai.__version__}"
 
 
-def _wall_time_s(start: float, result: Any, fit_session_s: float) -> float:
+def _wall_time_s(start: float, result: FitResult, fit_session_s: float) -> float:
     """The card's ``training.wall_time_s``: the whole training, over every ``--resume``.
 
     The training loop's time (training and validation epochs) accumulates in the checkpoint across
