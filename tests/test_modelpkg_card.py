@@ -153,3 +153,29 @@ def test_cam_tensor_is_optional_and_only_for_classifiers():
     new["output"]["cam_tensor"] = "output"
     with pytest.raises(ModelError, match="cam_tensor"):
         ModelCard.from_json(new)
+
+
+def test_values_take_the_types_of_the_dataclass_fields(document):
+    """JSON numbers become the annotated type (1 -> 1.0 for float fields), lists become tuples."""
+    doc = copy.deepcopy(document)
+    doc["training"]["wall_time_s"] = 3
+    doc["input"]["min_lesion_area_mm2"] = None if doc["task"] != "classification" else 2
+    card = ModelCard.from_json(doc)
+    assert isinstance(card.training.wall_time_s, float) and card.training.wall_time_s == 3.0
+    assert isinstance(card.input.channels, tuple) and card.input.channels[0].name == doc["input"]["channels"][0]["name"]
+    assert isinstance(card.input.normalization.clip, tuple)
+    if card.task == "classification":
+        assert card.input.min_lesion_area_mm2 == 2.0 and isinstance(card.input.min_lesion_area_mm2, float)
+        assert card.input.spatial_size == (32, 32)
+    else:
+        assert isinstance(card.postprocessing.threshold, float) and card.postprocessing.remove_small == ("20mm3",)
+        assert card.input.spacing_mm == (0.5, 0.5)
+    assert json.loads(json.dumps(card.to_json()))["training"]["wall_time_s"] == 3.0
+
+
+def test_card_postprocessing_is_the_lesion_postprocessing_settings():
+    from sct_lesion_classify.lesion.postprocess import Postprocessing, parse_size
+
+    card = ModelCard.from_json(tiny_card("seg", "lesion_segmentation"))
+    assert isinstance(card.postprocessing, Postprocessing)
+    assert not card.postprocessing.soft and parse_size(card.postprocessing.remove_small[0]) == (20.0, "mm3")

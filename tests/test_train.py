@@ -80,7 +80,7 @@ def test_balanced_sampler_draws_equal_halves_and_is_reproducible():
     assert batches == again
 
 
-class ToyTask:
+class ToyObjective:
     """A linear classifier on 2D points: enough to exercise fit()."""
 
     monitor = Monitor("val_loss", "min")
@@ -113,26 +113,26 @@ def test_fit_writes_log_best_checkpoint_and_resumes(tmp_path):
     torch.manual_seed(0)
     config = LoopConfig(epochs=3, steps_per_epoch=3, lr=0.05, patience=10, lr_patience=2,
                         run_dir=tmp_path / "run", seed=5, progress=False, identity={"name": "toy"})
-    first = fit(ToyTask(), config)
+    first = fit(ToyObjective(), config)
     assert first.epochs_run == 3 and (tmp_path / "run" / "best.pt").exists()
     rows = list(csv.DictReader(open(first.log_path)))
     assert [r["epoch"] for r in rows] == ["1", "2", "3"] and "train_loss" in rows[0] and "lr" in rows[0]
-    resumed = fit(ToyTask(), LoopConfig(**{**config.__dict__, "epochs": 5, "resume": True}))
+    resumed = fit(ToyObjective(), LoopConfig(**{**config.__dict__, "epochs": 5, "resume": True}))
     assert resumed.epochs_run == 5
     assert [r["epoch"] for r in csv.DictReader(open(resumed.log_path))] == ["1", "2", "3", "4", "5"]
     # an uninterrupted 5-epoch run gives the same weights as 3 + resumed 2
     torch.manual_seed(0)
-    straight_task = ToyTask()
-    fit(straight_task, LoopConfig(**{**config.__dict__, "epochs": 5, "run_dir": tmp_path / "b"}))
-    task = ToyTask()
-    task.model.load_state_dict(torch.load(tmp_path / "run" / "last.pt", weights_only=True)["model"])
+    straight = ToyObjective()
+    fit(straight, LoopConfig(**{**config.__dict__, "epochs": 5, "run_dir": tmp_path / "b"}))
+    objective = ToyObjective()
+    objective.model.load_state_dict(torch.load(tmp_path / "run" / "last.pt", weights_only=True)["model"])
     last_b = torch.load(tmp_path / "b" / "last.pt", weights_only=True)["model"]
-    for key, value in task.model.state_dict().items():
+    for key, value in objective.model.state_dict().items():
         torch.testing.assert_close(value, last_b[key])
     from sct_lesion_classify.errors import InputError
 
     with pytest.raises(InputError):
-        fit(ToyTask(), LoopConfig(**{**config.__dict__, "resume": True, "identity": {"name": "other"}}))
+        fit(ToyObjective(), LoopConfig(**{**config.__dict__, "resume": True, "identity": {"name": "other"}}))
 
 
 def test_onnx_export_parity_dynamic_batch_and_size(tmp_path):

@@ -101,15 +101,13 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     import torch
 
     from sct_lesion_classify.train.family import TrainOptions, train_family
-    from sct_lesion_classify.train.recipes import RECIPES, ClassifierRecipe
+    from sct_lesion_classify.train.recipes import RECIPES
 
     if args.threads:
         torch.set_num_threads(args.threads)
     recipe = RECIPES[args.family]
     if args.with_t1c:
-        if not isinstance(recipe, ClassifierRecipe):
-            raise InputError(f"--with-t1c applies to the classifiers, not to {args.family}")
-        recipe = recipe.t1c_variant()
+        recipe = recipe.t1c_variant()  # an InputError for the segmentation families
     models_dir = Path(args.o)
     models_dir.mkdir(parents=True, exist_ok=True)
     options = TrainOptions(

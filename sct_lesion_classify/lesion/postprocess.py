@@ -24,19 +24,22 @@ here is one lesion there. (SCT's ``-remove-small`` uses 18-connectivity; the dif
 matters for components touching by a corner.)
 
 An empty result is a result: an all-False mask, never an error (SPEC section 2).
+
+The settings, :class:`Postprocessing`, are the model card's ``postprocessing`` section
+(:mod:`sct_lesion_classify.modelpkg.card`; the commands override the card's defaults with their
+flags); :func:`parse_size` reads a ``-remove-small`` size. Both are importable from here.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import re
-from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
-from sct_lesion_classify.errors import InputError, ProcessingError
+from sct_lesion_classify.errors import ProcessingError
+from sct_lesion_classify.modelpkg.card import SIZE_UNITS, Postprocessing, parse_size  # noqa: F401 (re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -47,70 +50,6 @@ CONNECTIVITY_26 = np.ones((3, 3, 3), dtype=bool)
 #: nothing across slices.
 _SAGITTAL_CROSS = np.zeros((3, 3, 3), dtype=bool)
 _SAGITTAL_CROSS[1] = ndimage.generate_binary_structure(2, 1)
-
-_SIZE_PATTERN = re.compile(r"^\s*((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*(mm3|vox)\s*$", re.IGNORECASE)
-
-SIZE_UNITS = ("mm3", "vox")
-
-
-def parse_size(text: str) -> tuple[float, str]:
-    """Parse a ``-remove-small`` size: ``"20mm3"`` -> ``(20.0, "mm3")``, ``"5vox"`` -> ``(5.0, "vox")``.
-
-    Raises
-    ------
-    InputError
-        When ``text`` is not a non-negative number followed by ``mm3`` or ``vox``.
-    """
-    match = _SIZE_PATTERN.match(str(text))
-    if not match:
-        raise InputError(
-            f"-remove-small: invalid size {text!r}; expected a number followed by mm3 or vox"
-            " (e.g. 20mm3 or 5vox)"
-        )
-    value = float(match.group(1))
-    if not math.isfinite(value):
-        raise InputError(f"-remove-small: invalid size {text!r}")
-    return value, match.group(2).lower()
-
-
-@dataclass(frozen=True)
-class Postprocessing:
-    """Postprocessing settings (the model card's defaults, overridden by command-line flags).
-
-    Attributes
-    ----------
-    threshold
-        Probability threshold in [0, 1]; 0 keeps the soft map and skips the other steps.
-    fill_holes
-        Fill holes enclosed in each sagittal slice.
-    largest
-        Keep only the largest connected component.
-    remove_small
-        Sizes such as ``"20mm3"`` or ``"5vox"``; components smaller than any are removed.
-    """
-
-    threshold: float = 0.5
-    fill_holes: bool = True
-    largest: bool = False
-    remove_small: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        threshold = float(self.threshold)
-        if not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
-            raise InputError(f"-thr: the threshold must be in [0, 1], got {self.threshold!r}")
-        object.__setattr__(self, "threshold", threshold)
-        remove_small = (self.remove_small,) if isinstance(self.remove_small, str) else self.remove_small
-        remove_small = tuple(str(size) for size in remove_small)
-        for size in remove_small:
-            parse_size(size)
-        object.__setattr__(self, "remove_small", remove_small)
-        object.__setattr__(self, "fill_holes", bool(self.fill_holes))
-        object.__setattr__(self, "largest", bool(self.largest))
-
-    @property
-    def soft(self) -> bool:
-        """Whether the soft probability map is kept (``threshold == 0``)."""
-        return self.threshold == 0.0
 
 
 def postprocess(

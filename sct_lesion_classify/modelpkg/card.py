@@ -5,30 +5,65 @@ required, unknown keys are errors) and by :func:`semantic_problems` (consistency
 for example ``positive_class`` in ``classes``). A card that fails either raises
 :class:`~sct_lesion_classify.errors.ModelError` with one line naming the file and the field.
 
-The dataclasses below mirror the JSON keys one to one; ``ModelCard.from_json(doc).to_json()``
-gives back ``doc`` (lists become tuples inside the dataclasses and lists again in JSON).
+The frozen dataclasses below mirror the JSON keys one to one, in the card's documented order, and
+are the only description of the card's structure besides the schema: one generic conversion
+(:class:`JsonRecord`) turns any of them into JSON and back, guided by the field annotations
+(lists become tuples inside the dataclasses and lists again in JSON; ``float`` fields are floats,
+``int`` fields ints). ``ModelCard.from_json(doc).to_json()`` gives back ``doc``. Training builds
+the same dataclasses (:class:`InputSpec`, :class:`OutputSpec`, ...) and writes them with the same
+:meth:`JsonRecord.to_json`.
+
+:class:`Postprocessing` is both the card's ``postprocessing`` section and the settings that
+:func:`sct_lesion_classify.lesion.postprocess.postprocess` applies (command-line flags override
+the card's defaults with :func:`dataclasses.replace` or a new instance); :func:`parse_size` reads
+its ``remove_small`` sizes.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import json
+import math
 import os
+import re
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from sct_lesion_classify.errors import ModelError
+from sct_lesion_classify.errors import InputError, ModelError
 
 CARD_VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("card.schema.json")
-TASKS = ("cord_localization", "lesion_segmentation", "classification")
 SEGMENTATION_TASKS = ("cord_localization", "lesion_segmentation")
+
+#: Field metadata of an optional key: absent from the JSON when the value is None.
+OPTIONAL_KEY = {"optional_key": True}
+
+
+class JsonRecord:
+    """JSON conversion of a frozen card dataclass, driven by its fields and their annotations.
+
+    ``to_json`` writes one key per field, in field order (a field marked :data:`OPTIONAL_KEY` is
+    left out when None); ``from_json`` builds the dataclass from a document already validated
+    against the schema (a missing optional key takes the field's default).
+    """
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any]):
+        """The dataclass of a (schema-valid) JSON object."""
+        return _record_from_json(cls, document)
+
+    def to_json(self) -> dict[str, Any]:
+        """The dataclass as a JSON-ready dict (new lists and dicts; keys in field order)."""
+        return _value_to_json(self)
 
 
 @dataclass(frozen=True)
-class Architecture:
+class Architecture(JsonRecord):
     """``architecture``: network name, parameter count, free-form details (e.g. growth rate)."""
 
     name: str
@@ -37,7 +72,7 @@ class Architecture:
 
 
 @dataclass(frozen=True)
-class Channel:
+class Channel(JsonRecord):
     """One input channel, in the order the network expects them (``input.channels[i]``)."""
 
     name: str
@@ -45,7 +80,7 @@ class Channel:
 
 
 @dataclass(frozen=True)
-class Normalization:
+class Normalization(JsonRecord):
     """``input.normalization``: ``method`` then optional ``clip`` then optional ``rescale``."""
 
     method: str  # "zscore" | "zscore_nonzero" | "minmax"
@@ -54,7 +89,7 @@ class Normalization:
 
 
 @dataclass(frozen=True)
-class InputSpec:
+class InputSpec(JsonRecord):
     """``input``: the tensor contract of the network (NCHW, sagittal slices)."""
 
     tensor: str
@@ -73,28 +108,9 @@ class InputSpec:
         """Number of input channels."""
         return len(self.channels)
 
-    @classmethod
-    def from_json(cls, inp: Mapping[str, Any]) -> "InputSpec":
-        """The ``input`` section of a card document (already validated against the schema)."""
-        norm = inp["normalization"]
-        return cls(
-            tensor=inp["tensor"],
-            layout=inp["layout"],
-            channels=tuple(Channel(**channel) for channel in inp["channels"]),
-            slicing=inp["slicing"],
-            spatial_size=_tuple(inp["spatial_size"], int),
-            size_divisible_by=inp["size_divisible_by"],
-            spacing_mm=_tuple(inp["spacing_mm"], float),
-            normalization=Normalization(method=norm["method"], clip=_tuple(norm["clip"], float),
-                                        rescale=_tuple(norm["rescale"], float)),
-            crop_margins_mm=_tuple(inp["crop_margins_mm"], float),
-            min_lesion_area_mm2=(None if inp["min_lesion_area_mm2"] is None
-                                 else float(inp["min_lesion_area_mm2"])),
-        )
-
 
 @dataclass(frozen=True)
-class OutputSpec:
+class OutputSpec(JsonRecord):
     """``output``: tensor name, activation already applied in the graph, classes.
 
     ``cam_tensor`` (optional key, classifiers): the name of a second output holding the
@@ -106,21 +122,87 @@ class OutputSpec:
     activation: str  # "sigmoid" | "softmax" | "none"
     classes: tuple[str, ...]
     positive_class: str | None
-    cam_tensor: str | None = None
+    cam_tensor: str | None = field(default=None, metadata=OPTIONAL_KEY)
+
+
+#: Units of a ``remove_small`` size: a volume in mm3 or a number of voxels.
+SIZE_UNITS = ("mm3", "vox")
+
+_SIZE_PATTERN = re.compile(r"^\s*((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*(" + "|".join(SIZE_UNITS)
+                           + r")\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> tuple[float, str]:
+    """Parse a ``-remove-small`` size: ``"20mm3"`` -> ``(20.0, "mm3")``, ``"5vox"`` -> ``(5.0, "vox")``.
+
+    Raises
+    ------
+    InputError
+        When ``text`` is not a non-negative number followed by ``mm3`` or ``vox``.
+    """
+    match = _SIZE_PATTERN.match(str(text))
+    if not match:
+        raise InputError(
+            f"-remove-small: invalid size {text!r}; expected a number followed by mm3 or vox"
+            " (e.g. 20mm3 or 5vox)"
+        )
+    value = float(match.group(1))
+    if not math.isfinite(value):
+        raise InputError(f"-remove-small: invalid size {text!r}")
+    return value, match.group(2).lower()
 
 
 @dataclass(frozen=True)
-class Postprocessing:
-    """``postprocessing`` defaults of a segmentation model (``sct_deepseg`` options)."""
+class Postprocessing(JsonRecord):
+    """``postprocessing`` of a segmentation model: the ``sct_deepseg``-style settings.
 
-    threshold: float
-    fill_holes: bool
-    largest: bool
-    remove_small: tuple[str, ...]  # e.g. ("20mm3",) or ("5vox",)
+    The card holds the model's defaults; the commands override them with their flags
+    (``-thr``, ``-fill-holes``, ``-largest``, ``-remove-small``), and
+    :func:`sct_lesion_classify.lesion.postprocess.postprocess` applies them.
+
+    Attributes
+    ----------
+    threshold
+        Probability threshold in [0, 1]; 0 keeps the soft map and skips the other steps.
+    fill_holes
+        Fill holes enclosed in each sagittal slice.
+    largest
+        Keep only the largest connected component.
+    remove_small
+        Sizes such as ``"20mm3"`` or ``"5vox"``; components smaller than any are removed.
+
+    Raises
+    ------
+    InputError
+        A threshold outside [0, 1] or a size :func:`parse_size` refuses (``-thr`` / ``-remove-small``).
+    """
+
+    threshold: float = 0.5
+    fill_holes: bool = True
+    largest: bool = False
+    remove_small: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        threshold = float(self.threshold)
+        if not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
+            raise InputError(f"-thr: the threshold must be in [0, 1], got {self.threshold!r}")
+        object.__setattr__(self, "threshold", threshold)
+        remove_small = (self.remove_small,) if isinstance(self.remove_small, str) else self.remove_small
+        remove_small = tuple(str(size) for size in remove_small)
+        for size in remove_small:
+            parse_size(size)
+        object.__setattr__(self, "remove_small", remove_small)
+        object.__setattr__(self, "fill_holes", bool(self.fill_holes))
+        object.__setattr__(self, "largest", bool(self.largest))
+
+    @property
+    def soft(self) -> bool:
+        """Whether the soft probability map is kept (``threshold == 0``)."""
+        return self.threshold == 0.0
 
 
 @dataclass(frozen=True)
-class Decision:
+class Decision(JsonRecord):
     """``decision`` of a classifier: slice aggregation and the low-confidence band."""
 
     aggregation: str  # "mean"
@@ -128,7 +210,7 @@ class Decision:
 
 
 @dataclass(frozen=True)
-class Subjects:
+class Subjects(JsonRecord):
     """``training.subjects``: subject counts of the training and validation splits."""
 
     train: int
@@ -136,7 +218,7 @@ class Subjects:
 
 
 @dataclass(frozen=True)
-class Training:
+class Training(JsonRecord):
     """``training``: provenance of the weights (data, command, commit, device, time)."""
 
     synthetic_data: bool
@@ -151,7 +233,7 @@ class Training:
 
 
 @dataclass(frozen=True)
-class Files:
+class Files(JsonRecord):
     """``files``: the ONNX file name (``<name>.onnx``) and its sha256 (64 lowercase hex)."""
 
     onnx: str
@@ -159,7 +241,7 @@ class Files:
 
 
 @dataclass(frozen=True)
-class ModelCard:
+class ModelCard(JsonRecord):
     """A validated model card. Build it with :meth:`from_json` or :meth:`load`."""
 
     card_version: int
@@ -203,7 +285,7 @@ class ModelCard:
             problem = problems[0] if problems else None
         if problem is not None:
             raise ModelError(f"{where}: invalid model card: {problem}")
-        return cls._build(copy.deepcopy(dict(document)))
+        return _record_from_json(cls, copy.deepcopy(dict(document)))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ModelCard":
@@ -220,91 +302,6 @@ class ModelCard:
         except ValueError as exc:
             raise ModelError(f"{path}: the model card is not valid JSON ({exc})") from None
         return cls.from_json(document, source=path)
-
-    @classmethod
-    def _build(cls, doc: dict[str, Any]) -> "ModelCard":
-        inp, out = doc["input"], doc["output"]
-        post, decision, training = doc["postprocessing"], doc["decision"], doc["training"]
-        return cls(
-            card_version=doc["card_version"],
-            name=doc["name"],
-            version=doc["version"],
-            task=doc["task"],
-            description=doc["description"],
-            architecture=Architecture(**doc["architecture"]),
-            input=InputSpec.from_json(inp),
-            output=OutputSpec(tensor=out["tensor"], activation=out["activation"],
-                              classes=tuple(out["classes"]), positive_class=out["positive_class"],
-                              cam_tensor=out.get("cam_tensor")),
-            postprocessing=None if post is None else Postprocessing(
-                threshold=float(post["threshold"]), fill_holes=post["fill_holes"],
-                largest=post["largest"], remove_small=tuple(post["remove_small"])),
-            decision=None if decision is None else Decision(
-                aggregation=decision["aggregation"],
-                low_confidence_band=float(decision["low_confidence_band"])),
-            training=Training(**{**training, "wall_time_s": float(training["wall_time_s"]),
-                                 "subjects": Subjects(**training["subjects"])}),
-            metrics=doc["metrics"],
-            files=Files(**doc["files"]),
-            license=doc["license"],
-            intended_use=doc["intended_use"],
-        )
-
-    # ------------------------------------------------------------------ export
-    def to_json(self) -> dict[str, Any]:
-        """The card as a JSON-ready dict (keys in the card's documented order)."""
-        inp, out = self.input, self.output
-        return {
-            "card_version": self.card_version,
-            "name": self.name,
-            "version": self.version,
-            "task": self.task,
-            "description": self.description,
-            "architecture": {"name": self.architecture.name,
-                             "parameters": self.architecture.parameters,
-                             "details": copy.deepcopy(dict(self.architecture.details))},
-            "input": {
-                "tensor": inp.tensor,
-                "layout": inp.layout,
-                "channels": [{"name": c.name, "description": c.description} for c in inp.channels],
-                "slicing": inp.slicing,
-                "spatial_size": _list(inp.spatial_size),
-                "size_divisible_by": inp.size_divisible_by,
-                "spacing_mm": _list(inp.spacing_mm),
-                "normalization": {"method": inp.normalization.method,
-                                  "clip": _list(inp.normalization.clip),
-                                  "rescale": _list(inp.normalization.rescale)},
-                "crop_margins_mm": _list(inp.crop_margins_mm),
-                "min_lesion_area_mm2": inp.min_lesion_area_mm2,
-            },
-            "output": {"tensor": out.tensor, "activation": out.activation,
-                       "classes": list(out.classes), "positive_class": out.positive_class,
-                       **({} if out.cam_tensor is None else {"cam_tensor": out.cam_tensor})},
-            "postprocessing": None if self.postprocessing is None else {
-                "threshold": self.postprocessing.threshold,
-                "fill_holes": self.postprocessing.fill_holes,
-                "largest": self.postprocessing.largest,
-                "remove_small": list(self.postprocessing.remove_small)},
-            "decision": None if self.decision is None else {
-                "aggregation": self.decision.aggregation,
-                "low_confidence_band": self.decision.low_confidence_band},
-            "training": {
-                "synthetic_data": self.training.synthetic_data,
-                "data": self.training.data,
-                "command": self.training.command,
-                "seed": self.training.seed,
-                "commit": self.training.commit,
-                "wall_time_s": self.training.wall_time_s,
-                "device": self.training.device,
-                "subjects": {"train": self.training.subjects.train,
-                             "val": self.training.subjects.val},
-                "framework": self.training.framework,
-            },
-            "metrics": copy.deepcopy(dict(self.metrics)),
-            "files": {"onnx": self.files.onnx, "sha256": self.files.sha256},
-            "license": self.license,
-            "intended_use": self.intended_use,
-        }
 
     @property
     def positive_index(self) -> int | None:
@@ -418,13 +415,51 @@ def semantic_problems(document: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+# ---------------------------------------------------------------------- JSON conversion
+@functools.lru_cache(maxsize=None)
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _record_from_json(cls: type, document: Mapping[str, Any]) -> Any:
+    """Build dataclass ``cls`` from a JSON object (keys = field names; see :class:`JsonRecord`)."""
+    types_ = _field_types(cls)
+    values = {item.name: _value_from_json(types_[item.name], document[item.name])
+              for item in dataclasses.fields(cls) if item.name in document}
+    return cls(**values)
+
+
+def _value_from_json(kind: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin, arguments = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):  # "X | None": the schema allowed null already
+        (kind,) = [argument for argument in arguments if argument is not type(None)]
+        return _value_from_json(kind, value)
+    if dataclasses.is_dataclass(kind):
+        return _record_from_json(kind, value)
+    if origin is tuple:
+        if len(arguments) == 2 and arguments[1] is Ellipsis:
+            return tuple(_value_from_json(arguments[0], item) for item in value)
+        return tuple(_value_from_json(item_kind, item) for item_kind, item in zip(arguments, value))
+    if kind is float or kind is int:
+        return kind(value)
+    return value  # str, bool, and free-form mappings (metrics, architecture details)
+
+
+def _value_to_json(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return {item.name: _value_to_json(getattr(value, item.name))
+                for item in dataclasses.fields(value)
+                if not (item.metadata.get("optional_key") and getattr(value, item.name) is None)}
+    if isinstance(value, (tuple, list)):
+        return [_value_to_json(item) for item in value]
+    if isinstance(value, Mapping):
+        return copy.deepcopy(dict(value))
+    return value
+
+
 # ---------------------------------------------------------------------- helpers
-def _tuple(values: list | None, kind: type) -> tuple | None:
-    return None if values is None else tuple(kind(value) for value in values)
-
-
-def _list(values: tuple | None) -> list | None:
-    return None if values is None else list(values)
 
 
 def _refuse_constant(name: str) -> None:

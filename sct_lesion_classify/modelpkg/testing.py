@@ -17,10 +17,15 @@ import os
 from pathlib import Path
 from typing import Any
 
+from sct_lesion_classify.modelpkg.card import (
+    Architecture, Channel, Decision, Files, InputSpec, ModelCard, Normalization, OutputSpec,
+    Postprocessing, Subjects, Training,
+)
+
 CLASSIFIER_CHANNELS = (
-    {"name": "zeros", "description": "the paper's cT1w channel, all zeros for a T2w-only model"},
-    {"name": "T2w", "description": "sagittal T2-weighted slice"},
-    {"name": "lesion_mask", "description": "binary lesion mask of the slice"},
+    Channel("zeros", "the paper's cT1w channel, all zeros for a T2w-only model"),
+    Channel("T2w", "sagittal T2-weighted slice"),
+    Channel("lesion_mask", "binary lesion mask of the slice"),
 )
 
 
@@ -68,53 +73,33 @@ def tiny_card(name: str, task: str = "lesion_segmentation", *, version: str = "1
     classification = task == "classification"
     if n_channels is None:
         n_channels = 3 if classification else 1
-    if classification:
-        channels = [dict(channel) for channel in CLASSIFIER_CHANNELS[:n_channels]]
-        channels += [{"name": f"extra{i}", "description": ""} for i in range(len(channels), n_channels)]
-        spatial = list(spatial_size or (32, 32))
-    else:
-        channels = [{"name": "T2w", "description": "sagittal T2-weighted slice"}]
-        channels += [{"name": f"extra{i}", "description": ""} for i in range(1, n_channels)]
-        spatial = list(spatial_size) if spatial_size else None
-    return {
-        "card_version": 1,
-        "name": name,
-        "version": version,
-        "task": task,
-        "description": f"tiny {task} model for tests",
-        "architecture": {"name": "tiny", "parameters": n_channels + 1, "details": {}},
-        "input": {
-            "tensor": "input",
-            "layout": "NCHW",
-            "channels": channels,
-            "slicing": "sagittal",
-            "spatial_size": spatial,
-            "size_divisible_by": 1 if classification else 8,
-            "spacing_mm": None if classification else [0.5, 0.5],
-            "normalization": {"method": "zscore", "clip": [-5.0, 5.0],
-                              "rescale": [0.0, 1.0] if classification else None},
-            "crop_margins_mm": None if task == "cord_localization" else [10.0, 10.0, 20.0],
-            "min_lesion_area_mm2": 1.0 if classification else None,
-        },
-        "output": {
-            "tensor": "output",
-            "activation": "sigmoid",
-            "classes": ["demyelinating", "tumor"] if classification else ["background", "foreground"],
-            "positive_class": "tumor" if classification else "foreground",
-        },
-        "postprocessing": None if classification else {
-            "threshold": 0.5, "fill_holes": True, "largest": False, "remove_small": ["20mm3"]},
-        "decision": {"aggregation": "mean", "low_confidence_band": 0.1} if classification else None,
-        "training": {
-            "synthetic_data": True, "data": "none (test fixture)", "command": "tests", "seed": 0,
-            "commit": "0" * 40, "wall_time_s": 0.0, "device": "cpu",
-            "subjects": {"train": 0, "val": 0}, "framework": "onnx.helper",
-        },
-        "metrics": {},
-        "files": {"onnx": f"{name}.onnx", "sha256": sha256},
-        "license": "MIT",
-        "intended_use": "tests only",
-    }
+    first = CLASSIFIER_CHANNELS if classification else (Channel("T2w", "sagittal T2-weighted slice"),)
+    channels = first[:n_channels] + tuple(Channel(f"extra{i}", "")
+                                          for i in range(len(first), n_channels))
+    inputs = InputSpec(
+        tensor="input", layout="NCHW", channels=channels, slicing="sagittal",
+        spatial_size=tuple(spatial_size or (32, 32)) if classification else spatial_size,
+        size_divisible_by=1 if classification else 8,
+        spacing_mm=None if classification else (0.5, 0.5),
+        normalization=Normalization("zscore", clip=(-5.0, 5.0),
+                                    rescale=(0.0, 1.0) if classification else None),
+        crop_margins_mm=None if task == "cord_localization" else (10.0, 10.0, 20.0),
+        min_lesion_area_mm2=1.0 if classification else None)
+    output = (OutputSpec("output", "sigmoid", ("demyelinating", "tumor"), "tumor") if classification
+              else OutputSpec("output", "sigmoid", ("background", "foreground"), "foreground"))
+    card = ModelCard(
+        card_version=1, name=name, version=version, task=task,
+        description=f"tiny {task} model for tests",
+        architecture=Architecture("tiny", n_channels + 1, {}),
+        input=inputs, output=output,
+        postprocessing=None if classification else Postprocessing(
+            threshold=0.5, fill_holes=True, largest=False, remove_small=("20mm3",)),
+        decision=Decision("mean", 0.1) if classification else None,
+        training=Training(synthetic_data=True, data="none (test fixture)", command="tests", seed=0,
+                          commit="0" * 40, wall_time_s=0.0, device="cpu",
+                          subjects=Subjects(0, 0), framework="onnx.helper"),
+        metrics={}, files=Files(f"{name}.onnx", sha256), license="MIT", intended_use="tests only")
+    return card.to_json()
 
 
 def write_tiny_package(parent: str | os.PathLike, name: str = "tiny_seg",

@@ -5,9 +5,9 @@ dynamic batch axis (and dynamic height and width for the fully convolutional seg
 networks); :func:`onnx_parity` runs ONNX Runtime and PyTorch on fresh random inputs of two batch
 sizes (and two sizes for dynamic H/W) and returns the largest absolute difference over every
 output, which :func:`write_package` asserts to be below :data:`PARITY_TOLERANCE` before it writes
-the card. Classifiers are exported with :func:`with_cam`: a second output ``cam`` (the
-class-activation map, see :mod:`sct_lesion_classify.train.networks.densenet`), named in the card
-as ``output.cam_tensor``.
+the card. Classifiers are exported with :func:`with_cam`: a second output (the class-activation
+map, see :mod:`sct_lesion_classify.train.networks.densenet`), named by the card's
+``output.cam_tensor`` (:data:`sct_lesion_classify.train.recipes.CAM_OUTPUT`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import numpy as np
 
 from sct_lesion_classify.errors import ProcessingError
 from sct_lesion_classify.io.atomic import atomic_path, write_json_atomic
+from sct_lesion_classify.modelpkg.card import ModelCard
 from sct_lesion_classify.modelpkg.package import file_sha256
 from sct_lesion_classify.train.storage import round_weights_to_float16, store_initializers_as_float16
 
@@ -51,10 +52,6 @@ def with_sigmoid(model: Any) -> Any:
             return torch.sigmoid(self.inner(x))
 
     return _WithSigmoid(model)
-
-
-#: Name of the classifiers' class-activation-map output (``output.cam_tensor`` of the card).
-CAM_OUTPUT = "cam"
 
 
 def with_cam(model: Any) -> Any:
@@ -212,16 +209,6 @@ def write_package(folder: str | os.PathLike, name: str, model: Any, card: dict[s
                        "onnx_parity_inputs": [list(shape) for shape in shapes],
                        "weights_storage": "float16 on disk (rounded before export); float32 arithmetic"}
     card["files"] = {"onnx": onnx_path.name, "sha256": sha}
-    validate_card(card, card_path)
+    ModelCard.from_json(card, source=card_path)  # schema and consistency checks
     write_json_atomic(card_path, card)
     return ExportResult(folder, onnx_path, card_path, sha, diff, shapes)
-
-
-def validate_card(card: dict[str, Any], where: str | os.PathLike) -> None:
-    """Validate with ``modelpkg.card`` (schema + consistency) when that module is installed."""
-    try:
-        from sct_lesion_classify.modelpkg.card import ModelCard
-    except ImportError:  # modelpkg not merged yet: nothing to validate against
-        logger.debug("modelpkg.card not available; card written without schema validation")
-        return
-    ModelCard.from_json(card, source=where)

@@ -2,29 +2,36 @@
 
 :func:`train_family` is the body of ``sct_lesion_classify train``: discover subjects, split them
 per patient, build the family's samples with the same functions inference uses, run
-:func:`~sct_lesion_classify.train.loop.fit`, evaluate the best weights on the validation (and,
-when the dataset has one, test) subjects, export to ONNX with the parity check, and write the
-model card. Checkpoints stay in ``<models dir>/.train_runs/<name>/`` (not part of the package).
+:func:`~sct_lesion_classify.train.loop.fit` on the family's objective, evaluate the best weights
+on the validation (and, when the dataset has one, test) subjects, export to ONNX with the parity
+check, and write the model card. Checkpoints stay in ``<models dir>/.train_runs/<name>/`` (not
+part of the package).
+
+Everything that differs between families is a method of the recipe
+(:class:`~sct_lesion_classify.train.recipes.Recipe`); the card is built from the card's own
+dataclasses (:mod:`sct_lesion_classify.modelpkg.card`) and written with their ``to_json``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import os
 import platform
 import shutil
 import subprocess
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from sct_lesion_classify.errors import InputError
+from sct_lesion_classify.modelpkg.card import (
+    CARD_VERSION, Architecture, Files, InputSpec, ModelCard, Subjects, Training,
+)
 from sct_lesion_classify.train import data as train_data
-from sct_lesion_classify.train.recipes import ClassifierRecipe, SegmentationRecipe
-
-#: The classifiers' CAM output (``train.export.CAM_OUTPUT``; not imported: export imports torch).
-CAM_OUTPUT = "cam"
+from sct_lesion_classify.train.export import ExportResult, write_package
+from sct_lesion_classify.train.loop import FitResult, LoopConfig, fit, resolve_device
+from sct_lesion_classify.train.objectives import finite_or_none
+from sct_lesion_classify.train.recipes import Hyperparameters, Recipe
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +70,23 @@ class TrainOutcome:
     card: dict
 
 
+@dataclass(frozen=True)
+class TrainingData:
+    """The dataset's subjects, their split, and the family's samples per split."""
+
+    subjects: tuple[Any, ...]
+    split: train_data.SubjectSplit
+    train: list[Any]
+    val: list[Any]
+    test: list[Any]
+
+    def describe(self, bids: Path) -> str:
+        """The card's ``training.data``: dataset, diagnoses, split, and this model's subjects."""
+        return (f"BIDS dataset {Path(bids).resolve().name}: "
+                f"{train_data.describe_subjects(self.subjects)}; {self.split.describe()}; this model: "
+                f"{len(self.train)} train / {len(self.val)} val / {len(self.test)} test subjects")
+
+
 def git_commit() -> str:
     """The source tree's commit (``<sha>``, ``<sha>-dirty``), or ``unknown`` outside git."""
     source = Path(__file__).resolve().parents[2]
@@ -76,184 +100,186 @@ def git_commit() -> str:
     return sha + ("-dirty" if dirty else "")
 
 
-def card_skeleton(recipe: SegmentationRecipe | ClassifierRecipe, version: str) -> dict[str, Any]:
-    """The card with the input/output contract filled in (training and metrics placeholders)."""
-    segmentation = isinstance(recipe, SegmentationRecipe)
-    return {
-        "card_version": 1,
-        "name": recipe.name,
-        "version": version,
-        "task": recipe.task,
-        "description": recipe.description,
-        "architecture": {"name": recipe.architecture, "parameters": 0,
-                         "details": dict(recipe.architecture_details) if segmentation else {
-                             "implementation": "monai.networks.nets.DenseNet121", "spatial_dims": 2,
-                             "in_channels": 3, "out_channels": 1, "output": "sigmoid probability",
-                             "loss": "BCE", "sampling": "equal halves per class, patient then slice"}},
-        "input": recipe.input_section(),
-        "output": {"tensor": "output", "activation": "sigmoid",
-                   "classes": ["background", recipe.family] if segmentation else list(recipe.classes),
-                   "positive_class": recipe.family if segmentation else recipe.positive_class,
-                   **({} if segmentation else {"cam_tensor": CAM_OUTPUT})},
-        "postprocessing": dict(recipe.postprocessing) if segmentation else None,
-        "decision": None if segmentation else {"aggregation": "mean",
-                                               "low_confidence_band": recipe.low_confidence_band},
-        "training": {"synthetic_data": False, "data": "", "command": "", "seed": 0, "commit": "",
-                     "wall_time_s": 0.0, "device": "cpu", "subjects": {"train": 0, "val": 0},
-                     "framework": ""},
-        "metrics": {},
-        "files": {"onnx": f"{recipe.name}.onnx", "sha256": "0" * 64},
-        "license": "MIT",
-        "intended_use": recipe.intended_use,
-    }
+def card_skeleton(recipe: Recipe, version: str) -> ModelCard:
+    """The recipe's card: its input/output contract, placeholders for training, metrics and files.
+
+    Checked against the schema and the consistency rules now, before any training.
+    """
+    card = ModelCard(
+        card_version=CARD_VERSION,
+        name=recipe.name,
+        version=version,
+        task=recipe.task,
+        description=recipe.description,
+        architecture=Architecture(name=recipe.architecture, parameters=0,
+                                  details=dict(recipe.architecture_details)),
+        input=recipe.input_spec(),
+        output=recipe.output_spec(),
+        postprocessing=recipe.postprocessing,
+        decision=recipe.decision,
+        training=Training(synthetic_data=False, data="", command="", seed=0, commit="",
+                          wall_time_s=0.0, device="cpu", subjects=Subjects(train=0, val=0),
+                          framework=""),
+        metrics={},
+        files=Files(onnx=f"{recipe.name}.onnx", sha256="0" * 64),
+        license="MIT",
+        intended_use=recipe.intended_use,
+    )
+    ModelCard.from_json(card.to_json(), source=f"model card of {recipe.name}")
+    return card
 
 
-def input_spec(card: dict[str, Any]) -> Any:
-    """The card's validated ``input`` section as ``modelpkg.card.InputSpec``."""
-    from sct_lesion_classify.modelpkg.card import ModelCard
+def hyperparameters(recipe: Recipe, options: TrainOptions) -> Hyperparameters:
+    """The recipe's defaults, with the options that were given (not None, not 0)."""
+    given = {name: getattr(options, name) for name in
+             ("epochs", "steps_per_epoch", "batch_size", "lr", "patience") if getattr(options, name)}
+    return replace(recipe.defaults, **given)
 
-    return ModelCard.from_json(card, source=f"model card of {card['name']}").input
 
-
-def train_family(recipe: SegmentationRecipe | ClassifierRecipe, options: TrainOptions) -> TrainOutcome:
-    """Train ``recipe`` on ``options.bids``; write ``<models_dir>/<name>/`` (see module docstring)."""
-    import torch
+def load_training_data(recipe: Recipe, options: TrainOptions, input_spec: InputSpec) -> TrainingData:
+    """Discover and split the subjects; load the samples of those the family can use."""
+    from tqdm import tqdm
 
     from sct_lesion_classify.io.bids import discover_subjects
-    from sct_lesion_classify.train.export import write_package
-    from sct_lesion_classify.train.loop import LoopConfig, fit, resolve_device
-    from sct_lesion_classify.train.tasks import ClassifierTask, SegmentationTask, finite_or_none
 
-    start = time.perf_counter()
-    device = resolve_device(options.device)
-    defaults = recipe.defaults
-    epochs = options.epochs or defaults.epochs
-    steps = options.steps_per_epoch or defaults.steps_per_epoch
-    batch_size = options.batch_size or defaults.batch_size
-    lr = options.lr or defaults.lr
-    patience = options.patience or defaults.patience
-    bf16 = recipe.cpu_bf16 if options.bf16 is None else options.bf16
-    segmentation = isinstance(recipe, SegmentationRecipe)
-
-    card = card_skeleton(recipe, options.version)
-    spec = input_spec(card)
     subjects = discover_subjects(options.bids)
     split = train_data.split_subjects(subjects, options.val_fraction, options.seed,
                                       use_split_column=options.use_split_column)
     logger.info("%s: %s", options.bids, split.describe())
 
-    def usable(subject: Any) -> bool:
-        needed = [subject.t2w, subject.cord_mask] if segmentation else [subject.t2w, subject.lesion_mask]
-        if segmentation and recipe.needs_lesion_mask:
-            needed.append(subject.lesion_mask)
-        if not segmentation and recipe.label_of(subject.diagnosis) is None:
-            return False
-        if any(path is None for path in needed):
-            logger.warning("%s: skipped for %s (missing image or label)", subject.participant_id,
-                           recipe.name)
-            return False
-        return True
-
     def prepare(subjects_of_split: tuple[Any, ...]) -> list[Any]:
-        from tqdm import tqdm
+        usable = [subject for subject in subjects_of_split if recipe.usable(subject)]
+        return [recipe.load_sample(subject, input_spec) for subject in
+                tqdm(usable, desc="loading", disable=not options.progress, leave=False)]
 
-        prepared = []
-        for subject in tqdm([s for s in subjects_of_split if usable(s)], desc="loading",
-                            disable=not options.progress, leave=False):
-            if segmentation:
-                loaded = train_data.load_subject(subject, cord=True, lesion=recipe.needs_lesion_mask)
-                prepared.append(train_data.segmentation_volume(loaded, recipe, spec))
-            else:
-                loaded = train_data.load_subject(subject, lesion=True, t1c=recipe.with_t1c)
-                prepared.append(train_data.classifier_subject(
-                    loaded, recipe.label_of(subject.diagnosis), spec))
-        return prepared
+    return TrainingData(tuple(subjects), split, prepare(split.train), prepare(split.val),
+                        prepare(split.test))
 
-    train_set, val_set, test_set = prepare(split.train), prepare(split.val), prepare(split.test)
-    if not segmentation and recipe.with_t1c and not any(s.has_t1c for s in train_set):
-        raise InputError(f"{recipe.name}: --with-t1c, but no training subject has a cT1w image "
-                         "(sub-XX_ce-gad_T1w.nii.gz)")
+
+def loop_config(recipe: Recipe, options: TrainOptions, settings: Hyperparameters) -> LoopConfig:
+    """The :class:`~sct_lesion_classify.train.loop.LoopConfig` of the run."""
+    identity = {"name": recipe.name, "seed": options.seed, "batch_size": settings.batch_size,
+                "steps_per_epoch": settings.steps_per_epoch,
+                "bids": str(Path(options.bids).resolve())}
+    return LoopConfig(epochs=settings.epochs, steps_per_epoch=settings.steps_per_epoch,
+                      lr=settings.lr, patience=settings.patience, lr_patience=settings.lr_patience,
+                      lr_factor=settings.lr_factor, min_lr=settings.min_lr,
+                      weight_decay=settings.weight_decay, seed=options.seed, device=options.device,
+                      bf16=recipe.cpu_bf16 if options.bf16 is None else options.bf16,
+                      channels_last=recipe.channels_last,
+                      run_dir=Path(options.models_dir) / ".train_runs" / recipe.name,
+                      resume=options.resume, progress=options.progress, identity=identity)
+
+
+def train_family(recipe: Recipe, options: TrainOptions) -> TrainOutcome:
+    """Train ``recipe`` on ``options.bids``; write ``<models_dir>/<name>/`` (see module docstring)."""
+    import torch
+
+    start = time.perf_counter()
+    device = resolve_device(options.device)
+    settings = hyperparameters(recipe, options)
+    card = card_skeleton(recipe, options.version)
+    data = load_training_data(recipe, options, card.input)
 
     torch.manual_seed(options.seed)
     model = recipe.build_network()
-    task_class = SegmentationTask if segmentation else ClassifierTask
-    task = task_class(model, recipe, train_set, val_set, batch_size=batch_size,
-                      steps_per_epoch=steps, workers=options.workers)
-    run_dir = Path(options.models_dir) / ".train_runs" / recipe.name
-    identity = {"name": recipe.name, "seed": options.seed, "batch_size": batch_size,
-                "steps_per_epoch": steps, "bids": str(Path(options.bids).resolve())}
-    config = LoopConfig(epochs=epochs, steps_per_epoch=steps, lr=lr, patience=patience,
-                        lr_patience=defaults.lr_patience, lr_factor=defaults.lr_factor,
-                        min_lr=defaults.min_lr, weight_decay=defaults.weight_decay, seed=options.seed,
-                        device=options.device, bf16=bf16,
-                        channels_last=recipe.channels_last, run_dir=run_dir, resume=options.resume,
-                        progress=options.progress, identity=identity)
+    objective = recipe.objective_class(model, recipe, data.train, data.val,
+                                       batch_size=settings.batch_size,
+                                       steps_per_epoch=settings.steps_per_epoch,
+                                       workers=options.workers)
+    config = loop_config(recipe, options, settings)
     fit_start = time.perf_counter()
-    result = fit(task, config)
+    result = fit(objective, config)
     fit_session_s = time.perf_counter() - fit_start
-
-    def predict(inputs: Any) -> Any:  # float32, as exported
-        model.eval()
-        with torch.no_grad():
-            return model(inputs.to(device)).float().cpu()
-
-    metrics: dict[str, Any] = {
-        "held_out_split": "val",
-        "best_epoch": result.best_epoch,
-        "epochs_run": result.epochs_run,
-        "stopped_early": result.stopped_early,
-        "monitor": task.monitor.name,
-        "val": finite_or_none(task.evaluate(val_set, predict)),
-        "seconds_per_training_step": round(result.seconds_per_step, 4),
-    }
-    if test_set and (segmentation or any(len(s.slice_indices) for s in test_set)):
-        metrics["test"] = finite_or_none(task.evaluate(
-            test_set if segmentation else [s for s in test_set if len(s.slice_indices)], predict))
+    metrics = held_out_metrics(objective, result, data, _predictor(model, device))
 
     model = model.to("cpu").float().eval()
     n_parameters = int(sum(p.numel() for p in model.parameters()))
-    card["architecture"]["parameters"] = n_parameters
-    import monai
-
-    threads = torch.get_num_threads()
-    card["training"] = {
-        "synthetic_data": train_data.is_synthetic(options.bids),
-        "data": (f"BIDS dataset {Path(options.bids).resolve().name}: "
-                 f"{train_data.describe_subjects(subjects)}; {split.describe()}; this model: "
-                 f"{len(train_set)} train / {len(val_set)} val / {len(test_set)} test subjects"),
-        "command": options.command,
-        "seed": options.seed,
-        "commit": git_commit(),
-        "wall_time_s": _wall_time_s(start, result, fit_session_s),
-        "device": (f"{device.type} ({platform.machine()}, {threads} threads"
-                   + (", bf16 autocast" if result.bf16 else ", float32")
-                   + (", channels_last" if config.channels_last else "") + ")"),
-        "subjects": {"train": len(train_set), "val": len(val_set)},
-        "framework": f"PyTorch {torch.__version__}, MONAI {monai.__version__}",
-    }
-    card["metrics"] = metrics
+    training = Training(
+        synthetic_data=train_data.is_synthetic(options.bids),
+        data=data.describe(options.bids),
+        command=options.command,
+        seed=options.seed,
+        commit=git_commit(),
+        wall_time_s=_wall_time_s(start, result, fit_session_s),
+        device=_device_description(device, result.bf16, config.channels_last),
+        subjects=Subjects(train=len(data.train), val=len(data.val)),
+        framework=_framework(),
+    )
+    card = replace(card, architecture=replace(card.architecture, parameters=n_parameters),
+                   training=training, metrics=metrics)
     folder = Path(options.models_dir) / recipe.name
-    from sct_lesion_classify.train.export import CAM_OUTPUT as cam_output
-    from sct_lesion_classify.train.export import with_cam, with_sigmoid
-
-    assert cam_output == CAM_OUTPUT
-    hw = tuple(recipe.patch_size) if segmentation else tuple(recipe.spatial_size)
-    exported = write_package(folder, recipe.name, with_sigmoid(model) if segmentation else with_cam(model),
-                             card, in_channels=1 if segmentation else 3,
-                             example_hw=hw, dynamic_hw=segmentation,
-                             divisible_by=spec.size_divisible_by, seed=options.seed,
-                             extra_outputs=() if segmentation else (CAM_OUTPUT,))
+    exported = export_package(recipe, model, card, folder, options.seed)
     log_path = folder / f"{recipe.name}_training_log.csv"
     shutil.copyfile(result.log_path, log_path)
-    import json
-
     final = json.loads(exported.card_path.read_text(encoding="utf-8"))
     logger.info("wrote %s (%s parameters; ONNX parity %.2g; %s)", folder, f"{n_parameters:,}",
                 exported.parity_max_abs_diff, ", ".join(f"{k} {v}" for k, v in metrics["val"].items()))
     return TrainOutcome(folder, exported.onnx_path, exported.card_path, log_path, final)
 
 
-def _wall_time_s(start: float, result: Any, fit_session_s: float) -> float:
+def held_out_metrics(objective: Any, result: FitResult, data: TrainingData,
+                     predict: Callable[[Any], Any]) -> dict[str, Any]:
+    """The card's ``metrics``: the run, and the best weights on the validation and test sets."""
+    metrics: dict[str, Any] = {
+        "held_out_split": "val",
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "stopped_early": result.stopped_early,
+        "monitor": objective.monitor.name,
+        "val": finite_or_none(objective.evaluate(data.val, predict)),
+        "seconds_per_training_step": round(result.seconds_per_step, 4),
+    }
+    test = objective.evaluable(data.test)
+    if test:
+        metrics["test"] = finite_or_none(objective.evaluate(test, predict))
+    return metrics
+
+
+def export_package(recipe: Recipe, model: Any, card: ModelCard, folder: Path, seed: int
+                   ) -> ExportResult:
+    """Write the package (:func:`~sct_lesion_classify.train.export.write_package`).
+
+    The export follows the card: its input channels, dynamic height and width when the input has
+    no fixed ``spatial_size``, and the CAM output when ``output.cam_tensor`` names one.
+    """
+    spec, cam = card.input, card.output.cam_tensor
+    return write_package(folder, recipe.name, recipe.export_network(model), card.to_json(),
+                         in_channels=spec.n_channels, example_hw=recipe.example_hw,
+                         dynamic_hw=spec.spatial_size is None,
+                         divisible_by=spec.size_divisible_by, seed=seed,
+                         extra_outputs=() if cam is None else (cam,))
+
+
+def _predictor(model: Any, device: Any) -> Callable[[Any], Any]:
+    """``inputs -> logits`` of ``model`` in eval mode on ``device``, float32 on the CPU (as exported)."""
+    import torch
+
+    def predict(inputs: Any) -> Any:
+        model.eval()
+        with torch.no_grad():
+            return model(inputs.to(device)).float().cpu()
+
+    return predict
+
+
+def _device_description(device: Any, bf16: bool, channels_last: bool) -> str:
+    """The card's ``training.device``: ``cpu (x86_64, 2 threads, float32)``."""
+    import torch
+
+    return (f"{device.type} ({platform.machine()}, {torch.get_num_threads()} threads"
+            + (", bf16 autocast" if bf16 else ", float32")
+            + (", channels_last" if channels_last else "") + ")")
+
+
+def _framework() -> str:
+    import monai
+    import torch
+
+    return f"PyTorch {torch.__version__}, MONAI {monai.__version__}"
+
+
+def _wall_time_s(start: float, result: FitResult, fit_session_s: float) -> float:
     """The card's ``training.wall_time_s``: the whole training, over every ``--resume``.
 
     The training loop's time (training and validation epochs) accumulates in the checkpoint across
@@ -264,8 +290,3 @@ def _wall_time_s(start: float, result: Any, fit_session_s: float) -> float:
     """
     outside_loop = max(time.perf_counter() - start - fit_session_s, 0.0)
     return round(float(result.wall_time_s) + outside_loop, 1)
-
-
-def with_overrides(recipe: Any, **changes: Any) -> Any:
-    """A copy of a recipe with some fields changed (tests: small patches or slices)."""
-    return replace(recipe, **changes)

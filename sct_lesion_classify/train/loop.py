@@ -1,7 +1,7 @@
 """The generic training loop: balanced batches, Adam, plateau-reduced learning rate, early
 stopping on validation, best checkpoint, resume, CSV log, progress bar.
 
-A family plugs in through :class:`TrainingTask` (its data, loss and validation); :func:`fit` does
+A family plugs in through :class:`TrainingObjective` (its data, loss and validation); :func:`fit` does
 the rest. Checkpoints are plain ``state_dict`` files written with ``torch.save`` and read with
 ``torch.load(..., weights_only=True)`` (no pickled code):
 
@@ -98,7 +98,7 @@ class BalancedBatchSampler:
             yield [batch[i] for i in order]
 
 
-# ------------------------------------------------------------------------------------ task
+# ------------------------------------------------------------------------------- objective
 @dataclass(frozen=True)
 class Monitor:
     """The validation metric that selects the best epoch and drives early stopping."""
@@ -112,7 +112,7 @@ class Monitor:
         return value < best if self.mode == "min" else value > best
 
 
-class TrainingTask(Protocol):
+class TrainingObjective(Protocol):
     """What :func:`fit` needs from a model family."""
 
     model: Any
@@ -215,8 +215,8 @@ def autocast_context(device: Any, bf16: bool) -> Any:
     return contextlib.nullcontext()
 
 
-def fit(task: TrainingTask, config: LoopConfig) -> FitResult:
-    """Train ``task.model``; keep the best weights; return what happened.
+def fit(objective: TrainingObjective, config: LoopConfig) -> FitResult:
+    """Train ``objective.model``; keep the best weights; return what happened.
 
     Adam, ``ReduceLROnPlateau`` on the monitored validation metric, early stopping after
     ``patience`` epochs without improvement, checkpoints and CSV log in ``config.run_dir``.
@@ -229,12 +229,12 @@ def fit(task: TrainingTask, config: LoopConfig) -> FitResult:
     if config.bf16 and not bf16:
         logger.info("bf16 autocast off: this CPU has no native bf16 (float32 is faster here)")
     torch.manual_seed(config.seed)
-    model = task.model.to(device)
+    model = objective.model.to(device)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode=task.monitor.mode, factor=config.lr_factor, patience=config.lr_patience,
+        optimizer, mode=objective.monitor.mode, factor=config.lr_factor, patience=config.lr_patience,
         min_lr=config.min_lr)
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -254,7 +254,7 @@ def fit(task: TrainingTask, config: LoopConfig) -> FitResult:
         state.update(checkpoint["state"])
         rows = _read_log(log_path)[: state["epoch"] + 1]
         logger.info("resuming %s after epoch %d (best %s = %s at epoch %d)", run_dir,
-                    state["epoch"] + 1, task.monitor.name, state["best"], state["best_epoch"] + 1)
+                    state["epoch"] + 1, objective.monitor.name, state["best"], state["best_epoch"] + 1)
     elif config.resume:
         logger.info("--resume: no checkpoint in %s, starting from scratch", run_dir)
 
@@ -274,7 +274,7 @@ def fit(task: TrainingTask, config: LoopConfig) -> FitResult:
         sums: dict[str, float] = {}
         n_batches = 0
         epoch_start = time.perf_counter()
-        bar = tqdm(task.train_loader(epoch, config.seed), total=config.steps_per_epoch,
+        bar = tqdm(objective.train_loader(epoch, config.seed), total=config.steps_per_epoch,
                    desc=f"epoch {epoch + 1}/{config.epochs}", disable=not config.progress,
                    leave=False, dynamic_ncols=True)
         for inputs, targets in bar:
@@ -284,7 +284,7 @@ def fit(task: TrainingTask, config: LoopConfig) -> FitResult:
             with autocast_context(device, bf16):
                 logits = model(inputs)
             logits = logits.float()
-            loss = task.loss(logits, targets)
+            loss = objective.loss(logits, targets)
             if not torch.isfinite(loss):
                 raise ProcessingError(f"training diverged at epoch {epoch + 1}: loss is {loss.item()}")
             optimizer.zero_grad(set_to_none=True)
@@ -293,16 +293,16 @@ def fit(task: TrainingTask, config: LoopConfig) -> FitResult:
             state["step_time_sum"] += time.perf_counter() - step_start
             state["steps"] += 1
             n_batches += 1
-            metrics = {"loss": float(loss.item()), **task.batch_metrics(logits.detach(), targets)}
+            metrics = {"loss": float(loss.item()), **objective.batch_metrics(logits.detach(), targets)}
             for key, value in metrics.items():
                 sums[key] = sums.get(key, 0.0) + value
             bar.set_postfix({key: f"{value / n_batches:.4f}" for key, value in sums.items()})
         bar.close()
         train_metrics = {f"train_{key}": value / max(n_batches, 1) for key, value in sums.items()}
-        val_metrics = task.validate(predict)
-        value = float(val_metrics[task.monitor.name])
+        val_metrics = objective.validate(predict)
+        value = float(val_metrics[objective.monitor.name])
         scheduler.step(value)
-        improved = task.monitor.better(value, state["best"])
+        improved = objective.monitor.better(value, state["best"])
         if improved:
             state.update(best=value, best_epoch=epoch, bad_epochs=0, best_metrics=dict(val_metrics))
             _save(torch, model.state_dict(), best_path)
@@ -324,7 +324,7 @@ def fit(task: TrainingTask, config: LoopConfig) -> FitResult:
                     "(best)" if improved else f"({state['bad_epochs']} without improvement)",
                     "; early stop" if state["stopped"] else "")
     if not best_path.exists():
-        raise ProcessingError(f"{run_dir}: no epoch produced a finite {task.monitor.name}; "
+        raise ProcessingError(f"{run_dir}: no epoch produced a finite {objective.monitor.name}; "
                               "nothing to export")
     model.load_state_dict(torch.load(best_path, map_location=device, weights_only=True))
     model.to(memory_format=torch.contiguous_format)

@@ -5,6 +5,18 @@ family up by name in that table and everything else follows from the object's fi
 ``if name == ...`` anywhere): which mask is the target, the crop margins, the spacing, which
 diagnoses a classifier sees and which class is positive.
 
+The two recipe classes, :class:`SegmentationRecipe` and :class:`ClassifierRecipe`, answer the same
+questions with the same methods (the :class:`Recipe` protocol), so
+:func:`~sct_lesion_classify.train.family.train_family` never asks which kind it holds:
+
+- the model card's contract, as the card's own dataclasses: :meth:`~Recipe.input_spec`,
+  :meth:`~Recipe.output_spec`, ``postprocessing``, ``decision``, ``architecture_details``;
+- the data: :meth:`~Recipe.usable` (a subject has what the family needs),
+  :meth:`~Recipe.load_sample` (its training sample, built by the functions inference uses);
+- the training objective (:mod:`~sct_lesion_classify.train.objectives`): ``objective_class``;
+- the export: ``export_network`` (the network with its output activation, and for classifiers
+  the class-activation map :data:`CAM_OUTPUT`) and ``example_hw``.
+
 Families and package names:
 
 ============================  ==============================  ============================
@@ -23,10 +35,23 @@ name ``<name>_t1c``), whose first channel is the cT1w image instead of zeros.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, ClassVar, Mapping, Protocol, Sequence
 
+from sct_lesion_classify.errors import InputError
+from sct_lesion_classify.modelpkg.card import (
+    Channel, Decision, InputSpec, Normalization, OutputSpec, Postprocessing,
+)
+from sct_lesion_classify.train import data as train_data
 from sct_lesion_classify.train.augment import AugmentConfig
+from sct_lesion_classify.train.export import with_cam, with_sigmoid
+from sct_lesion_classify.train.objectives import ClassifierObjective, SegmentationObjective
+
+logger = logging.getLogger(__name__)
+
+#: Name of the classifiers' class-activation-map output (``output.cam_tensor`` of their card).
+CAM_OUTPUT = "cam"
 
 
 @dataclass(frozen=True)
@@ -42,6 +67,65 @@ class Hyperparameters:
     lr_factor: float = 0.5
     min_lr: float = 1e-6
     weight_decay: float = 0.0
+
+
+class Recipe(Protocol):
+    """What the training command needs from a family (both recipe classes provide it)."""
+
+    family: str
+    name: str
+    task: str  # the card's task
+    description: str
+    architecture: str
+    architecture_details: Mapping[str, Any]
+    defaults: Hyperparameters
+    augment: AugmentConfig
+    cpu_bf16: bool
+    channels_last: bool
+    intended_use: str
+    #: The training objective, built as ``objective_class(model, recipe, train, val, batch_size=,
+    #: steps_per_epoch=, workers=)`` (a :class:`~sct_lesion_classify.train.loop.TrainingObjective`).
+    objective_class: ClassVar[type]
+    #: ``model`` as exported: with its output activation (and the CAM output).
+    export_network: ClassVar[Callable[[Any], Any]]
+
+    @property
+    def postprocessing(self) -> Postprocessing | None:
+        """The card's ``postprocessing`` defaults (segmentation models)."""
+
+    @property
+    def decision(self) -> Decision | None:
+        """The card's ``decision`` (classifiers)."""
+
+    @property
+    def example_hw(self) -> tuple[int, int]:
+        """(H, W) of the example input that traces the ONNX export."""
+
+    def input_spec(self) -> InputSpec:
+        """The card's ``input`` section."""
+
+    def output_spec(self) -> OutputSpec:
+        """The card's ``output`` section."""
+
+    def build_network(self) -> Any:
+        """A freshly initialized PyTorch network (logits out)."""
+
+    def usable(self, subject: Any) -> bool:
+        """Whether a BIDS subject has what this family trains on (logs why not)."""
+
+    def load_sample(self, subject: Any, input_spec: InputSpec) -> Any:
+        """The training sample of a usable subject, prepared as inference prepares its input."""
+
+    def t1c_variant(self) -> "Recipe":
+        """The variant whose first channel is the cT1w image (``--with-t1c``; classifiers only)."""
+
+
+def _has_files(recipe: Any, subject: Any, needed: Sequence[Any]) -> bool:
+    if any(path is None for path in needed):
+        logger.warning("%s: skipped for %s (missing image or label)", subject.participant_id,
+                       recipe.name)
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -81,30 +165,76 @@ class SegmentationRecipe:
     size_divisible_by: int
     patch_size: tuple[int, int]
     empty_fraction: float
-    postprocessing: Mapping[str, Any]
+    postprocessing: Postprocessing
     defaults: Hyperparameters
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     cpu_bf16: bool = False
     channels_last: bool = False
     intended_use: str = ""
+    objective_class: ClassVar[type] = SegmentationObjective
+    export_network: ClassVar[Callable[[Any], Any]] = staticmethod(with_sigmoid)  # sigmoid output
 
-    def input_section(self) -> dict[str, Any]:
-        """The card's ``input`` section."""
-        return {
-            "tensor": "input",
-            "layout": "NCHW",
-            "channels": [{"name": "T2w", "description":
-                          "sagittal T2w slice, z-scored over the "
-                          + ("cropped volume" if self.crop_margins_mm is not None else "whole volume")
-                          + "; padding takes the normalized minimum"}],
-            "slicing": "sagittal",
-            "spatial_size": None,
-            "size_divisible_by": self.size_divisible_by,
-            "spacing_mm": list(self.spacing_mm),
-            "normalization": {"method": "zscore", "clip": None, "rescale": None},
-            "crop_margins_mm": None if self.crop_margins_mm is None else list(self.crop_margins_mm),
-            "min_lesion_area_mm2": None,
-        }
+    @property
+    def decision(self) -> None:
+        """Segmentation models make no decision (the card's ``decision`` is null)."""
+        return None
+
+    @property
+    def example_hw(self) -> tuple[int, int]:
+        """A training patch (the exported network takes any size divisible by the card's)."""
+        return tuple(self.patch_size)
+
+    def input_spec(self) -> InputSpec:
+        """The card's ``input`` section: one z-scored T2w channel on the model grid."""
+        scope = "cropped volume" if self.crop_margins_mm is not None else "whole volume"
+        return InputSpec(
+            tensor="input",
+            layout="NCHW",
+            channels=(Channel("T2w", f"sagittal T2w slice, z-scored over the {scope}; padding "
+                                     "takes the normalized minimum"),),
+            slicing="sagittal",
+            spatial_size=None,
+            size_divisible_by=self.size_divisible_by,
+            spacing_mm=tuple(self.spacing_mm),
+            normalization=Normalization(method="zscore", clip=None, rescale=None),
+            crop_margins_mm=None if self.crop_margins_mm is None else tuple(self.crop_margins_mm),
+            min_lesion_area_mm2=None,
+        )
+
+    def output_spec(self) -> OutputSpec:
+        """The card's ``output`` section: the sigmoid probability of the family's target."""
+        return OutputSpec(tensor="output", activation="sigmoid", classes=("background", self.family),
+                          positive_class=self.family)
+
+    def usable(self, subject: Any) -> bool:
+        """A T2w image, the cord mask, and the lesion mask when the target is the lesion."""
+        needed = [subject.t2w, subject.cord_mask]
+        if self.needs_lesion_mask:
+            needed.append(subject.lesion_mask)
+        return _has_files(self, subject, needed)
+
+    def load_sample(self, subject: Any, input_spec: InputSpec) -> Any:
+        """The subject's slices on the model grid (:func:`~.data.segmentation_volume`)."""
+        loaded = train_data.load_subject(subject, cord=True, lesion=self.needs_lesion_mask)
+        return train_data.segmentation_volume(loaded, self, input_spec)
+
+
+    def t1c_variant(self) -> "SegmentationRecipe":
+        """Segmentation families have no cT1w variant.
+
+        Raises
+        ------
+        InputError
+            Always (``--with-t1c`` applies to the classifiers).
+        """
+        raise InputError(f"--with-t1c applies to the classifiers, not to {self.family}")
+
+
+#: The card's ``architecture.details`` of the classifiers.
+DENSENET_DETAILS: Mapping[str, Any] = {
+    "implementation": "monai.networks.nets.DenseNet121", "spatial_dims": 2, "in_channels": 3,
+    "out_channels": 1, "output": "sigmoid probability", "loss": "BCE",
+    "sampling": "equal halves per class, patient then slice"}
 
 
 @dataclass(frozen=True)
@@ -139,9 +269,12 @@ class ClassifierRecipe:
     channels_last: bool = True
     task: str = "classification"
     architecture: str = "DenseNet121"
+    architecture_details: Mapping[str, Any] = field(default_factory=lambda: dict(DENSENET_DETAILS))
     intended_use: str = ("Differential-diagnosis suggestion for intramedullary spinal cord lesions "
                          "on sagittal MRI, for researchers; the lesion mask should be reviewed "
                          "first. Research use only; not a medical device.")
+    objective_class: ClassVar[type] = ClassifierObjective
+    export_network: ClassVar[Callable[[Any], Any]] = staticmethod(with_cam)  # probability, CAM
 
     def t1c_variant(self) -> "ClassifierRecipe":
         """The same classifier with the cT1w channel (package ``<name>_t1c``)."""
@@ -158,31 +291,60 @@ class ClassifierRecipe:
         return int(self.class_of[diagnosis] == self.positive_class)
 
     def build_network(self) -> Any:
+        """DenseNet121, 3 input channels, one logit."""
         from sct_lesion_classify.train.networks.densenet import densenet121
 
         return densenet121(in_channels=3, out_channels=1)
 
-    def input_section(self) -> dict[str, Any]:
+    @property
+    def postprocessing(self) -> None:
+        """Classifiers have no mask to postprocess (the card's ``postprocessing`` is null)."""
+        return None
+
+    @property
+    def decision(self) -> Decision:
+        """Patient probability = mean of the slice probabilities; the low-confidence band."""
+        return Decision(aggregation="mean", low_confidence_band=self.low_confidence_band)
+
+    @property
+    def example_hw(self) -> tuple[int, int]:
+        """The fixed input size."""
+        return tuple(self.spatial_size)
+
+    def input_spec(self) -> InputSpec:
         """The card's ``input`` section (the contract of ``classify.inputs``)."""
-        return {
-            "tensor": "input",
-            "layout": "NCHW",
-            "channels": [
-                {"name": "cT1w", "description": "contrast-enhanced T1w in the T2w space, "
-                 "normalized like T2w (zeros when a subject has none)"} if self.with_t1c else
-                {"name": "zeros", "description": "the paper's cT1w channel, all zeros for this "
-                 "T2w-only model"},
-                {"name": "T2w", "description": "T2w"},
-                {"name": "lesion_mask", "description": "lesion mask, 0/1"},
-            ],
-            "slicing": "sagittal",
-            "spatial_size": list(self.spatial_size),
-            "size_divisible_by": 1,
-            "spacing_mm": None,
-            "normalization": {"method": "zscore", "clip": [-5.0, 5.0], "rescale": [0.0, 1.0]},
-            "crop_margins_mm": None,
-            "min_lesion_area_mm2": self.min_lesion_area_mm2,
-        }
+        first = (Channel("cT1w", "contrast-enhanced T1w in the T2w space, normalized like T2w "
+                                 "(zeros when a subject has none)") if self.with_t1c else
+                 Channel("zeros", "the paper's cT1w channel, all zeros for this T2w-only model"))
+        return InputSpec(
+            tensor="input",
+            layout="NCHW",
+            channels=(first, Channel("T2w", "T2w"), Channel("lesion_mask", "lesion mask, 0/1")),
+            slicing="sagittal",
+            spatial_size=tuple(self.spatial_size),
+            size_divisible_by=1,
+            spacing_mm=None,
+            normalization=Normalization(method="zscore", clip=(-5.0, 5.0), rescale=(0.0, 1.0)),
+            crop_margins_mm=None,
+            min_lesion_area_mm2=self.min_lesion_area_mm2,
+        )
+
+    def output_spec(self) -> OutputSpec:
+        """The card's ``output`` section: P(positive class), and the CAM output."""
+        return OutputSpec(tensor="output", activation="sigmoid", classes=tuple(self.classes),
+                          positive_class=self.positive_class, cam_tensor=CAM_OUTPUT)
+
+    def usable(self, subject: Any) -> bool:
+        """A diagnosis this model sees (others are left out silently), T2w and the lesion mask."""
+        if self.label_of(subject.diagnosis) is None:
+            return False
+        return _has_files(self, subject, [subject.t2w, subject.lesion_mask])
+
+    def load_sample(self, subject: Any, input_spec: InputSpec) -> Any:
+        """The subject's classifier slices (:func:`~.data.classifier_subject`)."""
+        loaded = train_data.load_subject(subject, lesion=True, t1c=self.with_t1c)
+        return train_data.classifier_subject(loaded, self.label_of(subject.diagnosis), input_spec)
+
 
 
 def _multiresunet() -> Any:
@@ -225,7 +387,7 @@ CORD = SegmentationRecipe(
     size_divisible_by=16,
     patch_size=(128, 128),
     empty_fraction=0.25,
-    postprocessing={"threshold": 0.5, "fill_holes": True, "largest": True, "remove_small": []},
+    postprocessing=Postprocessing(threshold=0.5, fill_holes=True, largest=True, remove_small=()),
     defaults=Hyperparameters(epochs=100, steps_per_epoch=100, batch_size=16, lr=1e-3,
                              patience=15, lr_patience=5),
     intended_use="Coarse spinal cord localization on sagittal T2w MRI, to place the crop box of "
@@ -252,8 +414,8 @@ LESION = SegmentationRecipe(
     size_divisible_by=16,
     patch_size=(96, 192),
     empty_fraction=0.25,
-    postprocessing={"threshold": 0.5, "fill_holes": True, "largest": False,
-                    "remove_small": ["20mm3"]},
+    postprocessing=Postprocessing(threshold=0.5, fill_holes=True, largest=False,
+                                  remove_small=("20mm3",)),
     defaults=Hyperparameters(epochs=200, steps_per_epoch=100, batch_size=8, lr=1e-3,
                              patience=20, lr_patience=7),
     intended_use="Intramedullary spinal cord lesion segmentation on sagittal T2w MRI, for "
@@ -297,7 +459,7 @@ MS_VS_NMOSD = ClassifierRecipe(
 )
 
 #: Every family the pipeline runs, by command-line name.
-RECIPES: dict[str, SegmentationRecipe | ClassifierRecipe] = {
+RECIPES: dict[str, Recipe] = {
     recipe.family: recipe
     for recipe in (CORD, LESION, TUMOR_VS_DEMYELINATING, ASTROCYTOMA_VS_EPENDYMOMA, MS_VS_NMOSD)
 }

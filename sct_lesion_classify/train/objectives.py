@@ -1,10 +1,16 @@
-"""The two kinds of training task that :func:`~sct_lesion_classify.train.loop.fit` runs.
+"""The two training objectives that :func:`~sct_lesion_classify.train.loop.fit` optimizes.
 
-:class:`SegmentationTask` (cord and lesion families): random patches of sagittal slices on the
+An objective is what a model family is trained for: its batches, loss, validation metrics and
+the monitored one (:class:`~sct_lesion_classify.train.loop.TrainingObjective`). (Not the card's
+``task``, which names what a package does at inference.) Besides what ``fit`` needs, each has
+``evaluate(samples, predict)`` and ``evaluable(samples)`` (the samples it can score), which
+:func:`~sct_lesion_classify.train.family.train_family` uses for the held-out metrics of the card.
+
+:class:`SegmentationObjective` (cord and lesion families): random patches of sagittal slices on the
 model grid, a share of them from slices without target; Dice + BCE loss; validation on whole
 slices, Dice per subject (monitored, higher is better).
 
-:class:`ClassifierTask` (the three DenseNet121 classifiers): slices drawn in equal halves per
+:class:`ClassifierObjective` (the three DenseNet121 classifiers): slices drawn in equal halves per
 class (a patient first, then one of its slices); BCE loss; validation per patient with the
 paper's rule (patient probability = mean of its slice probabilities). The monitored metric is the
 patient-level log loss of those probabilities: a proper score defined even when the validation
@@ -95,7 +101,7 @@ def dice_bce_loss(logits: Any, targets: Any) -> Any:
     return (1 - soft_dice) + F.binary_cross_entropy_with_logits(logits, targets)
 
 
-class SegmentationTask:
+class SegmentationObjective:
     """Cord or lesion segmentation on sagittal slices (see the module docstring)."""
 
     monitor = Monitor("val_dice", "max")
@@ -123,6 +129,11 @@ class SegmentationTask:
         self.groups = (positive, negative)
         self.dataset = _SegmentationDataset(self.train, self.items, recipe.patch_size,
                                             Augmenter(recipe.augment))
+
+    @staticmethod
+    def evaluable(volumes: Sequence[Any]) -> list[Any]:
+        """The volumes :meth:`evaluate` can score: all of them."""
+        return list(volumes)
 
     def train_loader(self, epoch: int, seed: int) -> Any:
         sampler = BalancedBatchSampler(self.groups, (1 - self.recipe.empty_fraction,
@@ -183,16 +194,18 @@ class _ClassifierDataset:
         return torch.from_numpy(sample), torch.tensor([float(subject.label)])
 
 
-class ClassifierTask:
+class ClassifierObjective:
     """Binary slice classifier with patient-level validation (see the module docstring)."""
 
     monitor = Monitor("val_patient_loss", "min")
 
     def __init__(self, model: Any, recipe: Any, train: Sequence[Any], val: Sequence[Any], *,
                  batch_size: int, steps_per_epoch: int, workers: int = 0) -> None:
+        if recipe.with_t1c and not any(s.has_t1c for s in train):
+            raise InputError(f"{recipe.name}: --with-t1c, but no training subject has a cT1w image "
+                             "(sub-XX_ce-gad_T1w.nii.gz)")
         self.model, self.recipe = model, recipe
-        self.train = [s for s in train if len(s.slice_indices)]
-        self.val = [s for s in val if len(s.slice_indices)]
+        self.train, self.val = self.evaluable(train), self.evaluable(val)
         for name, subjects in (("training", self.train), ("validation", self.val)):
             labels = {s.label for s in subjects}
             if name == "training" and labels != {0, 1}:
@@ -211,6 +224,11 @@ class ClassifierTask:
             groups[subject.label].append(group)
         self.groups = groups
         self.dataset = _ClassifierDataset(self.train, self.items, Augmenter(recipe.augment, clip=(0.0, 1.0)))
+
+    @staticmethod
+    def evaluable(subjects: Sequence[Any]) -> list[Any]:
+        """The subjects :meth:`evaluate` can score: those with at least one lesion slice."""
+        return [s for s in subjects if len(s.slice_indices)]
 
     def train_loader(self, epoch: int, seed: int) -> Any:
         sampler = BalancedBatchSampler(self.groups, (0.5, 0.5), self.batch_size, self.steps, seed, epoch)

@@ -1,0 +1,58 @@
+"""Training recipes: the card contract they build is the one of the shipped packages (no torch)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sct_lesion_classify.errors import InputError
+from sct_lesion_classify.modelpkg.card import ModelCard
+from sct_lesion_classify.train.family import card_skeleton
+from sct_lesion_classify.train.recipes import CAM_OUTPUT, CORD, RECIPES
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+
+
+@pytest.mark.parametrize("family", sorted(RECIPES))
+def test_recipe_builds_the_contract_of_the_bundled_package(family):
+    recipe = RECIPES[family]
+    shipped = ModelCard.load(MODELS / recipe.name / f"{recipe.name}.json")
+    assert recipe.input_spec() == shipped.input
+    assert recipe.output_spec() == shipped.output
+    assert recipe.postprocessing == shipped.postprocessing
+    assert recipe.decision == shipped.decision
+    assert dict(recipe.architecture_details) == dict(shipped.architecture.details)
+    assert recipe.task == shipped.task
+
+
+@pytest.mark.parametrize("family", sorted(RECIPES))
+def test_card_skeleton_is_a_valid_card_in_the_documented_key_order(family):
+    recipe = RECIPES[family]
+    document = card_skeleton(recipe, "1.2.3").to_json()
+    parsed = ModelCard.from_json(json.loads(json.dumps(document)))
+    assert parsed.to_json() == document
+    shipped = json.loads((MODELS / recipe.name / f"{recipe.name}.json").read_text())
+    assert list(document) == list(shipped)
+    assert list(document["input"]) == list(shipped["input"])
+    assert document["version"] == "1.2.3" and document["files"]["onnx"] == f"{recipe.name}.onnx"
+
+
+def test_classifiers_name_their_cam_output_and_segmenters_have_none():
+    for recipe in RECIPES.values():
+        cam = recipe.output_spec().cam_tensor
+        if recipe.task == "classification":
+            assert cam == CAM_OUTPUT
+            assert "cam_tensor" in card_skeleton(recipe, "0.1.0").to_json()["output"]
+        else:
+            assert cam is None
+            assert "cam_tensor" not in card_skeleton(recipe, "0.1.0").to_json()["output"]
+
+
+def test_t1c_variant_changes_the_first_channel_and_only_classifiers_have_one():
+    variant = RECIPES["ms_vs_nmosd"].t1c_variant()
+    assert variant.name == "ms_vs_nmosd_t1c"
+    assert [c.name for c in variant.input_spec().channels] == ["cT1w", "T2w", "lesion_mask"]
+    with pytest.raises(InputError, match="--with-t1c applies to the classifiers"):
+        CORD.t1c_variant()
