@@ -96,9 +96,7 @@ class LesionSegmenter:
     @property
     def default_postprocessing(self) -> Postprocessing:
         """The card's postprocessing defaults."""
-        defaults = self.package.card.postprocessing
-        return Postprocessing(threshold=defaults.threshold, fill_holes=defaults.fill_holes,
-                              largest=defaults.largest, remove_small=tuple(defaults.remove_small))
+        return self.package.card.postprocessing
 
     def segment(self, image: Image, cord: CordLocalization | None,
                 postprocessing: Postprocessing | None = None) -> LesionSegmentation:

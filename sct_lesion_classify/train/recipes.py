@@ -39,6 +39,7 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, ClassVar, Mapping, Protocol, Sequence
 
+from sct_lesion_classify.classify.inputs import CHANNEL_NAMES, T2W_ONLY_CHANNEL_NAMES
 from sct_lesion_classify.errors import InputError
 from sct_lesion_classify.modelpkg.card import (
     Channel, Decision, InputSpec, Normalization, OutputSpec, Postprocessing,
@@ -313,13 +314,15 @@ class ClassifierRecipe:
 
     def input_spec(self) -> InputSpec:
         """The card's ``input`` section (the contract of ``classify.inputs``)."""
-        first = (Channel("cT1w", "contrast-enhanced T1w in the T2w space, normalized like T2w "
-                                 "(zeros when a subject has none)") if self.with_t1c else
-                 Channel("zeros", "the paper's cT1w channel, all zeros for this T2w-only model"))
+        names = CHANNEL_NAMES if self.with_t1c else T2W_ONLY_CHANNEL_NAMES
+        descriptions = (("contrast-enhanced T1w in the T2w space, normalized like T2w "
+                         "(zeros when a subject has none)") if self.with_t1c else
+                        "the paper's cT1w channel, all zeros for this T2w-only model",
+                        "T2w", "lesion mask, 0/1")
         return InputSpec(
             tensor="input",
             layout="NCHW",
-            channels=(first, Channel("T2w", "T2w"), Channel("lesion_mask", "lesion mask, 0/1")),
+            channels=tuple(Channel(n, d) for n, d in zip(names, descriptions)),
             slicing="sagittal",
             spatial_size=tuple(self.spatial_size),
             size_divisible_by=1,
