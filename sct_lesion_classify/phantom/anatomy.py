@@ -52,6 +52,11 @@ TISSUE: dict[str, tuple[float, float]] = {
 }
 
 
+def disc_level(segment: int) -> float:
+    """Level coordinate of the middle of the disc at the bottom of ``segment`` (1 ... 23 have one)."""
+    return float(segment + 1.0 - _DISC_FRACTION[segment] / 2)
+
+
 @dataclass(frozen=True)
 class Spine:
     """Superior-inferior position of the vertebral segments.

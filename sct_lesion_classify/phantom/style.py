@@ -1,0 +1,530 @@
+"""Styles of the phantom and the ranges their random parameters are drawn from.
+
+Three styles (``STYLES``):
+
+- ``realistic``: the clinical sagittal T2w protocol of ``geometry`` and ``render`` (the default,
+  unchanged; it draws nothing from this module).
+- ``randomised``: domain randomisation as SynthSeg (Billot et al., MedIA 2023). For every subject,
+  :func:`draw_style` draws from :data:`RANDOMISED` the acquisition (voxel size, 2D or isotropic 3D,
+  field of view, crop), the posture (tilt in both planes, curvature, scoliosis), the contrast (the
+  intensity of every tissue), the acquisition artefacts and the structures outside the cord that
+  look like lesions. The lesion classes keep their statistics: this module changes appearance and
+  geometry only.
+- ``shifted``: a family held out from training on purpose, for evaluation only. Its
+  :data:`SHIFTED` ranges equal :data:`HELD_OUT` for three parameters and ``randomised`` never draws
+  inside :data:`HELD_OUT` (rejection or a uniform draw over the complement), so a model trained on
+  ``randomised`` never saw the slice thickness, the coronal tilt or the CSF/cord contrast of a
+  ``shifted`` subject. Everything else is shared.
+
+Every draw is a frozen dataclass (:class:`StyleParams`); :meth:`StyleRanges.violations` checks a
+draw against its ranges (the tests draw thousands). Numpy only: nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+STYLES = ("realistic", "randomised", "shifted")
+RANDOM_STYLES = ("randomised", "shifted")
+
+Interval = tuple[float, float]
+
+#: Tissues whose intensity is drawn (keys of ``anatomy.TISSUE``, plus ``vessel`` for the vessels
+#: added by ``lookalikes``). CSF is 1000 on the realistic scale.
+TISSUES: tuple[str, ...] = (
+    "air", "csf", "cord", "fat", "epidural_fat", "venous_plexus", "muscle", "cortical", "marrow",
+    "annulus", "nucleus", "ligament", "brain", "lung", "flow_void", "heart", "joint", "viscera",
+    "vessel")
+FAT_TISSUES = ("fat", "epidural_fat", "marrow")
+CONTRAST_MODES = ("independent", "t2_like", "fat_suppressed", "low_contrast", "csf_dark")
+NOISE_TYPES = ("rician", "gaussian")
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """Parameter intervals reserved for the ``shifted`` style (closed intervals).
+
+    Attributes
+    ----------
+    slice_thickness_mm
+        Slice thickness and spacing between slices (an intermediate 2D protocol).
+    roll_abs_deg
+        Absolute tilt of the spine in the coronal plane (``PostureDraw.roll_deg``).
+    csf_to_cord
+        CSF intensity over cord intensity on the T2w channel (CSF darker than the cord).
+    """
+
+    slice_thickness_mm: Interval = (1.7, 2.3)
+    roll_abs_deg: Interval = (8.0, 12.0)
+    csf_to_cord: Interval = (0.25, 0.5)
+
+
+HELD_OUT = HeldOut()
+
+
+@dataclass(frozen=True)
+class StyleRanges:
+    """The stated ranges of one style. Intervals are ``(low, high)``; counts are integer intervals.
+
+    Attributes
+    ----------
+    pixel_mm
+        In-plane (A-P and S-I) pixel size of 2D acquisitions.
+    slice_thickness_mm
+        Slice thickness of 2D acquisitions.
+    slice_gap
+        Spacing between slices over thickness, minus 1 (2D).
+    isotropic_prob, isotropic_mm
+        Probability of an isotropic 3D acquisition, and its voxel size.
+    fov_si_mm, fov_ap_fraction, slab_mm
+        Field of view: superior-inferior length, anterior-posterior size as a fraction of it,
+        right-left coverage of the sagittal slab. The field of view is enlarged where the whole
+        lesion would not fit (see ``framing``).
+    crop_prob, crop_si_mm, crop_ap_mm, crop_rl_mm
+        Probability of a small cropped field of view (as the shared real scan, 131 x 141 x 16 at
+        1 mm) and its sizes; a crop may cut the lesion.
+    max_voxels
+        Voxel budget: larger fields of view are reduced (``framing``).
+    pitch_deg, roll_abs_deg
+        Tilt of the spine in the sagittal plane (head flexion / extension) and, in absolute value,
+        in the coronal plane.
+    lordosis_mm, kyphosis_mm, lumbar_lordosis_mm
+        Amplitudes of the sagittal curvature (negative lordosis: a kyphotic neck).
+    scoliosis_mm, scoliosis_wavelength_mm
+        Amplitude and wavelength of the lateral (coronal) curve.
+    contrast_modes
+        ``(mode, probability)`` pairs (see :func:`draw_contrast`).
+    tissue, air
+        Range of every tissue's T2w intensity, and of air (no signal in any sequence).
+    t2_jitter
+        Log-normal SD of the ``t2_like`` modes around the realistic values.
+    fat_suppression
+        Factor on fat, epidural fat and marrow in ``fat_suppressed``.
+    low_contrast_csf_to_cord
+        CSF over cord in ``low_contrast``.
+    csf_dark_csf_to_cord
+        CSF over cord in ``csf_dark`` (the shifted style's contrast).
+    lesion_gamma
+        Lesion intensity is ``cord * ratio ** gamma`` (``ratio``: the lesion's own T2 ratio to the
+        cord, drawn by ``lesions`` as before).
+    bias_coeff
+        MONAI ``RandBiasField`` coefficient range ``(-c, c)``, c drawn here (degree 3).
+    noise_types, noise_fraction
+        Noise type and its standard deviation as a fraction of the image's 99th percentile.
+    blur_sigma_vox
+        Gaussian blur per axis, in voxels.
+    gibbs_prob, gibbs_alpha
+        Probability of Gibbs ringing (MONAI ``GibbsNoise``) and its alpha.
+    spike_prob
+        Probability of a k-space spike (MONAI ``KSpaceSpikeNoise``).
+    gamma
+        Contrast gamma (MONAI ``AdjustContrast``).
+    output_p99
+        The stored integers' 99th percentile.
+    bright_blobs, vessels, flow_voids
+        Counts of lesion-like bright spots outside the cord (fat, haemangioma), vessels and CSF flow
+        voids.
+    muscle_texture, csf_pulsation
+        Amplitude of the muscle texture and of the CSF pulsation (relative intensity variation).
+    disc_degeneration
+        Probability that a disc's nucleus is degenerated (dark).
+    compression_prob, compression_fraction
+        Probability of a compressed level (disc bulge), and the A-P cord diameter left there.
+    exclude
+        Intervals never drawn (:data:`HELD_OUT` for ``randomised``), or None.
+    """
+
+    pixel_mm: Interval
+    slice_thickness_mm: Interval
+    isotropic_prob: float
+    isotropic_mm: Interval
+    roll_abs_deg: Interval
+    contrast_modes: tuple[tuple[str, float], ...]
+    exclude: HeldOut | None
+    slice_gap: Interval = (0.0, 0.1)
+    fov_si_mm: Interval = (100.0, 400.0)
+    fov_ap_fraction: Interval = (0.5, 1.0)
+    slab_mm: Interval = (20.0, 140.0)
+    crop_prob: float = 0.15
+    crop_si_mm: Interval = (16.0, 100.0)
+    crop_ap_mm: Interval = (40.0, 160.0)
+    crop_rl_mm: Interval = (16.0, 140.0)
+    max_voxels: int = 4_000_000
+    pitch_deg: Interval = (-35.0, 35.0)
+    lordosis_mm: Interval = (-12.0, 20.0)
+    kyphosis_mm: Interval = (0.0, 45.0)
+    lumbar_lordosis_mm: Interval = (0.0, 35.0)
+    scoliosis_mm: Interval = (0.0, 20.0)
+    scoliosis_wavelength_mm: Interval = (200.0, 600.0)
+    tissue: Interval = (0.0, 1000.0)
+    air: Interval = (0.0, 60.0)
+    t2_jitter: float = 0.25
+    fat_suppression: Interval = (0.05, 0.3)
+    low_contrast_csf_to_cord: Interval = (0.8, 1.3)
+    csf_dark_csf_to_cord: Interval = HELD_OUT.csf_to_cord
+    lesion_gamma: Interval = (0.6, 1.4)
+    bias_coeff: Interval = (0.0, 0.5)
+    noise_types: tuple[str, ...] = NOISE_TYPES
+    noise_fraction: Interval = (0.005, 0.08)
+    blur_sigma_vox: Interval = (0.0, 1.0)
+    gibbs_prob: float = 0.3
+    gibbs_alpha: Interval = (0.05, 0.5)
+    spike_prob: float = 0.1
+    gamma: Interval = (0.7, 1.5)
+    output_p99: Interval = (300.0, 3000.0)
+    bright_blobs: tuple[int, int] = (0, 6)
+    vessels: tuple[int, int] = (0, 4)
+    flow_voids: tuple[int, int] = (0, 8)
+    muscle_texture: Interval = (0.0, 0.35)
+    csf_pulsation: Interval = (0.0, 0.3)
+    disc_degeneration: Interval = (0.0, 0.8)
+    compression_prob: float = 0.3
+    compression_fraction: Interval = (0.45, 0.85)
+
+    def violations(self, params: "StyleParams") -> list[str]:
+        """What in ``params`` lies outside these ranges or inside ``exclude`` (empty: all fine)."""
+        return _violations(self, params)
+
+
+RANDOMISED = StyleRanges(
+    pixel_mm=(0.3, 1.2), slice_thickness_mm=(0.8, 4.0), isotropic_prob=0.3, isotropic_mm=(0.8, 1.2),
+    roll_abs_deg=(0.0, 25.0),
+    contrast_modes=(("independent", 0.5), ("t2_like", 0.25), ("fat_suppressed", 0.15),
+                    ("low_contrast", 0.10)),
+    exclude=HELD_OUT)
+
+SHIFTED = StyleRanges(
+    pixel_mm=(0.5, 0.9), slice_thickness_mm=HELD_OUT.slice_thickness_mm, isotropic_prob=0.0,
+    isotropic_mm=(0.8, 1.2), roll_abs_deg=HELD_OUT.roll_abs_deg,
+    contrast_modes=(("csf_dark", 1.0),), exclude=None, slice_gap=(0.0, 0.0))
+
+RANGES: Mapping[str, StyleRanges] = {"randomised": RANDOMISED, "shifted": SHIFTED}
+
+
+# ----------------------------------------------------------------------------------------------
+# what is drawn
+
+
+@dataclass(frozen=True)
+class AcquisitionDraw:
+    """Voxel size and field of view (mm) of one subject, as drawn (``framing`` realises them)."""
+
+    pixel_mm: float
+    slice_thickness_mm: float
+    slice_spacing_mm: float
+    isotropic: bool
+    cropped: bool
+    fov_si_mm: float
+    fov_ap_mm: float
+    slab_mm: float
+
+
+@dataclass(frozen=True)
+class PostureDraw:
+    """Tilt (degrees) and curvature (mm) of the spine in the field of view."""
+
+    pitch_deg: float
+    roll_deg: float
+    lordosis_mm: float
+    kyphosis_mm: float
+    lumbar_lordosis_mm: float
+    scoliosis_mm: float
+    scoliosis_wavelength_mm: float
+    scoliosis_phase: float
+
+
+@dataclass(frozen=True)
+class ContrastDraw:
+    """T2w (and cT1w) intensity of every tissue, and the lesion gamma."""
+
+    mode: str
+    t2: tuple[tuple[str, float], ...]
+    t1: tuple[tuple[str, float], ...]
+    lesion_gamma: float
+
+    def t2_of(self, tissue: str) -> float:
+        return dict(self.t2)[tissue]
+
+    def t1_of(self, tissue: str) -> float:
+        return dict(self.t1)[tissue]
+
+    @property
+    def csf_to_cord(self) -> float:
+        return self.t2_of("csf") / max(self.t2_of("cord"), 1e-6)
+
+
+@dataclass(frozen=True)
+class ArtefactDraw:
+    """Acquisition artefacts, applied by ``artefacts.apply_artefacts`` (MONAI)."""
+
+    bias_coeff: float
+    noise_type: str
+    noise_fraction: float
+    blur_sigma_vox: tuple[float, float, float]
+    gibbs_alpha: float          # 0: no ringing
+    spike: bool
+    gamma: float
+    output_p99: float
+    seed: int                   # seeds the MONAI transforms (set_random_state)
+
+
+@dataclass(frozen=True)
+class LookalikeDraw:
+    """Structures outside the cord that look like lesions, and degenerative changes."""
+
+    bright_blobs: int
+    vessels: int
+    flow_voids: int
+    muscle_texture: float
+    csf_pulsation: float
+    disc_degeneration: float
+    compression_fraction: float | None   # None: no compressed level
+
+
+@dataclass(frozen=True)
+class StyleParams:
+    """Everything drawn for one subject of a random style."""
+
+    style: str
+    acquisition: AcquisitionDraw
+    posture: PostureDraw
+    contrast: ContrastDraw
+    artefacts: ArtefactDraw
+    lookalikes: LookalikeDraw = field(default_factory=lambda: LookalikeDraw(0, 0, 0, 0.0, 0.0, 0.0, None))
+
+
+# ----------------------------------------------------------------------------------------------
+# drawing
+
+
+def uniform_outside(rng: np.random.Generator, interval: Interval, hole: Interval | None) -> float:
+    """Uniform draw on ``interval`` minus the closed ``hole`` (one draw, no rejection)."""
+    lo, hi = interval
+    if hole is None or hole[1] <= lo or hole[0] >= hi:
+        return float(rng.uniform(lo, hi))
+    left = max(hole[0] - lo, 0.0)
+    right = max(hi - hole[1], 0.0)
+    if left + right <= 0:
+        raise ValueError(f"{interval} lies inside the excluded {hole}")
+    u = float(rng.uniform(0.0, left + right))
+    value = lo + u if u < left else hole[1] + (u - left)
+    if hole[0] <= value <= hole[1]:  # the closed hole's edges (probability 0, kept exact)
+        value = np.nextafter(hole[1], np.inf) if value >= hole[1] else np.nextafter(hole[0], -np.inf)
+    return float(value)
+
+
+def draw_style(rng: np.random.Generator, style: str,
+               ranges: StyleRanges | None = None) -> StyleParams:
+    """Draw the parameters of one subject of ``style`` (``randomised`` or ``shifted``).
+
+    Raises
+    ------
+    ValueError
+        ``realistic`` or an unknown style.
+    """
+    if style not in RANGES:
+        raise ValueError(f"no random parameters for style {style!r}; choose from {', '.join(RANGES)}")
+    ranges = RANGES[style] if ranges is None else ranges
+    return StyleParams(style, draw_acquisition(rng, ranges), draw_posture(rng, ranges),
+                       draw_contrast(rng, ranges), draw_artefacts(rng, ranges),
+                       draw_lookalikes(rng, ranges))
+
+
+def draw_acquisition(rng: np.random.Generator, ranges: StyleRanges) -> AcquisitionDraw:
+    hole = ranges.exclude.slice_thickness_mm if ranges.exclude else None
+    isotropic = bool(rng.random() < ranges.isotropic_prob)
+    if isotropic:
+        pixel = float(rng.uniform(*ranges.isotropic_mm))
+        thickness = spacing = pixel
+    else:
+        pixel = float(rng.uniform(*ranges.pixel_mm))
+        stretch = 1.0 + float(rng.uniform(*ranges.slice_gap))
+        # neither the thickness nor the spacing (thickness * stretch) in the hole
+        thickness = uniform_outside(rng, ranges.slice_thickness_mm,
+                                    None if hole is None else (hole[0] / stretch, hole[1]))
+        spacing = thickness * stretch
+    cropped = bool(rng.random() < ranges.crop_prob)
+    if cropped:
+        fov_si = float(rng.uniform(*ranges.crop_si_mm))
+        fov_ap = float(rng.uniform(*ranges.crop_ap_mm))
+        slab = float(rng.uniform(*ranges.crop_rl_mm))
+    else:
+        fov_si = float(rng.uniform(*ranges.fov_si_mm))
+        fov_ap = fov_si * float(rng.uniform(*ranges.fov_ap_fraction))
+        slab = float(rng.uniform(*ranges.slab_mm))
+    return AcquisitionDraw(pixel, thickness, spacing, isotropic, cropped, fov_si, fov_ap, slab)
+
+
+def draw_posture(rng: np.random.Generator, ranges: StyleRanges) -> PostureDraw:
+    hole = ranges.exclude.roll_abs_deg if ranges.exclude else None
+    roll = uniform_outside(rng, ranges.roll_abs_deg, hole) * (1.0 if rng.random() < 0.5 else -1.0)
+    return PostureDraw(
+        pitch_deg=float(rng.uniform(*ranges.pitch_deg)), roll_deg=roll,
+        lordosis_mm=float(rng.uniform(*ranges.lordosis_mm)),
+        kyphosis_mm=float(rng.uniform(*ranges.kyphosis_mm)),
+        lumbar_lordosis_mm=float(rng.uniform(*ranges.lumbar_lordosis_mm)),
+        scoliosis_mm=float(rng.uniform(*ranges.scoliosis_mm)),
+        scoliosis_wavelength_mm=float(rng.uniform(*ranges.scoliosis_wavelength_mm)),
+        scoliosis_phase=float(rng.uniform(0.0, 2 * np.pi)))
+
+
+def draw_contrast(rng: np.random.Generator, ranges: StyleRanges) -> ContrastDraw:
+    """Tissue intensities for one subject.
+
+    Modes: ``independent`` (every tissue uniform in ``tissue``, as SynthSeg: fat, muscle or CSF may
+    be brighter than the cord, or darker), ``t2_like`` (the realistic T2w values with log-normal
+    jitter), ``fat_suppressed`` (t2_like with fat, epidural fat and marrow dimmed),
+    ``low_contrast`` (t2_like with CSF close to the cord), ``csf_dark`` (t2_like with CSF darker
+    than the cord: the shifted family). The CSF/cord ratio never falls in ``exclude.csf_to_cord``
+    (CSF is drawn again).
+    """
+    from sct_lesion_classify.phantom.anatomy import TISSUE
+
+    names, weights = zip(*ranges.contrast_modes)
+    mode = str(names[int(rng.choice(len(names), p=np.asarray(weights) / np.sum(weights)))])
+    lo, hi = ranges.tissue
+
+    def bounded(tissue: str, value: float) -> float:
+        low, high = ranges.air if tissue == "air" else ranges.tissue
+        return float(np.clip(value, low, high))
+
+    def reference(tissue: str, channel: int) -> float:
+        return TISSUE[tissue][channel] if tissue in TISSUE else (450.0, 450.0)[channel]
+
+    def jittered(channel: int) -> dict[str, float]:
+        return {t: bounded(t, reference(t, channel) * float(np.exp(rng.normal(0.0, ranges.t2_jitter))))
+                for t in TISSUES}
+
+    if mode == "independent":
+        t2 = {t: float(rng.uniform(*(ranges.air if t == "air" else ranges.tissue))) for t in TISSUES}
+    else:
+        t2 = jittered(0)
+        if mode == "fat_suppressed":
+            for t in FAT_TISSUES:
+                t2[t] = bounded(t, t2[t] * float(rng.uniform(*ranges.fat_suppression)))
+        elif mode == "low_contrast":
+            t2["csf"] = bounded("csf", t2["cord"] * float(rng.uniform(*ranges.low_contrast_csf_to_cord)))
+        elif mode == "csf_dark":
+            t2["cord"] = float(rng.uniform(0.3 * hi, hi))
+            t2["csf"] = bounded("csf", t2["cord"] * float(rng.uniform(*ranges.csf_dark_csf_to_cord)))
+    t2["cord"] = max(t2["cord"], 0.02 * (hi - lo))   # a cord with some signal: lesions are ratios of it
+    if ranges.exclude is not None:
+        hole = ranges.exclude.csf_to_cord
+        if hole[0] <= t2["csf"] / t2["cord"] <= hole[1]:
+            t2["csf"] = uniform_outside(rng, ranges.tissue, (t2["cord"] * hole[0], t2["cord"] * hole[1]))
+    t1 = jittered(1)
+    return ContrastDraw(mode, tuple(t2.items()), tuple(t1.items()),
+                        float(rng.uniform(*ranges.lesion_gamma)))
+
+
+def draw_artefacts(rng: np.random.Generator, ranges: StyleRanges) -> ArtefactDraw:
+    sigma_lo, sigma_hi = ranges.blur_sigma_vox
+    return ArtefactDraw(
+        bias_coeff=float(rng.uniform(*ranges.bias_coeff)),
+        noise_type=str(ranges.noise_types[int(rng.integers(len(ranges.noise_types)))]),
+        noise_fraction=float(rng.uniform(*ranges.noise_fraction)),
+        blur_sigma_vox=(float(rng.uniform(sigma_lo, (sigma_lo + sigma_hi) / 2)),  # across slices
+                        float(rng.uniform(sigma_lo, sigma_hi)), float(rng.uniform(sigma_lo, sigma_hi))),
+        gibbs_alpha=float(rng.uniform(*ranges.gibbs_alpha)) if rng.random() < ranges.gibbs_prob else 0.0,
+        spike=bool(rng.random() < ranges.spike_prob),
+        gamma=float(rng.uniform(*ranges.gamma)),
+        output_p99=float(rng.uniform(*ranges.output_p99)),
+        seed=int(rng.integers(2**31 - 1)))
+
+
+def draw_lookalikes(rng: np.random.Generator, ranges: StyleRanges) -> LookalikeDraw:
+    def count(bounds: tuple[int, int]) -> int:
+        return int(rng.integers(bounds[0], bounds[1] + 1))
+
+    compressed = rng.random() < ranges.compression_prob
+    fraction = float(rng.uniform(*ranges.compression_fraction))
+    return LookalikeDraw(
+        bright_blobs=count(ranges.bright_blobs), vessels=count(ranges.vessels),
+        flow_voids=count(ranges.flow_voids),
+        muscle_texture=float(rng.uniform(*ranges.muscle_texture)),
+        csf_pulsation=float(rng.uniform(*ranges.csf_pulsation)),
+        disc_degeneration=float(rng.uniform(*ranges.disc_degeneration)),
+        compression_fraction=fraction if compressed else None)
+
+
+# ----------------------------------------------------------------------------------------------
+# checking
+
+
+def _inside(value: float, interval: Interval, tol: float = 1e-9) -> bool:
+    return interval[0] - tol <= value <= interval[1] + tol
+
+
+def _violations(ranges: StyleRanges, params: StyleParams) -> list[str]:
+    out: list[str] = []
+
+    def need(ok: bool, text: str) -> None:
+        if not ok:
+            out.append(text)
+
+    acq, pose, con, art, look = (params.acquisition, params.posture, params.contrast,
+                                 params.artefacts, params.lookalikes)
+    if acq.isotropic:
+        need(_inside(acq.pixel_mm, ranges.isotropic_mm), f"isotropic voxel {acq.pixel_mm}")
+        need(acq.pixel_mm == acq.slice_thickness_mm == acq.slice_spacing_mm, "isotropic voxel not cubic")
+    else:
+        need(_inside(acq.pixel_mm, ranges.pixel_mm), f"pixel {acq.pixel_mm}")
+        need(_inside(acq.slice_thickness_mm, ranges.slice_thickness_mm),
+             f"slice thickness {acq.slice_thickness_mm}")
+        gap = acq.slice_spacing_mm / acq.slice_thickness_mm - 1.0
+        need(_inside(gap, ranges.slice_gap), f"slice gap {gap}")
+    need(_inside(acq.slice_thickness_mm, (min(ranges.slice_thickness_mm[0], ranges.isotropic_mm[0]),
+                                          max(ranges.slice_thickness_mm[1], ranges.isotropic_mm[1]))),
+         f"thickness {acq.slice_thickness_mm}")
+    si, ap, rl = ((ranges.crop_si_mm, ranges.crop_ap_mm, ranges.crop_rl_mm) if acq.cropped else
+                  (ranges.fov_si_mm, (ranges.fov_si_mm[0] * ranges.fov_ap_fraction[0],
+                                      ranges.fov_si_mm[1] * ranges.fov_ap_fraction[1]), ranges.slab_mm))
+    need(_inside(acq.fov_si_mm, si), f"S-I field of view {acq.fov_si_mm}")
+    need(_inside(acq.fov_ap_mm, ap), f"A-P field of view {acq.fov_ap_mm}")
+    need(_inside(acq.slab_mm, rl), f"slab {acq.slab_mm}")
+    need(_inside(pose.pitch_deg, ranges.pitch_deg), f"pitch {pose.pitch_deg}")
+    need(_inside(abs(pose.roll_deg), ranges.roll_abs_deg), f"roll {pose.roll_deg}")
+    for name in ("lordosis_mm", "kyphosis_mm", "lumbar_lordosis_mm", "scoliosis_mm",
+                 "scoliosis_wavelength_mm"):
+        need(_inside(getattr(pose, name), getattr(ranges, name)), f"{name} {getattr(pose, name)}")
+    need(con.mode in dict(ranges.contrast_modes), f"contrast mode {con.mode}")
+    for tissue, value in con.t2:
+        need(_inside(value, ranges.air if tissue == "air" else ranges.tissue), f"T2w {tissue} {value}")
+    need(_inside(con.lesion_gamma, ranges.lesion_gamma), f"lesion gamma {con.lesion_gamma}")
+    if con.mode == "csf_dark":
+        need(_inside(con.csf_to_cord, ranges.csf_dark_csf_to_cord), f"CSF/cord {con.csf_to_cord}")
+    need(_inside(art.bias_coeff, ranges.bias_coeff), f"bias {art.bias_coeff}")
+    need(art.noise_type in ranges.noise_types, f"noise {art.noise_type}")
+    need(_inside(art.noise_fraction, ranges.noise_fraction), f"noise level {art.noise_fraction}")
+    need(all(_inside(s, ranges.blur_sigma_vox) for s in art.blur_sigma_vox), f"blur {art.blur_sigma_vox}")
+    need(art.gibbs_alpha == 0.0 or _inside(art.gibbs_alpha, ranges.gibbs_alpha), f"Gibbs {art.gibbs_alpha}")
+    need(_inside(art.gamma, ranges.gamma), f"gamma {art.gamma}")
+    need(_inside(art.output_p99, ranges.output_p99), f"output level {art.output_p99}")
+    for name in ("bright_blobs", "vessels", "flow_voids"):
+        need(_inside(getattr(look, name), getattr(ranges, name)), f"{name} {getattr(look, name)}")
+    for name in ("muscle_texture", "csf_pulsation", "disc_degeneration"):
+        need(_inside(getattr(look, name), getattr(ranges, name)), f"{name} {getattr(look, name)}")
+    if look.compression_fraction is not None:
+        need(_inside(look.compression_fraction, ranges.compression_fraction),
+             f"compression {look.compression_fraction}")
+    if ranges.exclude is not None:
+        out.extend(held_out_hits(params, ranges.exclude))
+    return out
+
+
+def held_out_hits(params: StyleParams, held_out: HeldOut = HELD_OUT) -> list[str]:
+    """The parameters of ``params`` that fall inside ``held_out`` (empty: none)."""
+    hits = []
+    for name in ("slice_thickness_mm", "slice_spacing_mm"):
+        value = getattr(params.acquisition, name)
+        if _inside(value, held_out.slice_thickness_mm, 0.0):
+            hits.append(f"{name} {value} is held out")
+    if _inside(abs(params.posture.roll_deg), held_out.roll_abs_deg, 0.0):
+        hits.append(f"roll {params.posture.roll_deg} is held out")
+    if _inside(params.contrast.csf_to_cord, held_out.csf_to_cord, 0.0):
+        hits.append(f"CSF/cord {params.contrast.csf_to_cord} is held out")
+    return hits
+
