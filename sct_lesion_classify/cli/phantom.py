@@ -68,8 +68,11 @@ def _body(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
+    from sct_lesion_classify.phantom.artefacts import require_monai
     from sct_lesion_classify.phantom.dataset import write_dataset
 
+    if args.style != "realistic":
+        require_monai(args.style)  # before the progress bar: the error stays one line
     logger = logging.getLogger("sct_lesion_classify")
     with tqdm(total=args.n, desc="phantom", unit="subject", file=sys.stderr,
               disable=args.v == 0) as bar:

@@ -3,7 +3,8 @@
 Library: MONAI, which the project already installs for training (the ``train`` extra), for
 ``RandBiasField`` (receive-coil sensitivity: exp of a degree-3 polynomial), ``GaussianSmooth``
 (point-spread function, a blur per axis), ``GibbsNoise`` (truncation ringing), ``RandKSpaceSpikeNoise``
-(a spike: herringbone stripes), ``RandRicianNoise`` / ``RandGaussianNoise`` and ``AdjustContrast``
+(a spike: herringbone stripes; its amplitude is drawn here, MONAI's default is
+derived from the mean log k-space magnitude, which means nothing for piecewise-constant images), ``RandRicianNoise`` / ``RandGaussianNoise`` and ``AdjustContrast``
 (gamma). Their strengths are drawn by ``style.draw_artefacts`` (so the tests can check them against
 ``StyleRanges``); what a transform draws itself (bias coefficients, noise, spike position) comes from
 ``ArtefactDraw.seed`` through ``set_random_state``, so a subject is deterministic.
@@ -37,7 +38,7 @@ def require_monai(style: str) -> None:
         import monai.transforms  # noqa: F401
         import torch  # noqa: F401
     except ImportError as exc:
-        missing = getattr(exc, "name", None) or "monai"
+        missing = (getattr(exc, "name", None) or "monai").split(".")[0]
         raise InputError(f"style {style!r} needs MONAI and PyTorch ({missing} is not installed: "
                          f"pip install 'sct_lesion_classify[train]'); the realistic style does not") from None
 
@@ -57,7 +58,7 @@ def apply_artefacts(image: np.ndarray, draw: ArtefactDraw, *, seed_offset: int =
 
     set_track_meta(False)
     seeds = np.random.SeedSequence([draw.seed, seed_offset]).generate_state(3)
-    volume = np.ascontiguousarray(image, dtype=np.float32)[None]  # MONAI: channel first
+    volume = np.array(image, dtype=np.float32)[None]  # a copy (the input is kept); channel first
     if draw.bias_coeff > 0:
         bias = RandBiasField(degree=3, coeff_range=(-draw.bias_coeff, draw.bias_coeff), prob=1.0)
         bias.set_random_state(seed=int(seeds[0]))
@@ -66,8 +67,10 @@ def apply_artefacts(image: np.ndarray, draw: ArtefactDraw, *, seed_offset: int =
         volume = _numpy(GaussianSmooth(sigma=draw.blur_sigma_vox)(volume))
     if draw.gibbs_alpha > 0:
         volume = _numpy(GibbsNoise(alpha=draw.gibbs_alpha)(volume))
-    if draw.spike:
-        spike = RandKSpaceSpikeNoise(prob=1.0)
+    if draw.spike_amplitude > 0:
+        # stripes of amplitude A / N for a k-space point of magnitude A (unnormalised FFT, N voxels)
+        log_intensity = float(np.log(max(float(volume.sum()), 1e-3) * draw.spike_amplitude))
+        spike = RandKSpaceSpikeNoise(prob=1.0, intensity_range=(log_intensity, log_intensity))
         spike.set_random_state(seed=int(seeds[1]))
         volume = _numpy(spike(volume))
     level = max(float(np.percentile(volume, 99)), 1e-3)

@@ -118,8 +118,9 @@ class StyleRanges:
         Gaussian blur per axis, in voxels.
     gibbs_prob, gibbs_alpha
         Probability of Gibbs ringing (MONAI ``GibbsNoise``) and its alpha.
-    spike_prob
-        Probability of a k-space spike (MONAI ``KSpaceSpikeNoise``).
+    spike_prob, spike_amplitude
+        Probability of a k-space spike (MONAI ``RandKSpaceSpikeNoise``), and the amplitude of its
+        stripes as a fraction of the mean image intensity.
     gamma
         Contrast gamma (MONAI ``AdjustContrast``).
     output_p99
@@ -173,6 +174,7 @@ class StyleRanges:
     gibbs_prob: float = 0.3
     gibbs_alpha: Interval = (0.05, 0.5)
     spike_prob: float = 0.1
+    spike_amplitude: Interval = (0.05, 0.3)
     gamma: Interval = (0.7, 1.5)
     output_p99: Interval = (300.0, 3000.0)
     bright_blobs: tuple[int, int] = (0, 6)
@@ -265,7 +267,7 @@ class ArtefactDraw:
     noise_fraction: float
     blur_sigma_vox: tuple[float, float, float]
     gibbs_alpha: float          # 0: no ringing
-    spike: bool
+    spike_amplitude: float      # 0: no spike
     gamma: float
     output_p99: float
     seed: int                   # seeds the MONAI transforms (set_random_state)
@@ -429,7 +431,7 @@ def draw_artefacts(rng: np.random.Generator, ranges: StyleRanges) -> ArtefactDra
         blur_sigma_vox=(float(rng.uniform(sigma_lo, (sigma_lo + sigma_hi) / 2)),  # across slices
                         float(rng.uniform(sigma_lo, sigma_hi)), float(rng.uniform(sigma_lo, sigma_hi))),
         gibbs_alpha=float(rng.uniform(*ranges.gibbs_alpha)) if rng.random() < ranges.gibbs_prob else 0.0,
-        spike=bool(rng.random() < ranges.spike_prob),
+        spike_amplitude=float(rng.uniform(*ranges.spike_amplitude)) if rng.random() < ranges.spike_prob else 0.0,
         gamma=float(rng.uniform(*ranges.gamma)),
         output_p99=float(rng.uniform(*ranges.output_p99)),
         seed=int(rng.integers(2**31 - 1)))
@@ -501,6 +503,8 @@ def _violations(ranges: StyleRanges, params: StyleParams) -> list[str]:
     need(_inside(art.noise_fraction, ranges.noise_fraction), f"noise level {art.noise_fraction}")
     need(all(_inside(s, ranges.blur_sigma_vox) for s in art.blur_sigma_vox), f"blur {art.blur_sigma_vox}")
     need(art.gibbs_alpha == 0.0 or _inside(art.gibbs_alpha, ranges.gibbs_alpha), f"Gibbs {art.gibbs_alpha}")
+    need(art.spike_amplitude == 0.0 or _inside(art.spike_amplitude, ranges.spike_amplitude),
+         f"spike {art.spike_amplitude}")
     need(_inside(art.gamma, ranges.gamma), f"gamma {art.gamma}")
     need(_inside(art.output_p99, ranges.output_p99), f"output level {art.output_p99}")
     for name in ("bright_blobs", "vessels", "flow_voids"):

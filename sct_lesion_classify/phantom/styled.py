@@ -8,15 +8,21 @@ tilt (``framing.pose``, ``framing.tilt_about``), field of view (``framing.frame`
 level and the lookalikes (``lookalikes``), tissue intensities and textures (``appearance``),
 painting with exact partial volume (``render.paint_layers``) and the artefacts (``artefacts``,
 MONAI). Masks come from the painting, on the output grid.
+
+:func:`plan_styled` does the drawing and the placement (cheap, numpy only); :func:`generate_styled`
+renders the plan.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from sct_lesion_classify.phantom import anatomy as anat
 from sct_lesion_classify.phantom import appearance, cohort, framing, lesions, lookalikes, render, style
 from sct_lesion_classify.phantom.artefacts import apply_artefacts, require_monai
+from sct_lesion_classify.phantom.cohort import SubjectParams
 from sct_lesion_classify.phantom.measure import measure_lesions
 
 #: Textures: coarse-grid spacing (right-left, anterior-posterior, superior-inferior), mm.
@@ -31,12 +37,55 @@ def style_rng(seed: int, style_name: str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, STYLE_STREAM, style.STYLES.index(style_name)]))
 
 
-def generate_styled(seed: int, diagnosis: str, *, participant_id: str, shape: tuple[int, int, int] | None,
-                    with_t1c: bool, style_name: str, params: style.StyleParams | None = None):
-    """A :class:`~sct_lesion_classify.phantom.subject.PhantomSubject` of ``style_name``.
+@dataclass(frozen=True)
+class StyledPlan:
+    """A random-style subject drawn and placed, before rendering.
+
+    ``rng`` (the patient's generator) and ``style_rng`` continue where the plan left them.
+    """
+
+    cohort: SubjectParams
+    draw: style.StyleParams
+    anatomy: anat.Anatomy
+    parts: list[lesions.LesionPart]
+    lesion_levels: tuple[float, float]
+    framed: framing.Framed
+    rng: np.random.Generator
+    style_rng: np.random.Generator
+
+
+def plan_styled(seed: int, diagnosis: str, style_name: str, *, shape: tuple[int, int, int] | None = None,
+                params: style.StyleParams | None = None) -> StyledPlan:
+    """Draw the patient (as the realistic style does) and the style; pose and frame the subject.
 
     ``params`` replaces the drawn style (tests, tools); the placements still come from the style's
     generator.
+
+    Raises
+    ------
+    ValueError
+        Unknown diagnosis or random style.
+    """
+    if style_name not in style.RANGES:
+        raise ValueError(f"unknown random style {style_name!r}; choose from {', '.join(style.RANGES)}")
+    rng = np.random.default_rng(seed)
+    cohort_params = cohort.sample_subject_params(rng, diagnosis)
+    base = anat.sample_anatomy(rng, cohort_params.age, cohort_params.sex)
+    srng = style_rng(seed, style_name)
+    draw = style.draw_style(srng, style_name) if params is None else params
+    posed = framing.pose(base, draw.posture, draw.lookalikes.disc_degeneration, srng)
+    top_level, bottom_level = lesions.place_lesion(rng, cohort_params, anat.Anatomy(posed))
+    z_origin = float(posed.spine.z_of_level((top_level + bottom_level) / 2))
+    anatomy = anat.Anatomy(framing.tilt_about(posed, draw.posture, z_origin))
+    parts = lesions.build_parts(rng, cohort_params, anatomy, top_level, bottom_level)
+    framed = framing.frame(draw.acquisition, anatomy, parts, shape, style.RANGES[style_name], srng)
+    return StyledPlan(cohort_params, draw, framed.anatomy, parts, (top_level, bottom_level), framed,
+                      rng, srng)
+
+
+def generate_styled(seed: int, diagnosis: str, *, participant_id: str, shape: tuple[int, int, int] | None,
+                    with_t1c: bool, style_name: str, params: style.StyleParams | None = None):
+    """A :class:`~sct_lesion_classify.phantom.subject.PhantomSubject` of ``style_name``.
 
     Raises
     ------
@@ -47,29 +96,32 @@ def generate_styled(seed: int, diagnosis: str, *, participant_id: str, shape: tu
     """
     from sct_lesion_classify.phantom.subject import PhantomSubject
 
-    if style_name not in style.RANGES:
-        raise ValueError(f"unknown random style {style_name!r}; choose from {', '.join(style.RANGES)}")
-    require_monai(style_name)
-    rng = np.random.default_rng(seed)
-    cohort_params = cohort.sample_subject_params(rng, diagnosis)
-    base = anat.sample_anatomy(rng, cohort_params.age, cohort_params.sex)
-    srng = style_rng(seed, style_name)
-    draw = style.draw_style(srng, style_name) if params is None else params
-    ranges = style.RANGES[style_name]
+    if style_name in style.RANGES:
+        require_monai(style_name)
+    plan = plan_styled(seed, diagnosis, style_name, shape=shape, params=params)
+    painted, cord, _ = paint_plan(plan, with_t1c=with_t1c)
+    draw, anatomy, geometry = plan.draw, plan.anatomy, plan.framed.geometry
+    t2w = apply_artefacts(painted.t2w, draw.artefacts)
+    t1c = None if painted.t1c is None else apply_artefacts(painted.t1c, draw.artefacts, seed_offset=1)
+    stats = measure_lesions(painted.lesion_mask, cord, geometry, anatomy, plan.cohort.enhancing)
+    difficult = cohort.is_difficult(diagnosis, max(stats.total_volume_ml, 1e-3),
+                                    max(stats.extent_segments, 0.1), max(stats.count, 1),
+                                    stats.eccentricity)
+    return PhantomSubject(participant_id, diagnosis, plan.cohort.age, plan.cohort.sex, difficult,
+                          t2w, t1c, painted.cord_mask, painted.lesion_mask, geometry.affine(),
+                          geometry.storage_axcodes, stats, style_name, draw, plan.framed.lesion_in_view)
 
-    posed = framing.pose(base, draw.posture, draw.lookalikes.disc_degeneration, srng)
-    top_level, bottom_level = lesions.place_lesion(rng, cohort_params, anat.Anatomy(posed))
-    z_origin = float(posed.spine.z_of_level((top_level + bottom_level) / 2))
-    anatomy = anat.Anatomy(framing.tilt_about(posed, draw.posture, z_origin))
-    parts = lesions.build_parts(rng, cohort_params, anatomy, top_level, bottom_level)
-    framed = framing.frame(draw.acquisition, anatomy, parts, shape, ranges, srng)
-    anatomy, geometry = framed.anatomy, framed.geometry
 
+def paint_plan(plan: StyledPlan, *, with_t1c: bool = False
+               ) -> tuple[render.Rendered, anat.CordModel, lookalikes.Compression | None]:
+    """The noise-free images and exact masks of a plan (numpy and scipy only), its cord and the
+    compressed level."""
+    rng, srng, draw, anatomy, parts = plan.rng, plan.style_rng, plan.draw, plan.anatomy, plan.parts
+    geometry = plan.framed.geometry
     z = geometry.z_centers().astype(np.float64)
     native = anat.cord_model(anatomy, geometry)
     need_x, need_y = lesions.cord_expansion(parts, z, native.radius_x, native.radius_y)
-    compression = lookalikes.place_compression(draw.lookalikes, anatomy, geometry,
-                                               (top_level, bottom_level), srng)
+    compression = lookalikes.place_compression(draw.lookalikes, anatomy, geometry, plan.lesion_levels, srng)
     narrowing = None if compression is None else lookalikes.narrowing(compression, anatomy, geometry)
     cord = anat.cord_model(anatomy, geometry, need_x, need_y, narrowing)
     layers = anat.anatomy_layers(anatomy, geometry, cord, rng)
@@ -87,13 +139,4 @@ def generate_styled(seed: int, diagnosis: str, *, participant_id: str, shape: tu
         geometry, layers, cord_layer, cord.in_mask,
         [(part.in_mask, appearance.restyle(layer, draw.contrast)) for part, layer in lesion_layers],
         with_t1c=with_t1c, background=(draw.contrast.t2_of("air"), draw.contrast.t1_of("air")))
-    t2w = apply_artefacts(painted.t2w, draw.artefacts)
-    t1c = None if painted.t1c is None else apply_artefacts(painted.t1c, draw.artefacts, seed_offset=1)
-    stats = measure_lesions(painted.lesion_mask, cord, geometry, anatomy, cohort_params.enhancing)
-    difficult = cohort.is_difficult(diagnosis, max(stats.total_volume_ml, 1e-3),
-                                    max(stats.extent_segments, 0.1), max(stats.count, 1),
-                                    stats.eccentricity)
-    return PhantomSubject(participant_id, diagnosis, cohort_params.age, cohort_params.sex, difficult,
-                          t2w, t1c, painted.cord_mask, painted.lesion_mask, geometry.affine(),
-                          geometry.storage_axcodes, stats, style_name, draw, framed.lesion_in_view)
-
+    return painted, cord, compression
