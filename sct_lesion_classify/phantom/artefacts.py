@@ -64,22 +64,22 @@ def apply_artefacts(image: np.ndarray, draw: ArtefactDraw, *, seed_offset: int =
         bias.set_random_state(seed=int(seeds[0]))
         volume *= _smooth_field(bias, volume.shape[1:])[None]
     if max(draw.blur_sigma_vox) > 0:
-        volume = _numpy(GaussianSmooth(sigma=draw.blur_sigma_vox)(volume))
+        volume = to_numpy(GaussianSmooth(sigma=draw.blur_sigma_vox)(volume))
     if draw.gibbs_alpha > 0:
-        volume = _numpy(GibbsNoise(alpha=draw.gibbs_alpha)(volume))
+        volume = to_numpy(GibbsNoise(alpha=draw.gibbs_alpha)(volume))
     if draw.spike_amplitude > 0:
         # stripes of amplitude A / N for a k-space point of magnitude A (unnormalised FFT, N voxels)
         log_intensity = float(np.log(max(float(volume.sum()), 1e-3) * draw.spike_amplitude))
         spike = RandKSpaceSpikeNoise(prob=1.0, intensity_range=(log_intensity, log_intensity))
         spike.set_random_state(seed=int(seeds[1]))
-        volume = _numpy(spike(volume))
+        volume = to_numpy(spike(volume))
     level = max(float(np.percentile(volume, 99)), 1e-3)
     sigma = draw.noise_fraction * level
     noise = (RandRicianNoise(prob=1.0, std=sigma, sample_std=False) if draw.noise_type == "rician"
              else RandGaussianNoise(prob=1.0, std=sigma, sample_std=False))
     noise.set_random_state(seed=int(seeds[2]))
-    volume = np.maximum(_numpy(noise(volume)), 0.0)
-    volume = _numpy(AdjustContrast(gamma=draw.gamma)(volume))[0]
+    volume = np.maximum(to_numpy(noise(volume)), 0.0)
+    volume = to_numpy(AdjustContrast(gamma=draw.gamma)(volume))[0]
     volume *= np.float32(draw.output_p99 / max(float(np.percentile(volume, 99)), 1e-3))
     return np.clip(np.rint(volume), 0, MAX_STORED).astype(np.float32)
 
@@ -92,11 +92,11 @@ def _smooth_field(bias, shape: tuple[int, ...]) -> np.ndarray:
     from scipy.ndimage import zoom
 
     coarse = tuple(min(n, COARSE_BIAS) for n in shape)
-    field = _numpy(bias(np.ones((1, *coarse), dtype=np.float32)))[0]
+    field = to_numpy(bias(np.ones((1, *coarse), dtype=np.float32)))[0]
     return zoom(field, [n / c for n, c in zip(shape, coarse)], order=1, grid_mode=False).astype(np.float32)
 
 
-def _numpy(value) -> np.ndarray:
+def to_numpy(value) -> np.ndarray:
     """A MONAI result (numpy array or torch tensor) as float32 numpy."""
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
