@@ -89,9 +89,9 @@ def test_randomised_never_draws_the_held_out_family(randomised_draws):
 
 
 def test_shifted_draws_lie_in_the_held_out_family(shifted_draws):
-    assert SHIFTED.slice_thickness_mm == HELD_OUT.slice_thickness_mm
-    assert SHIFTED.roll_abs_deg == HELD_OUT.roll_abs_deg
-    assert SHIFTED.csf_dark_csf_to_cord == HELD_OUT.csf_to_cord
+    assert SHIFTED.acquisition.slice_thickness_mm == HELD_OUT.slice_thickness_mm
+    assert SHIFTED.posture.roll_abs_deg == HELD_OUT.roll_abs_deg
+    assert SHIFTED.contrast.csf_dark_csf_to_cord == HELD_OUT.csf_to_cord
     for params in shifted_draws:
         assert SHIFTED.violations(params) == [], params
         hits = held_out_hits(params)
@@ -137,13 +137,13 @@ def test_plans_realise_the_drawn_voxel_size_within_the_budget(style):
         geometry, acquisition = plan.framed.geometry, plan.draw.acquisition
         assert geometry.zooms_mm == (acquisition.slice_spacing_mm, acquisition.pixel_mm, acquisition.pixel_mm)
         assert geometry.slice_thickness_mm == acquisition.slice_thickness_mm
-        assert int(np.prod(geometry.shape)) <= ranges.max_voxels
+        assert int(np.prod(geometry.shape)) <= ranges.acquisition.max_voxels
         assert min(geometry.shape) >= 3 and min(geometry.shape[1:]) >= 8
         assert geometry.storage_axcodes in STORAGE_ORIENTATIONS
         if not acquisition.cropped:
             in_view.append(plan.framed.lesion_in_view)
             # enlarged for the lesion, never smaller than drawn unless the budget says so
-            if np.prod(geometry.shape) < ranges.max_voxels * 0.9:
+            if np.prod(geometry.shape) < ranges.acquisition.max_voxels * 0.9:
                 assert geometry.fov_si_mm >= acquisition.fov_si_mm - 1e-6
                 assert geometry.fov_ap_mm >= acquisition.fov_ap_mm - 1e-6
     assert np.mean(in_view) > 0.95

@@ -103,8 +103,8 @@ def _remap_contrast(image: np.ndarray, labels: np.ndarray, zooms_mm: tuple[float
     knots = np.linspace(0.0, 1.0, CURVE_KNOTS)
     hole = ranges.exclude.csf_to_cord if ranges.exclude is not None else None
     for _ in range(MAX_CURVE_DRAWS):
-        values = rng.uniform(*ranges.tissue, CURVE_KNOTS)
-        values[0] = rng.uniform(*ranges.air)   # no signal stays no signal
+        values = rng.uniform(*ranges.contrast.tissue, CURVE_KNOTS)
+        values[0] = rng.uniform(*ranges.contrast.air)   # no signal stays no signal
         outside = np.interp(normalised, knots, values).astype(np.float32)
         csf_to_cord = float(np.percentile(outside[band], 75)) / new_cord if band.any() else 1.0
         if hole is None or not hole[0] <= csf_to_cord <= hole[1]:

@@ -13,7 +13,7 @@ spine stay real.
   (superior-inferior) or 15 mm (other axes) around it: the class statistics measured from the
   masks are those of the whole lesion;
 - a crop (``cropped``) is centred on a random part of the lesion and may cut it;
-- ``StyleRanges.max_voxels`` is kept by taking fewer slices first, then a smaller in-plane field of
+- ``AcquisitionRanges.max_voxels`` is kept by taking fewer slices first, then a smaller in-plane field of
   view (never below what the lesion needs, unless nothing else fits);
 - an uncropped field of view is placed at random along the spine among the positions that hold
   the lesion and stay between the posterior fossa (z <= 75 mm, above C1) and S1: any level from
@@ -100,7 +100,7 @@ def frame(acq: AcquisitionDraw, anatomy: Anatomy, parts: list[LesionPart],
     else:
         drawn = (acq.slab_mm, acq.fov_ap_mm, acq.fov_si_mm)
         sizes = drawn if acq.cropped else tuple(max(d, n) for d, n in zip(drawn, need))
-        counts = _within_budget(sizes, need, voxel, ranges.max_voxels)
+        counts = _within_budget(sizes, need, voxel, ranges.acquisition.max_voxels)
     fov = tuple(n * v for n, v in zip(counts, voxel))
 
     # superior-inferior: the whole lesion when it fits, else centred on a random part of it

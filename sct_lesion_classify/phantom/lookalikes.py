@@ -11,7 +11,7 @@ cord, so it never enters the cord or lesion masks:
   (vertebral arteries), in the anterior epidural space (veins) and behind it;
 - ``csf_flow_void``: dark spots of CSF flow in the sleeve, in front of or behind the cord;
 - ``disc_bulge``: a disc protruding into the canal at a compressed level, where the cord is
-  flattened (:func:`narrowing`); the level is at least 1.5 segments from the lesion, so the lesion
+  flattened (:meth:`Compression.narrowing`); the level is at least 1.5 segments from the lesion, so the lesion
   and its statistics are untouched.
 
 Degenerated discs are drawn by ``framing`` (the nucleus of ``AnatomyParams``); textured muscle and
@@ -41,6 +41,13 @@ class Compression:
 
     level: float
     fraction: float
+
+    def narrowing(self, anatomy: Anatomy, geometry: AcquisitionGeometry) -> np.ndarray:
+        """Factor (nz,) on the cord's A-P radius: ``fraction`` at the disc, 1 beyond half a segment."""
+        distance = np.abs(anatomy.level(geometry.z_centers().astype(np.float64)) - self.level)
+        window = np.where(distance < COMPRESSION_HALF_WIDTH,
+                          np.cos(np.pi / 2 * distance / COMPRESSION_HALF_WIDTH) ** 2, 0.0)
+        return 1.0 - (1.0 - self.fraction) * window
 
 
 @dataclass(frozen=True)
@@ -74,14 +81,6 @@ def place_compression(draw: LookalikeDraw, anatomy: Anatomy, geometry: Acquisiti
     if not candidates:
         return None
     return Compression(candidates[int(rng.integers(len(candidates)))], draw.compression_fraction)
-
-
-def narrowing(compression: Compression, anatomy: Anatomy, geometry: AcquisitionGeometry) -> np.ndarray:
-    """Factor (nz,) on the cord's A-P radius: ``fraction`` at the disc, 1 beyond half a segment."""
-    distance = np.abs(anatomy.level(geometry.z_centers().astype(np.float64)) - compression.level)
-    window = np.where(distance < COMPRESSION_HALF_WIDTH,
-                      np.cos(np.pi / 2 * distance / COMPRESSION_HALF_WIDTH) ** 2, 0.0)
-    return 1.0 - (1.0 - compression.fraction) * window
 
 
 def lookalike_layers(draw: LookalikeDraw, compression: Compression | None, anatomy: Anatomy,

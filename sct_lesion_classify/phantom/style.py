@@ -66,86 +66,33 @@ HELD_OUT = HeldOut()
 
 
 @dataclass(frozen=True)
-class StyleRanges:
-    """The stated ranges of one style. Intervals are ``(low, high)``; counts are integer intervals.
+class AcquisitionRanges:
+    """Voxel size and field of view. Intervals are ``(low, high)``.
 
     Attributes
     ----------
-    pixel_mm
-        In-plane (A-P and S-I) pixel size of 2D acquisitions.
-    slice_thickness_mm
-        Slice thickness of 2D acquisitions.
-    slice_gap
-        Spacing between slices over thickness, minus 1 (2D).
+    pixel_mm, slice_thickness_mm
+        In-plane (A-P and S-I) pixel size and slice thickness of 2D acquisitions.
     isotropic_prob, isotropic_mm
         Probability of an isotropic 3D acquisition, and its voxel size.
+    slice_gap
+        Spacing between slices over thickness, minus 1 (2D).
     fov_si_mm, fov_ap_fraction, slab_mm
         Field of view: superior-inferior length, anterior-posterior size as a fraction of it,
-        right-left coverage of the sagittal slab. The field of view is enlarged where the whole
-        lesion would not fit (see ``framing``).
+        right-left coverage of the sagittal slab. Enlarged where the whole lesion would not fit
+        (``framing``).
     crop_prob, crop_si_mm, crop_ap_mm, crop_rl_mm
         Probability of a small cropped field of view (as the shared real scan, 131 x 141 x 16 at
         1 mm) and its sizes; a crop may cut the lesion.
     max_voxels
         Voxel budget: larger fields of view are reduced (``framing``).
-    pitch_deg, roll_abs_deg
-        Tilt of the spine in the sagittal plane (head flexion / extension) and, in absolute value,
-        in the coronal plane.
-    lordosis_mm, kyphosis_mm, lumbar_lordosis_mm
-        Amplitudes of the sagittal curvature (negative lordosis: a kyphotic neck).
-    scoliosis_mm, scoliosis_wavelength_mm
-        Amplitude and wavelength of the lateral (coronal) curve.
-    contrast_modes
-        ``(mode, probability)`` pairs (see :func:`draw_contrast`).
-    tissue, air
-        Range of every tissue's T2w intensity, and of air (no signal in any sequence).
-    t2_jitter
-        Log-normal SD of the ``t2_like`` modes around the realistic values.
-    fat_suppression
-        Factor on fat, epidural fat and marrow in ``fat_suppressed``.
-    low_contrast_csf_to_cord
-        CSF over cord in ``low_contrast``.
-    csf_dark_csf_to_cord
-        CSF over cord in ``csf_dark`` (the shifted style's contrast).
-    lesion_gamma
-        Lesion intensity is ``cord * ratio ** gamma`` (``ratio``: the lesion's own T2 ratio to the
-        cord, drawn by ``lesions`` as before).
-    bias_coeff
-        MONAI ``RandBiasField`` coefficient range ``(-c, c)``, c drawn here (degree 3).
-    noise_types, noise_fraction
-        Noise type and its standard deviation as a fraction of the image's 99th percentile.
-    blur_sigma_vox
-        Gaussian blur per axis, in voxels.
-    gibbs_prob, gibbs_alpha
-        Probability of Gibbs ringing (MONAI ``GibbsNoise``) and its alpha.
-    spike_prob, spike_amplitude
-        Probability of a k-space spike (MONAI ``RandKSpaceSpikeNoise``), and the amplitude of its
-        stripes as a fraction of the mean image intensity.
-    gamma
-        Contrast gamma (MONAI ``AdjustContrast``).
-    output_p99
-        The stored integers' 99th percentile.
-    bright_blobs, vessels, flow_voids
-        Counts of lesion-like bright spots outside the cord (fat, haemangioma), vessels and CSF flow
-        voids.
-    muscle_texture, csf_pulsation
-        Amplitude of the muscle texture and of the CSF pulsation (relative intensity variation).
-    disc_degeneration
-        Probability that a disc's nucleus is degenerated (dark).
-    compression_prob, compression_fraction
-        Probability of a compressed level (disc bulge), and the A-P cord diameter left there.
-    exclude
-        Intervals never drawn (:data:`HELD_OUT` for ``randomised``), or None.
     """
 
     pixel_mm: Interval
     slice_thickness_mm: Interval
     isotropic_prob: float
-    isotropic_mm: Interval
-    roll_abs_deg: Interval
-    contrast_modes: tuple[tuple[str, float], ...]
-    exclude: HeldOut | None
     slice_gap: Interval = (0.0, 0.1)
+    isotropic_mm: Interval = (0.8, 1.2)
     fov_si_mm: Interval = (100.0, 400.0)
     fov_ap_fraction: Interval = (0.5, 1.0)
     slab_mm: Interval = (20.0, 140.0)
@@ -154,12 +101,45 @@ class StyleRanges:
     crop_ap_mm: Interval = (40.0, 160.0)
     crop_rl_mm: Interval = (16.0, 140.0)
     max_voxels: int = 4_000_000
+
+
+@dataclass(frozen=True)
+class PostureRanges:
+    """Tilt of the spine in the sagittal plane (head flexion / extension) and, in absolute value, in
+    the coronal plane (degrees); sagittal curvature (negative lordosis: a kyphotic neck) and the
+    lateral curve (scoliosis), in mm."""
+
+    roll_abs_deg: Interval
     pitch_deg: Interval = (-35.0, 35.0)
     lordosis_mm: Interval = (-12.0, 20.0)
     kyphosis_mm: Interval = (0.0, 45.0)
     lumbar_lordosis_mm: Interval = (0.0, 35.0)
     scoliosis_mm: Interval = (0.0, 20.0)
     scoliosis_wavelength_mm: Interval = (200.0, 600.0)
+
+
+@dataclass(frozen=True)
+class ContrastRanges:
+    """Tissue intensities on the realistic scale (CSF = 1000 there).
+
+    Attributes
+    ----------
+    modes
+        ``(mode, probability)`` pairs (see :func:`draw_contrast`).
+    tissue, air
+        Range of every tissue's T2w intensity, and of air (no signal in any sequence).
+    t2_jitter
+        Log-normal SD of the ``t2_like`` modes around the realistic values.
+    fat_suppression
+        Factor on fat, epidural fat and marrow in ``fat_suppressed``.
+    low_contrast_csf_to_cord, csf_dark_csf_to_cord
+        CSF over cord in ``low_contrast``, and in ``csf_dark`` (the shifted style's contrast).
+    lesion_gamma
+        Lesion intensity is ``cord * ratio ** gamma`` (``ratio``: the lesion's own T2 ratio to the
+        cord, drawn by ``lesions`` as in the realistic style).
+    """
+
+    modes: tuple[tuple[str, float], ...]
     tissue: Interval = (0.0, 1000.0)
     air: Interval = (0.0, 60.0)
     t2_jitter: float = 0.25
@@ -167,6 +147,31 @@ class StyleRanges:
     low_contrast_csf_to_cord: Interval = (0.8, 1.3)
     csf_dark_csf_to_cord: Interval = HELD_OUT.csf_to_cord
     lesion_gamma: Interval = (0.6, 1.4)
+
+
+@dataclass(frozen=True)
+class ArtefactRanges:
+    """Acquisition artefacts (applied with MONAI by ``artefacts``).
+
+    Attributes
+    ----------
+    bias_coeff
+        ``RandBiasField`` coefficient range ``(-c, c)``, c drawn here (degree 3).
+    noise_types, noise_fraction
+        Noise type and its standard deviation as a fraction of the image's 99th percentile.
+    blur_sigma_vox
+        Gaussian blur per axis, in voxels (across slices up to half of it).
+    gibbs_prob, gibbs_alpha
+        Probability of Gibbs ringing (``GibbsNoise``) and its alpha.
+    spike_prob, spike_amplitude
+        Probability of a k-space spike (``RandKSpaceSpikeNoise``), and the amplitude of its stripes
+        as a fraction of the mean image intensity.
+    gamma
+        Contrast gamma (``AdjustContrast``).
+    output_p99
+        The stored integers' 99th percentile.
+    """
+
     bias_coeff: Interval = (0.0, 0.5)
     noise_types: tuple[str, ...] = NOISE_TYPES
     noise_fraction: Interval = (0.005, 0.08)
@@ -177,6 +182,25 @@ class StyleRanges:
     spike_amplitude: Interval = (0.05, 0.3)
     gamma: Interval = (0.7, 1.5)
     output_p99: Interval = (300.0, 3000.0)
+
+
+@dataclass(frozen=True)
+class LookalikeRanges:
+    """Structures outside the cord that look like lesions, and degenerative changes.
+
+    Attributes
+    ----------
+    bright_blobs, vessels, flow_voids
+        Counts (inclusive) of lesion-like bright spots outside the cord (fat, haemangioma), vessels
+        and CSF flow voids.
+    muscle_texture, csf_pulsation
+        Amplitude of the muscle texture and of the CSF pulsation (relative intensity variation).
+    disc_degeneration
+        Probability that a disc's nucleus is degenerated (dark).
+    compression_prob, compression_fraction
+        Probability of a compressed level (disc bulge), and the A-P cord diameter left there.
+    """
+
     bright_blobs: tuple[int, int] = (0, 6)
     vessels: tuple[int, int] = (0, 4)
     flow_voids: tuple[int, int] = (0, 8)
@@ -186,22 +210,39 @@ class StyleRanges:
     compression_prob: float = 0.3
     compression_fraction: Interval = (0.45, 0.85)
 
+
+@dataclass(frozen=True)
+class StyleRanges:
+    """The stated ranges of one style, by group, and what it never draws.
+
+    ``exclude``: intervals never drawn (:data:`HELD_OUT` for ``randomised``), or None.
+    """
+
+    acquisition: AcquisitionRanges
+    posture: PostureRanges
+    contrast: ContrastRanges
+    exclude: HeldOut | None
+    artefacts: ArtefactRanges = ArtefactRanges()
+    lookalikes: LookalikeRanges = LookalikeRanges()
+
     def violations(self, params: "StyleParams") -> list[str]:
         """What in ``params`` lies outside these ranges or inside ``exclude`` (empty: all fine)."""
         return _violations(self, params)
 
 
 RANDOMISED = StyleRanges(
-    pixel_mm=(0.3, 1.2), slice_thickness_mm=(0.8, 4.0), isotropic_prob=0.3, isotropic_mm=(0.8, 1.2),
-    roll_abs_deg=(0.0, 25.0),
-    contrast_modes=(("independent", 0.5), ("t2_like", 0.25), ("fat_suppressed", 0.15),
-                    ("low_contrast", 0.10)),
+    acquisition=AcquisitionRanges(pixel_mm=(0.3, 1.2), slice_thickness_mm=(0.8, 4.0), isotropic_prob=0.3),
+    posture=PostureRanges(roll_abs_deg=(0.0, 25.0)),
+    contrast=ContrastRanges(modes=(("independent", 0.5), ("t2_like", 0.25), ("fat_suppressed", 0.15),
+                                   ("low_contrast", 0.10))),
     exclude=HELD_OUT)
 
 SHIFTED = StyleRanges(
-    pixel_mm=(0.5, 0.9), slice_thickness_mm=HELD_OUT.slice_thickness_mm, isotropic_prob=0.0,
-    isotropic_mm=(0.8, 1.2), roll_abs_deg=HELD_OUT.roll_abs_deg,
-    contrast_modes=(("csf_dark", 1.0),), exclude=None, slice_gap=(0.0, 0.0))
+    acquisition=AcquisitionRanges(pixel_mm=(0.5, 0.9), slice_thickness_mm=HELD_OUT.slice_thickness_mm,
+                                  isotropic_prob=0.0, slice_gap=(0.0, 0.0)),
+    posture=PostureRanges(roll_abs_deg=HELD_OUT.roll_abs_deg),
+    contrast=ContrastRanges(modes=(("csf_dark", 1.0),)),
+    exclude=None)
 
 RANGES: Mapping[str, StyleRanges] = {"randomised": RANDOMISED, "shifted": SHIFTED}
 
@@ -336,40 +377,42 @@ def draw_style(rng: np.random.Generator, style: str,
 
 
 def draw_acquisition(rng: np.random.Generator, ranges: StyleRanges) -> AcquisitionDraw:
+    acq = ranges.acquisition
     hole = ranges.exclude.slice_thickness_mm if ranges.exclude else None
-    isotropic = bool(rng.random() < ranges.isotropic_prob)
+    isotropic = bool(rng.random() < acq.isotropic_prob)
     if isotropic:
-        pixel = float(rng.uniform(*ranges.isotropic_mm))
+        pixel = float(rng.uniform(*acq.isotropic_mm))
         thickness = spacing = pixel
     else:
-        pixel = float(rng.uniform(*ranges.pixel_mm))
-        stretch = 1.0 + float(rng.uniform(*ranges.slice_gap))
+        pixel = float(rng.uniform(*acq.pixel_mm))
+        stretch = 1.0 + float(rng.uniform(*acq.slice_gap))
         # neither the thickness nor the spacing (thickness * stretch) in the hole
-        thickness = uniform_outside(rng, ranges.slice_thickness_mm,
+        thickness = uniform_outside(rng, acq.slice_thickness_mm,
                                     None if hole is None else (hole[0] / stretch, hole[1]))
         spacing = thickness * stretch
-    cropped = bool(rng.random() < ranges.crop_prob)
+    cropped = bool(rng.random() < acq.crop_prob)
     if cropped:
-        fov_si = float(rng.uniform(*ranges.crop_si_mm))
-        fov_ap = float(rng.uniform(*ranges.crop_ap_mm))
-        slab = float(rng.uniform(*ranges.crop_rl_mm))
+        fov_si = float(rng.uniform(*acq.crop_si_mm))
+        fov_ap = float(rng.uniform(*acq.crop_ap_mm))
+        slab = float(rng.uniform(*acq.crop_rl_mm))
     else:
-        fov_si = float(rng.uniform(*ranges.fov_si_mm))
-        fov_ap = fov_si * float(rng.uniform(*ranges.fov_ap_fraction))
-        slab = float(rng.uniform(*ranges.slab_mm))
+        fov_si = float(rng.uniform(*acq.fov_si_mm))
+        fov_ap = fov_si * float(rng.uniform(*acq.fov_ap_fraction))
+        slab = float(rng.uniform(*acq.slab_mm))
     return AcquisitionDraw(pixel, thickness, spacing, isotropic, cropped, fov_si, fov_ap, slab)
 
 
 def draw_posture(rng: np.random.Generator, ranges: StyleRanges) -> PostureDraw:
+    pose = ranges.posture
     hole = ranges.exclude.roll_abs_deg if ranges.exclude else None
-    roll = uniform_outside(rng, ranges.roll_abs_deg, hole) * (1.0 if rng.random() < 0.5 else -1.0)
+    roll = uniform_outside(rng, pose.roll_abs_deg, hole) * (1.0 if rng.random() < 0.5 else -1.0)
     return PostureDraw(
-        pitch_deg=float(rng.uniform(*ranges.pitch_deg)), roll_deg=roll,
-        lordosis_mm=float(rng.uniform(*ranges.lordosis_mm)),
-        kyphosis_mm=float(rng.uniform(*ranges.kyphosis_mm)),
-        lumbar_lordosis_mm=float(rng.uniform(*ranges.lumbar_lordosis_mm)),
-        scoliosis_mm=float(rng.uniform(*ranges.scoliosis_mm)),
-        scoliosis_wavelength_mm=float(rng.uniform(*ranges.scoliosis_wavelength_mm)),
+        pitch_deg=float(rng.uniform(*pose.pitch_deg)), roll_deg=roll,
+        lordosis_mm=float(rng.uniform(*pose.lordosis_mm)),
+        kyphosis_mm=float(rng.uniform(*pose.kyphosis_mm)),
+        lumbar_lordosis_mm=float(rng.uniform(*pose.lumbar_lordosis_mm)),
+        scoliosis_mm=float(rng.uniform(*pose.scoliosis_mm)),
+        scoliosis_wavelength_mm=float(rng.uniform(*pose.scoliosis_wavelength_mm)),
         scoliosis_phase=float(rng.uniform(0.0, 2 * np.pi)))
 
 
@@ -385,70 +428,74 @@ def draw_contrast(rng: np.random.Generator, ranges: StyleRanges) -> ContrastDraw
     """
     from sct_lesion_classify.phantom.anatomy import TISSUE
 
-    names, weights = zip(*ranges.contrast_modes)
+    con = ranges.contrast
+    names, weights = zip(*con.modes)
     mode = str(names[int(rng.choice(len(names), p=np.asarray(weights) / np.sum(weights)))])
-    lo, hi = ranges.tissue
+    lo, hi = con.tissue
 
     def bounded(tissue: str, value: float) -> float:
-        low, high = ranges.air if tissue == "air" else ranges.tissue
+        low, high = con.air if tissue == "air" else con.tissue
         return float(np.clip(value, low, high))
 
     def reference(tissue: str, channel: int) -> float:
         return TISSUE[tissue][channel] if tissue in TISSUE else (450.0, 450.0)[channel]
 
     def jittered(channel: int) -> dict[str, float]:
-        return {t: bounded(t, reference(t, channel) * float(np.exp(rng.normal(0.0, ranges.t2_jitter))))
+        return {t: bounded(t, reference(t, channel) * float(np.exp(rng.normal(0.0, con.t2_jitter))))
                 for t in TISSUES}
 
     if mode == "independent":
-        t2 = {t: float(rng.uniform(*(ranges.air if t == "air" else ranges.tissue))) for t in TISSUES}
+        t2 = {t: float(rng.uniform(*(con.air if t == "air" else con.tissue))) for t in TISSUES}
     else:
         t2 = jittered(0)
         if mode == "fat_suppressed":
             for t in FAT_TISSUES:
-                t2[t] = bounded(t, t2[t] * float(rng.uniform(*ranges.fat_suppression)))
+                t2[t] = bounded(t, t2[t] * float(rng.uniform(*con.fat_suppression)))
         elif mode == "low_contrast":
-            t2["csf"] = bounded("csf", t2["cord"] * float(rng.uniform(*ranges.low_contrast_csf_to_cord)))
+            t2["csf"] = bounded("csf", t2["cord"] * float(rng.uniform(*con.low_contrast_csf_to_cord)))
         elif mode == "csf_dark":
             t2["cord"] = float(rng.uniform(0.3 * hi, hi))
-            t2["csf"] = bounded("csf", t2["cord"] * float(rng.uniform(*ranges.csf_dark_csf_to_cord)))
+            t2["csf"] = bounded("csf", t2["cord"] * float(rng.uniform(*con.csf_dark_csf_to_cord)))
     t2["cord"] = max(t2["cord"], 0.02 * (hi - lo))   # a cord with some signal: lesions are ratios of it
     if ranges.exclude is not None:
         hole = ranges.exclude.csf_to_cord
         if hole[0] <= t2["csf"] / t2["cord"] <= hole[1]:
-            t2["csf"] = uniform_outside(rng, ranges.tissue, (t2["cord"] * hole[0], t2["cord"] * hole[1]))
+            t2["csf"] = uniform_outside(rng, con.tissue, (t2["cord"] * hole[0], t2["cord"] * hole[1]))
     t1 = jittered(1)
     return ContrastDraw(mode, tuple(t2.items()), tuple(t1.items()),
-                        float(rng.uniform(*ranges.lesion_gamma)))
+                        float(rng.uniform(*con.lesion_gamma)))
 
 
 def draw_artefacts(rng: np.random.Generator, ranges: StyleRanges) -> ArtefactDraw:
-    sigma_lo, sigma_hi = ranges.blur_sigma_vox
+    art = ranges.artefacts
+    sigma_lo, sigma_hi = art.blur_sigma_vox
     return ArtefactDraw(
-        bias_coeff=float(rng.uniform(*ranges.bias_coeff)),
-        noise_type=str(ranges.noise_types[int(rng.integers(len(ranges.noise_types)))]),
-        noise_fraction=float(rng.uniform(*ranges.noise_fraction)),
+        bias_coeff=float(rng.uniform(*art.bias_coeff)),
+        noise_type=str(art.noise_types[int(rng.integers(len(art.noise_types)))]),
+        noise_fraction=float(rng.uniform(*art.noise_fraction)),
         blur_sigma_vox=(float(rng.uniform(sigma_lo, (sigma_lo + sigma_hi) / 2)),  # across slices
                         float(rng.uniform(sigma_lo, sigma_hi)), float(rng.uniform(sigma_lo, sigma_hi))),
-        gibbs_alpha=float(rng.uniform(*ranges.gibbs_alpha)) if rng.random() < ranges.gibbs_prob else 0.0,
-        spike_amplitude=float(rng.uniform(*ranges.spike_amplitude)) if rng.random() < ranges.spike_prob else 0.0,
-        gamma=float(rng.uniform(*ranges.gamma)),
-        output_p99=float(rng.uniform(*ranges.output_p99)),
+        gibbs_alpha=float(rng.uniform(*art.gibbs_alpha)) if rng.random() < art.gibbs_prob else 0.0,
+        spike_amplitude=float(rng.uniform(*art.spike_amplitude)) if rng.random() < art.spike_prob else 0.0,
+        gamma=float(rng.uniform(*art.gamma)),
+        output_p99=float(rng.uniform(*art.output_p99)),
         seed=int(rng.integers(2**31 - 1)))
 
 
 def draw_lookalikes(rng: np.random.Generator, ranges: StyleRanges) -> LookalikeDraw:
+    look = ranges.lookalikes
+
     def count(bounds: tuple[int, int]) -> int:
         return int(rng.integers(bounds[0], bounds[1] + 1))
 
-    compressed = rng.random() < ranges.compression_prob
-    fraction = float(rng.uniform(*ranges.compression_fraction))
+    compressed = rng.random() < look.compression_prob
+    fraction = float(rng.uniform(*look.compression_fraction))
     return LookalikeDraw(
-        bright_blobs=count(ranges.bright_blobs), vessels=count(ranges.vessels),
-        flow_voids=count(ranges.flow_voids),
-        muscle_texture=float(rng.uniform(*ranges.muscle_texture)),
-        csf_pulsation=float(rng.uniform(*ranges.csf_pulsation)),
-        disc_degeneration=float(rng.uniform(*ranges.disc_degeneration)),
+        bright_blobs=count(look.bright_blobs), vessels=count(look.vessels),
+        flow_voids=count(look.flow_voids),
+        muscle_texture=float(rng.uniform(*look.muscle_texture)),
+        csf_pulsation=float(rng.uniform(*look.csf_pulsation)),
+        disc_degeneration=float(rng.uniform(*look.disc_degeneration)),
         compression_fraction=fraction if compressed else None)
 
 
@@ -463,57 +510,59 @@ def _inside(value: float, interval: Interval, tol: float = 1e-9) -> bool:
 def _violations(ranges: StyleRanges, params: StyleParams) -> list[str]:
     out: list[str] = []
 
-    def need(ok: bool, text: str) -> None:
-        if not ok:
-            out.append(text)
+    def need(value: float, interval: Interval, what: str) -> None:
+        if not _inside(value, interval):
+            out.append(f"{what} {value} outside {interval}")
 
-    acq, pose, con, art, look = (params.acquisition, params.posture, params.contrast,
-                                 params.artefacts, params.lookalikes)
+    acq, pose, con = params.acquisition, params.posture, params.contrast
+    art, look = params.artefacts, params.lookalikes
+    r_acq, r_pose, r_con, r_art, r_look = (ranges.acquisition, ranges.posture, ranges.contrast,
+                                           ranges.artefacts, ranges.lookalikes)
     if acq.isotropic:
-        need(_inside(acq.pixel_mm, ranges.isotropic_mm), f"isotropic voxel {acq.pixel_mm}")
-        need(acq.pixel_mm == acq.slice_thickness_mm == acq.slice_spacing_mm, "isotropic voxel not cubic")
+        need(acq.pixel_mm, r_acq.isotropic_mm, "isotropic voxel")
+        if not acq.pixel_mm == acq.slice_thickness_mm == acq.slice_spacing_mm:
+            out.append("isotropic voxel not cubic")
     else:
-        need(_inside(acq.pixel_mm, ranges.pixel_mm), f"pixel {acq.pixel_mm}")
-        need(_inside(acq.slice_thickness_mm, ranges.slice_thickness_mm),
-             f"slice thickness {acq.slice_thickness_mm}")
-        gap = acq.slice_spacing_mm / acq.slice_thickness_mm - 1.0
-        need(_inside(gap, ranges.slice_gap), f"slice gap {gap}")
-    need(_inside(acq.slice_thickness_mm, (min(ranges.slice_thickness_mm[0], ranges.isotropic_mm[0]),
-                                          max(ranges.slice_thickness_mm[1], ranges.isotropic_mm[1]))),
-         f"thickness {acq.slice_thickness_mm}")
-    si, ap, rl = ((ranges.crop_si_mm, ranges.crop_ap_mm, ranges.crop_rl_mm) if acq.cropped else
-                  (ranges.fov_si_mm, (ranges.fov_si_mm[0] * ranges.fov_ap_fraction[0],
-                                      ranges.fov_si_mm[1] * ranges.fov_ap_fraction[1]), ranges.slab_mm))
-    need(_inside(acq.fov_si_mm, si), f"S-I field of view {acq.fov_si_mm}")
-    need(_inside(acq.fov_ap_mm, ap), f"A-P field of view {acq.fov_ap_mm}")
-    need(_inside(acq.slab_mm, rl), f"slab {acq.slab_mm}")
-    need(_inside(pose.pitch_deg, ranges.pitch_deg), f"pitch {pose.pitch_deg}")
-    need(_inside(abs(pose.roll_deg), ranges.roll_abs_deg), f"roll {pose.roll_deg}")
+        need(acq.pixel_mm, r_acq.pixel_mm, "pixel")
+        need(acq.slice_thickness_mm, r_acq.slice_thickness_mm, "slice thickness")
+        need(acq.slice_spacing_mm / acq.slice_thickness_mm - 1.0, r_acq.slice_gap, "slice gap")
+    if acq.cropped:
+        need(acq.fov_si_mm, r_acq.crop_si_mm, "cropped S-I field of view")
+        need(acq.fov_ap_mm, r_acq.crop_ap_mm, "cropped A-P field of view")
+        need(acq.slab_mm, r_acq.crop_rl_mm, "cropped slab")
+    else:
+        need(acq.fov_si_mm, r_acq.fov_si_mm, "S-I field of view")
+        need(acq.fov_ap_mm / acq.fov_si_mm, r_acq.fov_ap_fraction, "A-P / S-I field of view")
+        need(acq.slab_mm, r_acq.slab_mm, "slab")
+    need(pose.pitch_deg, r_pose.pitch_deg, "pitch")
+    need(abs(pose.roll_deg), r_pose.roll_abs_deg, "roll")
     for name in ("lordosis_mm", "kyphosis_mm", "lumbar_lordosis_mm", "scoliosis_mm",
                  "scoliosis_wavelength_mm"):
-        need(_inside(getattr(pose, name), getattr(ranges, name)), f"{name} {getattr(pose, name)}")
-    need(con.mode in dict(ranges.contrast_modes), f"contrast mode {con.mode}")
+        need(getattr(pose, name), getattr(r_pose, name), name)
+    if con.mode not in dict(r_con.modes):
+        out.append(f"contrast mode {con.mode}")
     for tissue, value in con.t2:
-        need(_inside(value, ranges.air if tissue == "air" else ranges.tissue), f"T2w {tissue} {value}")
-    need(_inside(con.lesion_gamma, ranges.lesion_gamma), f"lesion gamma {con.lesion_gamma}")
+        need(value, r_con.air if tissue == "air" else r_con.tissue, f"T2w {tissue}")
+    need(con.lesion_gamma, r_con.lesion_gamma, "lesion gamma")
     if con.mode == "csf_dark":
-        need(_inside(con.csf_to_cord, ranges.csf_dark_csf_to_cord), f"CSF/cord {con.csf_to_cord}")
-    need(_inside(art.bias_coeff, ranges.bias_coeff), f"bias {art.bias_coeff}")
-    need(art.noise_type in ranges.noise_types, f"noise {art.noise_type}")
-    need(_inside(art.noise_fraction, ranges.noise_fraction), f"noise level {art.noise_fraction}")
-    need(all(_inside(s, ranges.blur_sigma_vox) for s in art.blur_sigma_vox), f"blur {art.blur_sigma_vox}")
-    need(art.gibbs_alpha == 0.0 or _inside(art.gibbs_alpha, ranges.gibbs_alpha), f"Gibbs {art.gibbs_alpha}")
-    need(art.spike_amplitude == 0.0 or _inside(art.spike_amplitude, ranges.spike_amplitude),
-         f"spike {art.spike_amplitude}")
-    need(_inside(art.gamma, ranges.gamma), f"gamma {art.gamma}")
-    need(_inside(art.output_p99, ranges.output_p99), f"output level {art.output_p99}")
-    for name in ("bright_blobs", "vessels", "flow_voids"):
-        need(_inside(getattr(look, name), getattr(ranges, name)), f"{name} {getattr(look, name)}")
-    for name in ("muscle_texture", "csf_pulsation", "disc_degeneration"):
-        need(_inside(getattr(look, name), getattr(ranges, name)), f"{name} {getattr(look, name)}")
+        need(con.csf_to_cord, r_con.csf_dark_csf_to_cord, "CSF/cord")
+    need(art.bias_coeff, r_art.bias_coeff, "bias")
+    if art.noise_type not in r_art.noise_types:
+        out.append(f"noise type {art.noise_type}")
+    need(art.noise_fraction, r_art.noise_fraction, "noise level")
+    for sigma in art.blur_sigma_vox:
+        need(sigma, r_art.blur_sigma_vox, "blur")
+    if art.gibbs_alpha:
+        need(art.gibbs_alpha, r_art.gibbs_alpha, "Gibbs alpha")
+    if art.spike_amplitude:
+        need(art.spike_amplitude, r_art.spike_amplitude, "spike")
+    need(art.gamma, r_art.gamma, "gamma")
+    need(art.output_p99, r_art.output_p99, "output level")
+    for name in ("bright_blobs", "vessels", "flow_voids", "muscle_texture", "csf_pulsation",
+                 "disc_degeneration"):
+        need(getattr(look, name), getattr(r_look, name), name)
     if look.compression_fraction is not None:
-        need(_inside(look.compression_fraction, ranges.compression_fraction),
-             f"compression {look.compression_fraction}")
+        need(look.compression_fraction, r_look.compression_fraction, "compression")
     if ranges.exclude is not None:
         out.extend(held_out_hits(params, ranges.exclude))
     return out
