@@ -55,9 +55,10 @@ def restyle(layer: Layer, contrast: ContrastDraw) -> Layer:
         A layer name this module does not know (every painted layer must have a tissue).
     """
     if layer.name in CORD_RELATIVE:
+        ref_t2, ref_t1 = reference("cord")
         return dataclasses.replace(
-            layer, t2=_relative(layer.t2, reference("cord")[0], contrast.t2_of("cord"), contrast.lesion_gamma),
-            t1=_relative(layer.t1, reference("cord")[1], contrast.t1_of("cord"), 1.0))
+            layer, t2=_relative(layer.t2, ref_t2, contrast.t2_of("cord"), contrast.lesion_gamma),
+            t1=_relative(layer.t1, ref_t1, contrast.t1_of("cord"), 1.0))
     tissue = LAYER_TISSUE[layer.name]
     ref_t2, ref_t1 = reference(tissue)
     return dataclasses.replace(layer, t2=_scaled(layer.t2, ref_t2, contrast.t2_of(tissue)),
@@ -70,7 +71,8 @@ def _scaled(value: float | np.ndarray, ref: float, new: float) -> float | np.nda
     return value * np.float32(new / ref) if isinstance(value, np.ndarray) else float(value) * new / ref
 
 
-def _relative(value: float | np.ndarray, ref_cord: float, new_cord: float, gamma: float) -> float | np.ndarray:
+def _relative(value: float | np.ndarray, ref_cord: float, new_cord: float,
+              gamma: float) -> float | np.ndarray:
     ratio = np.maximum(np.asarray(value, dtype=np.float32) / np.float32(ref_cord), 0.0)
     out = np.float32(new_cord) * ratio ** np.float32(gamma)
     return out.astype(np.float32) if isinstance(value, np.ndarray) else float(out)

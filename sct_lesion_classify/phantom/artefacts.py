@@ -1,12 +1,18 @@
 """Acquisition artefacts of the random styles, applied with MONAI's MRI transforms.
 
-Library: MONAI, which the project already installs for training (the ``train`` extra), for
-``RandBiasField`` (receive-coil sensitivity: exp of a degree-3 polynomial), ``GaussianSmooth``
-(point-spread function, a blur per axis), ``GibbsNoise`` (truncation ringing), ``RandKSpaceSpikeNoise``
-(a spike: herringbone stripes; its amplitude is drawn here, MONAI's default is
-derived from the mean log k-space magnitude, which means nothing for piecewise-constant images), ``RandRicianNoise`` / ``RandGaussianNoise`` and ``AdjustContrast``
-(gamma). Their strengths are drawn by ``style.draw_artefacts`` (so the tests can check them against
-``StyleRanges``); what a transform draws itself (bias coefficients, noise, spike position) comes from
+Library: MONAI, which the project already installs for training (the ``train`` extra):
+
+- ``RandBiasField``: receive-coil sensitivity, exp of a degree-3 polynomial (evaluated on a coarse
+  grid and interpolated: it is smooth, and the full grid costs seconds);
+- ``GaussianSmooth``: the point-spread function, a blur per axis;
+- ``GibbsNoise``: truncation ringing;
+- ``RandKSpaceSpikeNoise``: a spike, herringbone stripes (its amplitude is drawn here: MONAI's
+  default comes from the mean log k-space magnitude, which means nothing for piecewise-constant
+  images);
+- ``RandRicianNoise`` / ``RandGaussianNoise``; ``AdjustContrast`` (gamma).
+
+Their strengths are drawn by ``style.draw_artefacts`` (so the tests can check them against the
+stated ranges); what a transform draws itself (bias coefficients, noise, spike position) comes from
 ``ArtefactDraw.seed`` through ``set_random_state``, so a subject is deterministic.
 
 TorchIO's motion and ghosting transforms are the ones MONAI lacks. TorchIO is not installed and is not

@@ -78,7 +78,8 @@ def randomise_record(image: np.ndarray, cord_mask: np.ndarray, lesion_mask: np.n
     rng = np.random.default_rng(np.random.SeedSequence([seed, 11]))
     params = draw_style(rng, "randomised", ranges)
     labels = cord_mask.astype(np.uint8) + lesion_mask.astype(bool)   # 0 outside, 1 cord, 2 lesion
-    volume, ratio = _remap_contrast(np.asarray(image, dtype=np.float32), labels, zooms_mm, params, ranges, rng)
+    volume = np.asarray(image, dtype=np.float32)
+    volume, ratio = _remap_contrast(volume, labels, zooms_mm, params, ranges, rng)
     if rotate and abs(zooms_mm[1] - zooms_mm[2]) < 1e-3 * zooms_mm[1]:
         volume, labels = _rotate_sagittal(volume, labels, params.posture.pitch_deg)
     volume = _coarsen(volume, zooms_mm, params)
@@ -118,7 +119,8 @@ def _remap_contrast(image: np.ndarray, labels: np.ndarray, zooms_mm: tuple[float
     return (weight * inside + (1.0 - weight) * outside).astype(np.float32), csf_to_cord
 
 
-def _rotate_sagittal(image: np.ndarray, labels: np.ndarray, pitch_deg: float) -> tuple[np.ndarray, np.ndarray]:
+def _rotate_sagittal(image: np.ndarray, labels: np.ndarray,
+                     pitch_deg: float) -> tuple[np.ndarray, np.ndarray]:
     from monai.data import set_track_meta
     from monai.transforms import Affine
 
@@ -126,9 +128,11 @@ def _rotate_sagittal(image: np.ndarray, labels: np.ndarray, pitch_deg: float) ->
     angle = (float(np.radians(pitch_deg)), 0.0, 0.0)   # about the right-left axis
 
     def turn(array: np.ndarray, mode: str) -> np.ndarray:
-        return to_numpy(Affine(rotate_params=angle, mode=mode, padding_mode="zeros", image_only=True)(array[None]))[0]
+        rotation = Affine(rotate_params=angle, mode=mode, padding_mode="zeros", image_only=True)
+        return to_numpy(rotation(array[None]))[0]
 
-    return turn(image.astype(np.float32), "bilinear"), np.rint(turn(labels.astype(np.float32), "nearest")).astype(np.uint8)
+    labels = np.rint(turn(labels.astype(np.float32), "nearest")).astype(np.uint8)
+    return turn(image.astype(np.float32), "bilinear"), labels
 
 
 def _coarsen(image: np.ndarray, zooms_mm: tuple[float, float, float], params: StyleParams) -> np.ndarray:

@@ -124,9 +124,10 @@ def frame(acq: AcquisitionDraw, anatomy: Anatomy, parts: list[LesionPart],
     x_first, x_ok = _place_axis(anatomy.center_x(z_lesion[in_view]), fov[0], spacing, rng)
     offset = (float(rng.uniform(-5, 5)), float(rng.uniform(-30, 30)), float(rng.uniform(-80, 80)))
     axcodes = STORAGE_ORIENTATIONS[int(rng.integers(len(STORAGE_ORIENTATIONS)))]
-    geometry = AcquisitionGeometry(counts, pixel, spacing, acq.slice_thickness_mm, x_first, y_first,  # type: ignore[arg-type]
-                                   z_first, offset, axcodes)
-    whole = bool(in_view.all()) and z_lo - SI_MARGIN_MM / 2 >= z_rows[0] and z_hi + SI_MARGIN_MM / 2 <= z_rows[-1]
+    geometry = AcquisitionGeometry(counts, pixel, spacing, acq.slice_thickness_mm,  # type: ignore[arg-type]
+                                   x_first, y_first, z_first, offset, axcodes)
+    whole = (bool(in_view.all()) and z_lo - SI_MARGIN_MM / 2 >= z_rows[0]
+             and z_hi + SI_MARGIN_MM / 2 <= z_rows[-1])
     return Framed(geometry, anatomy, whole and y_ok and x_ok)
 
 

@@ -12,9 +12,17 @@ Three styles (``STYLES``):
   geometry only.
 - ``shifted``: a family held out from training on purpose, for evaluation only. Its
   :data:`SHIFTED` ranges equal :data:`HELD_OUT` for three parameters and ``randomised`` never draws
-  inside :data:`HELD_OUT` (rejection or a uniform draw over the complement), so a model trained on
-  ``randomised`` never saw the slice thickness, the coronal tilt or the CSF/cord contrast of a
-  ``shifted`` subject. Everything else is shared.
+  inside :data:`HELD_OUT` (a uniform draw over the complement), so a model trained on ``randomised``
+  never saw a ``shifted`` subject's
+
+  - slice thickness or spacing: 1.7-2.3 mm (``randomised``: 0.8-1.7 or 2.3-4 mm 2D, 0.8-1.2 mm 3D;
+    ``realistic``: 3-4.4 mm);
+  - global coronal tilt: 8-12 degrees in absolute value (``randomised``: 0-8 or 12-25; the lateral
+    curve of scoliosis still bends the cord locally through any angle);
+  - CSF/cord intensity ratio on T2w: 0.25-0.5 (``randomised``: any other; ``realistic``: about 2.6).
+
+  Everything else (pixel size 0.5-0.9 mm, sagittal tilt, curvature, artefacts, look-alikes) is
+  drawn from the randomised ranges.
 
 Every draw is a frozen dataclass (:class:`StyleParams`); :meth:`StyleRanges.violations` checks a
 draw against its ranges (the tests draw thousands). Numpy only: nothing here imports torch.
@@ -28,7 +36,6 @@ from typing import Mapping
 import numpy as np
 
 STYLES = ("realistic", "randomised", "shifted")
-RANDOM_STYLES = ("randomised", "shifted")
 
 Interval = tuple[float, float]
 
@@ -39,7 +46,6 @@ TISSUES: tuple[str, ...] = (
     "annulus", "nucleus", "ligament", "brain", "lung", "flow_void", "heart", "joint", "viscera",
     "vessel")
 FAT_TISSUES = ("fat", "epidural_fat", "marrow")
-CONTRAST_MODES = ("independent", "t2_like", "fat_suppressed", "low_contrast", "csf_dark")
 NOISE_TYPES = ("rician", "gaussian")
 
 
