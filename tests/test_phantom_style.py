@@ -292,3 +292,26 @@ def test_command_lists_the_package_styles():
     from sct_lesion_classify.cli import phantom
 
     assert phantom.STYLES == style_mod.STYLES
+
+
+def test_realistic_style_needs_neither_torch_nor_monai(tmp_path):
+    """SCT's inference environment has no torch: the package and the realistic style must not import it."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    code = ("import sys\n"
+            "from sct_lesion_classify.phantom import generate_subject, write_dataset\n"
+            "from sct_lesion_classify.phantom import style, styled, framing, lookalikes, appearance\n"
+            f"write_dataset({str(tmp_path / 'ds')!r}, 1, seed=0, shape=(3, 32, 64))\n"
+            "assert 'torch' not in sys.modules and 'monai' not in sys.modules, 'torch imported'\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+
+
+def test_style_params_must_match_the_style():
+    params = draw_style(style_rng(0, "shifted"), "shifted")
+    with pytest.raises(ValueError, match="drawn for 'shifted'"):
+        plan_styled(0, "MS", "randomised", params=params)

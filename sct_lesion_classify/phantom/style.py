@@ -30,7 +30,7 @@ draw against its ranges (the tests draw thousands). Numpy only: nothing here imp
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
@@ -342,7 +342,7 @@ class StyleParams:
     posture: PostureDraw
     contrast: ContrastDraw
     artefacts: ArtefactDraw
-    lookalikes: LookalikeDraw = field(default_factory=lambda: LookalikeDraw(0, 0, 0, 0.0, 0.0, 0.0, None))
+    lookalikes: LookalikeDraw
 
 
 # ----------------------------------------------------------------------------------------------

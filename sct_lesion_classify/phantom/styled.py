@@ -68,6 +68,8 @@ def plan_styled(seed: int, diagnosis: str, style_name: str, *, shape: tuple[int,
     """
     if style_name not in style.RANGES:
         raise ValueError(f"unknown random style {style_name!r}; choose from {', '.join(style.RANGES)}")
+    if params is not None and params.style != style_name:
+        raise ValueError(f"style_params drawn for {params.style!r}, not {style_name!r}")
     rng = np.random.default_rng(seed)
     cohort_params = cohort.sample_subject_params(rng, diagnosis)
     base = anat.sample_anatomy(rng, cohort_params.age, cohort_params.sex)
