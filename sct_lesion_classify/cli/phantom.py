@@ -8,6 +8,8 @@ from typing import Sequence
 from sct_lesion_classify.cli.frame import SCTArgumentParser, positive_int, run_command
 
 PROG = "sct_lesion_classify phantom"
+#: Styles of ``phantom.style.STYLES`` (repeated here: the parser imports nothing heavy).
+STYLES = ("realistic", "randomised", "shifted")
 
 
 def shape_argument(text: str) -> tuple[int, int, int]:
@@ -29,7 +31,7 @@ def get_parser() -> SCTArgumentParser:
         description="Generate a synthetic BIDS dataset of sagittal T2w spine MRI with intramedullary "
                     "lesions (astrocytoma, ependymoma, MS, NMOSD), ground-truth cord and lesion masks "
                     "in derivatives/labels and participants.tsv (diagnosis, age, sex, difficult, "
-                    "split). Deterministic for a given seed.")
+                    "split, style). Deterministic for a given seed.")
     parser.mandatory.add_argument("-o", metavar="<folder>", required=True,
                                   help="Output folder (new or empty).")
     parser.optional.add_argument("-n", metavar="<int>", type=positive_int, default=8,
@@ -41,10 +43,20 @@ def get_parser() -> SCTArgumentParser:
     parser.optional.add_argument("--shape", metavar="<APxSIxRL>", type=shape_argument, default=None,
                                  help="Matrix of every subject, e.g. 512x512x15 (in-plane A-P, in-plane "
                                       "S-I, number of sagittal slices); the field of view stays "
-                                      "realistic (240-320 mm S-I). Default: sampled per subject.")
+                                      "realistic (240-320 mm S-I), or with a random style follows "
+                                      "from the drawn voxel size. Default: sampled per subject.")
     parser.optional.add_argument("--split", choices=("auto", "train", "val", "test"), default="auto",
                                  help="auto: 70/15/15 train/val/test per subject; or mark every "
                                       "subject with one split. Default: auto.")
+    parser.optional.add_argument("--style", choices=STYLES, default="realistic",
+                                 help="realistic: a clinical sagittal T2w protocol. randomised: "
+                                      "contrast, resolution (0.3-1.2 mm in-plane, 0.8-4 mm slices, "
+                                      "3D isotropic), field of view, tilt, curvature, artefacts and "
+                                      "lesion look-alikes drawn at random per subject (training data). "
+                                      "shifted: a family randomised never draws (1.7-2.3 mm slices, "
+                                      "8-12 deg coronal tilt, CSF darker than the cord), for evaluation "
+                                      "only. randomised and shifted need MONAI and PyTorch. "
+                                      "Default: realistic.")
     parser.add_misc_args(remove_temp=False)
     return parser
 
@@ -56,13 +68,17 @@ def _body(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
+    from sct_lesion_classify.phantom.artefacts import require_monai
     from sct_lesion_classify.phantom.dataset import write_dataset
 
+    if args.style != "realistic":
+        require_monai(args.style)  # before the progress bar: the error stays one line
     logger = logging.getLogger("sct_lesion_classify")
     with tqdm(total=args.n, desc="phantom", unit="subject", file=sys.stderr,
               disable=args.v == 0) as bar:
         subjects = write_dataset(Path(args.o), args.n, args.seed, with_t1c=args.with_t1c,
-                                 shape=args.shape, split=args.split, progress=bar.update)
+                                 shape=args.shape, split=args.split, style=args.style,
+                                 progress=bar.update)
     logger.info("Wrote %d subjects to %s", len(subjects), args.o)
     return 0
 

@@ -52,6 +52,11 @@ TISSUE: dict[str, tuple[float, float]] = {
 }
 
 
+def disc_level(segment: int) -> float:
+    """Level coordinate of the middle of the disc at the bottom of ``segment`` (1 ... 23 have one)."""
+    return float(segment + 1.0 - _DISC_FRACTION[segment] / 2)
+
+
 @dataclass(frozen=True)
 class Spine:
     """Superior-inferior position of the vertebral segments.
@@ -87,7 +92,15 @@ class Spine:
 
 @dataclass(frozen=True)
 class AnatomyParams:
-    """Subject-specific anatomy (sampled by :func:`sample_anatomy`)."""
+    """Subject-specific anatomy (sampled by :func:`sample_anatomy`).
+
+    ``pitch_deg`` and ``roll_deg`` tilt the whole spine in the sagittal and coronal planes about
+    the axial plane ``z = tilt_origin_z_mm`` (the randomised styles; 0 in the realistic one). A
+    tilt is a shear of the anatomical frame (every structure follows the cord centre of its row),
+    which keeps volumes and the level of every point, so lesion statistics are unchanged; the
+    segment heights of a pitched spine are scaled by cos(pitch) (``framing``) so that lengths along
+    the spine stay real. The cord's axial section widens by 1/cos of its local slope as before.
+    """
 
     spine: Spine
     conus_level: float
@@ -102,6 +115,9 @@ class AnatomyParams:
     disc_nucleus: tuple[float, ...]
     marrow: tuple[float, ...]
     csf_margin_mm: float
+    pitch_deg: float = 0.0
+    roll_deg: float = 0.0
+    tilt_origin_z_mm: float = 0.0
 
 
 def sample_anatomy(rng: np.random.Generator, age: float, sex: str) -> AnatomyParams:
@@ -156,12 +172,21 @@ class Anatomy:
 
     def center_y(self, z: np.ndarray) -> np.ndarray:
         """Anterior-posterior position of the cord centre (mm)."""
-        return self._curve(np.clip(self.level(z), -4.0, 26.0)) - self.y_shift_mm
+        center = self._curve(np.clip(self.level(z), -4.0, 26.0)) - self.y_shift_mm
+        if self.params.pitch_deg:
+            center = center + self._tilt(z, self.params.pitch_deg)
+        return center
 
     def center_x(self, z: np.ndarray) -> np.ndarray:
         p = self.params
-        return (p.lateral_amplitude_mm * np.sin(2 * np.pi * np.asarray(z) / p.lateral_wavelength_mm
-                                                + p.lateral_phase) - self.x_shift_mm)
+        center = (p.lateral_amplitude_mm * np.sin(2 * np.pi * np.asarray(z) / p.lateral_wavelength_mm
+                                                  + p.lateral_phase) - self.x_shift_mm)
+        if p.roll_deg:
+            center = center + self._tilt(z, p.roll_deg)
+        return center
+
+    def _tilt(self, z: np.ndarray, angle_deg: float) -> np.ndarray:
+        return np.tan(np.radians(angle_deg)) * (np.asarray(z, dtype=np.float64) - self.params.tilt_origin_z_mm)
 
     def slope(self, z: np.ndarray) -> np.ndarray:
         """dy/dz of the centreline."""
@@ -206,8 +231,13 @@ class CordModel:
 
 def cord_model(anatomy: Anatomy, geometry: AcquisitionGeometry,
                min_radius_x: np.ndarray | None = None,
-               min_radius_y: np.ndarray | None = None) -> CordModel:
-    """The cord of ``anatomy`` on the z rows of ``geometry``, widened to at least ``min_radius_*``."""
+               min_radius_y: np.ndarray | None = None,
+               narrowing: np.ndarray | None = None) -> CordModel:
+    """The cord of ``anatomy`` on the z rows of ``geometry``, widened to at least ``min_radius_*``.
+
+    ``narrowing`` (nz,), 1 where the cord is free, scales its anterior-posterior radius where it is
+    compressed (the right-left radius grows by a third of what the A-P one loses: a flattened cord).
+    """
     z = geometry.z_centers().astype(np.float64)
     a, b = anatomy.cord_radii(z)
     b_axial = b / anatomy.cosine(z)
@@ -216,6 +246,9 @@ def cord_model(anatomy: Anatomy, geometry: AcquisitionGeometry,
         a = np.maximum(a, min_radius_x)
     if min_radius_y is not None:
         b_axial = np.maximum(b_axial, min_radius_y)
+    if narrowing is not None:
+        a = a * (1.0 + (1.0 - narrowing) / 3.0)
+        b_axial = b_axial * narrowing
     return CordModel(anatomy.center_x(z), anatomy.center_y(z), a, b_axial, native_a, native_b,
                      anatomy.level(z) >= -1.0)
 

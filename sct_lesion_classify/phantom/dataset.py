@@ -6,6 +6,10 @@ balanced in blocks of four consecutive subjects (each block is a permutation of 
 drawn from (``seed``, block)), so any multiple of four subjects is exactly balanced. ``split="auto"``
 assigns train / val / test with probabilities 0.70 / 0.15 / 0.15 from (``seed``, k); a given split
 name marks every subject (held-out test sets are generated with their own seed).
+
+``style`` (``phantom.style``) applies to every subject and is written in the ``style`` column of
+``participants.tsv``, after the columns the realistic dataset always had. The same (seed, k) gives
+the same patient in every style.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ from sct_lesion_classify import __version__
 from sct_lesion_classify.errors import InputError
 from sct_lesion_classify.io import bids
 from sct_lesion_classify.io.image import reorient_canonical, save_nifti_atomic
+from sct_lesion_classify.phantom.artefacts import require_monai
 from sct_lesion_classify.phantom.cohort import DIAGNOSES
+from sct_lesion_classify.phantom.style import STYLES
 from sct_lesion_classify.phantom.subject import PhantomSubject, generate_subject
 
 logger = logging.getLogger(__name__)
@@ -77,6 +83,7 @@ def _save(array: np.ndarray, subject: PhantomSubject, path: Path, dtype: type) -
 
 def write_dataset(out_dir: Path, n_subjects: int, seed: int, *, with_t1c: bool = False,
                   shape: tuple[int, int, int] | None = None, split: str = "auto",
+                  style: str = "realistic",
                   progress: Callable[[int], None] | None = None) -> list[bids.BidsSubject]:
     """Generate ``n_subjects`` subjects and write them as a BIDS dataset in ``out_dir``.
 
@@ -86,27 +93,36 @@ def write_dataset(out_dir: Path, n_subjects: int, seed: int, *, with_t1c: bool =
         Canonical (RL slices, AP, SI) shape of every subject, or None to sample clinical geometries.
     split
         ``"auto"`` or one of train / val / test for every subject.
+    style
+        ``realistic`` (default), ``randomised`` or ``shifted`` (the last two need MONAI).
     progress
         Called with 1 after each subject (e.g. ``tqdm.update``).
 
     Raises
     ------
     InputError
-        ``out_dir`` already holds a dataset (a non-empty folder), a bad ``n_subjects`` or ``split``.
+        ``out_dir`` already holds a dataset (a non-empty folder), a bad ``n_subjects``, ``split``
+        or ``style``, or a random style without MONAI (nothing is written then).
     """
     out_dir = Path(out_dir)
     if n_subjects < 1:
         raise InputError(f"number of subjects must be >= 1, got {n_subjects}")
     if split not in SPLIT_CHOICES:
         raise InputError(f"split must be one of {', '.join(SPLIT_CHOICES)}, got {split!r}")
+    if style not in STYLES:
+        raise InputError(f"style must be one of {', '.join(STYLES)}, got {style!r}")
+    if style != "realistic":
+        require_monai(style)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir}: output exists and is not a folder")
     if out_dir.is_dir() and any(out_dir.iterdir()):
         raise InputError(f"{out_dir}: output folder is not empty; choose a new or empty folder")
     out_dir.mkdir(parents=True, exist_ok=True)
+    description = f"synthetic sagittal T2w spine MRI, seed {seed}, {n_subjects} subjects"
+    if style != "realistic":
+        description += f", style {style}"
     generated_by = [{"Name": "sct_lesion_classify phantom", "Version": __version__,
-                     "Description": f"synthetic sagittal T2w spine MRI, seed {seed}, "
-                                    f"{n_subjects} subjects"}]
+                     "Description": description}]
     bids.write_dataset_description(out_dir, "sct_lesion_classify synthetic phantom", generated_by)
     labels = out_dir / bids.LABELS_DIR
     labels.mkdir(parents=True, exist_ok=True)
@@ -116,12 +132,13 @@ def write_dataset(out_dir: Path, n_subjects: int, seed: int, *, with_t1c: bool =
     for index in range(n_subjects):
         pid = participant_id(index, n_subjects)
         subject = generate_subject(subject_seed(seed, index), subject_diagnosis(seed, index),
-                                   participant_id=pid, shape=shape, with_t1c=with_t1c)
+                                   participant_id=pid, shape=shape, with_t1c=with_t1c, style=style)
         write_subject(out_dir, subject)
         rows.append({"participant_id": pid, "diagnosis": subject.diagnosis,
                      "age": f"{subject.age:.1f}", "sex": subject.sex,
                      "difficult": "1" if subject.difficult else "0",
-                     "split": subject_split(seed, index) if split == "auto" else split})
+                     "split": subject_split(seed, index) if split == "auto" else split,
+                     "style": style})
         logger.debug("%s: %s, %s", pid, subject.diagnosis, subject.lesion_stats)
         if progress is not None:
             progress(1)

@@ -74,3 +74,24 @@ def measure_lesions(lesion_mask: np.ndarray, cord: CordModel, geometry: Acquisit
     eccentricity = float(np.sum(offset * per_row[ok]) / per_row[ok].sum())
     return LesionStats(round(n_voxels * voxel_mm3 / 1000.0, 4), count, round(bottom - top, 3), levels,
                        enhancing, round(min(eccentricity, 1.5), 3))
+
+
+def cord_axis_angles(cord_mask: np.ndarray, zooms_mm: tuple[float, float, float]) -> tuple[float, float]:
+    """Tilt (degrees) of a canonical cord mask in the sagittal and the coronal plane.
+
+    A straight line is fitted (least squares, in mm) to the centroid of the mask in each axial row:
+    the sagittal angle is ``atan(dy/dz)`` (positive: the cord runs anteriorly going up), the coronal
+    one ``atan(dx/dz)`` (positive: to the right going up). NaN with fewer than two rows.
+    """
+    per_row = cord_mask.sum(axis=(0, 1)).astype(np.float64)
+    rows = np.flatnonzero(per_row > 0)
+    if rows.size < 2:
+        return float("nan"), float("nan")
+    x = np.arange(cord_mask.shape[0]) * zooms_mm[0]
+    y = np.arange(cord_mask.shape[1]) * zooms_mm[1]
+    cx = np.einsum("xyz,x->z", cord_mask, x, dtype=np.float64)[rows] / per_row[rows]
+    cy = np.einsum("xyz,y->z", cord_mask, y, dtype=np.float64)[rows] / per_row[rows]
+    z = rows * zooms_mm[2]
+    sagittal = np.degrees(np.arctan(np.polyfit(z, cy, 1)[0]))
+    coronal = np.degrees(np.arctan(np.polyfit(z, cx, 1)[0]))
+    return float(sagittal), float(coronal)

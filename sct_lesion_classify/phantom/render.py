@@ -1,5 +1,8 @@
 """Rendering: layers -> T2w (and cT1w) volumes with partial volume, bias field and Rician noise.
 
+:func:`paint_layers` paints (exact partial volume, masks); :func:`render` adds the realistic
+style's acquisition; the random styles add theirs instead (``artefacts``).
+
 Partial volume across the thick sagittal slices is exact (see ``raster``); in-plane, voxels are
 point-sampled at 0.5-0.8 mm. A smooth multiplicative bias field (receive-coil profile: brighter
 posteriorly, near the spine array, with a low-order polynomial variation) and Rician noise (the
@@ -19,7 +22,7 @@ from sct_lesion_classify.phantom.raster import Layer, paint, slab_fraction
 
 @dataclass(frozen=True)
 class Rendered:
-    t2w: np.ndarray          # float32, integer-valued
+    t2w: np.ndarray          # float32 (integer-valued once acquired)
     t1c: np.ndarray | None
     cord_mask: np.ndarray    # bool
     lesion_mask: np.ndarray  # bool
@@ -33,11 +36,30 @@ def render(geometry: AcquisitionGeometry, anatomy_layers: list[Layer], cord: Lay
     ``lesion_layers`` holds (counts for the lesion mask, layer) pairs in painting order;
     ``cord_rows`` (nz,) says which z rows count for the cord mask.
     """
+    painted = paint_layers(geometry, anatomy_layers, cord, cord_rows, lesion_layers, with_t1c=with_t1c)
+    bias = _bias_field(geometry, rng)
+    gain = float(rng.uniform(1.2, 2.4))
+    t2_out = _acquire(painted.t2w, bias, gain, float(rng.uniform(0.02, 0.05)) * 1000.0, rng)
+    t1_out = None
+    if painted.t1c is not None:
+        t1_out = _acquire(painted.t1c, bias, gain * float(rng.uniform(0.8, 1.2)),
+                          float(rng.uniform(0.015, 0.035)) * 900.0, rng)
+    return Rendered(t2_out, t1_out, painted.cord_mask, painted.lesion_mask)
+
+
+def paint_layers(geometry: AcquisitionGeometry, anatomy_layers: list[Layer], cord: Layer | None,
+                 cord_rows: np.ndarray, lesion_layers: list[tuple[bool, Layer]], *,
+                 with_t1c: bool = False, background: tuple[float, float] = (0.0, 0.0)) -> Rendered:
+    """The noise-free images and the masks: layers painted in order on ``background`` (T2w, T1w).
+
+    The cord mask is where the cord layer fills at least half of a voxel (on ``cord_rows``); the
+    lesion mask where a lesion layer that counts does, inside the cord mask.
+    """
     shape = geometry.shape
     x = geometry.x_centers()
     thickness = geometry.slice_thickness_mm
-    t2 = np.zeros(shape, dtype=np.float32)
-    t1 = np.zeros(shape, dtype=np.float32) if with_t1c else None
+    t2 = _canvas(shape, background[0])
+    t1 = _canvas(shape, background[1]) if with_t1c else None
     cord_mask = np.zeros(shape, dtype=bool)
     lesion_fraction = np.zeros(shape, dtype=np.float32)
 
@@ -59,15 +81,11 @@ def render(geometry: AcquisitionGeometry, anatomy_layers: list[Layer], cord: Lay
             region = lesion_fraction[:, layer.y_slice, layer.z_slice]
             np.maximum(region, fraction, out=region)
     lesion_mask = (lesion_fraction >= 0.5) & cord_mask
+    return Rendered(t2, t1, cord_mask, lesion_mask)
 
-    bias = _bias_field(geometry, rng)
-    gain = float(rng.uniform(1.2, 2.4))
-    t2_out = _acquire(t2, bias, gain, float(rng.uniform(0.02, 0.05)) * 1000.0, rng)
-    t1_out = None
-    if t1 is not None:
-        t1_out = _acquire(t1, bias, gain * float(rng.uniform(0.8, 1.2)),
-                          float(rng.uniform(0.015, 0.035)) * 900.0, rng)
-    return Rendered(t2_out, t1_out, cord_mask, lesion_mask)
+
+def _canvas(shape: tuple[int, int, int], value: float) -> np.ndarray:
+    return np.zeros(shape, dtype=np.float32) if value == 0 else np.full(shape, value, dtype=np.float32)
 
 
 def _bias_field(geometry: AcquisitionGeometry, rng: np.random.Generator) -> np.ndarray:

@@ -1,4 +1,7 @@
-"""One synthetic subject: cohort parameters -> anatomy -> lesions -> field of view -> rendering."""
+"""One synthetic subject: cohort parameters -> anatomy -> lesions -> field of view -> rendering.
+
+The realistic style is generated here; the random styles by ``styled`` (same patient draws).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import numpy as np
 from sct_lesion_classify.phantom import anatomy as anat
 from sct_lesion_classify.phantom import cohort, geometry as geom, lesions, render
 from sct_lesion_classify.phantom.measure import LesionStats, measure_lesions
+from sct_lesion_classify.phantom.style import STYLES, StyleParams
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,12 @@ class PhantomSubject:
         Orientation (nibabel codes) the subject is stored in by :func:`write_dataset`.
     lesion_stats
         Morphometry measured from ``lesion_mask``.
+    style
+        ``realistic``, ``randomised`` or ``shifted`` (``phantom.style``).
+    style_params
+        What the random style drew (None for ``realistic``).
+    lesion_in_view
+        Whether the field of view holds the whole lesion (False only for a crop that cuts it).
     """
 
     participant_id: str
@@ -43,11 +53,15 @@ class PhantomSubject:
     affine: np.ndarray
     storage_axcodes: tuple[str, str, str]
     lesion_stats: LesionStats
+    style: str = "realistic"
+    style_params: StyleParams | None = None
+    lesion_in_view: bool = True
 
 
 def generate_subject(seed: int, diagnosis: str, *, participant_id: str = "sub-001",
                      shape: tuple[int, int, int] | None = None,
-                     with_t1c: bool = False) -> PhantomSubject:
+                     with_t1c: bool = False, style: str = "realistic",
+                     style_params: StyleParams | None = None) -> PhantomSubject:
     """Generate one subject, deterministically from ``seed``.
 
     Parameters
@@ -61,12 +75,29 @@ def generate_subject(seed: int, diagnosis: str, *, participant_id: str = "sub-00
         (see ``phantom.geometry``).
     with_t1c
         Also render a contrast-enhanced T1w in the same space.
+    style
+        ``realistic`` (the clinical protocol; needs numpy and scipy only), ``randomised`` or
+        ``shifted`` (``phantom.style``; these need MONAI and PyTorch). The same seed gives the same
+        patient (diagnosis-conditional parameters, anatomy, lesion) in every style.
+    style_params
+        For a random style: use these parameters instead of drawing them.
 
     Raises
     ------
     ValueError
-        Unknown diagnosis or a bad shape.
+        Unknown diagnosis or style, a bad shape, or ``style_params`` with ``realistic``.
+    InputError
+        A random style without MONAI or PyTorch.
     """
+    if style not in STYLES:
+        raise ValueError(f"unknown style {style!r}; choose from {', '.join(STYLES)}")
+    if style != "realistic":
+        from sct_lesion_classify.phantom.styled import generate_styled
+
+        return generate_styled(seed, diagnosis, participant_id=participant_id, shape=shape,
+                               with_t1c=with_t1c, style_name=style, params=style_params)
+    if style_params is not None:
+        raise ValueError("style_params need a random style, not 'realistic'")
     rng = np.random.default_rng(seed)
     params = cohort.sample_subject_params(rng, diagnosis)
     anatomy = anat.Anatomy(anat.sample_anatomy(rng, params.age, params.sex))
