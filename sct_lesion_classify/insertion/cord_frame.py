@@ -4,7 +4,8 @@ Frame: the canonical array axes of ``io.image`` in mm (x = voxel index 0 times i
 subject's right; y anterior; z superior). For every axial slice (constant z) that holds cord, the
 mask gives a centre (centroid) and two radii (right-left and anterior-posterior, from the second
 moments: a filled ellipse of radius a has a standard deviation of a / 2). Centre and radii are
-smoothed along the cord (Gaussian, 3 mm), and slices without cord inside the span are filled by
+smoothed along the cord (Gaussian, 3 mm, around their straight-line fit so that a tilt is kept to
+the ends of the span), and slices without cord inside the span are filled by
 interpolation. The *arc coordinate* ``s`` is the length along this centreline, in mm, increasing
 upwards, with ``s = 0`` at the centre of the lowest cord slice: a cord tilted in the sagittal plane
 (or curved in the coronal one) is followed, and its length is its length along the cord, not its
@@ -115,9 +116,12 @@ def measure_cord_frame(cord_mask: np.ndarray, zooms_mm: tuple[float, float, floa
     z_mm = span * zz
 
     def along(values: np.ndarray) -> np.ndarray:
+        """Filled over the span and smoothed around its straight-line fit (a tilt stays exact to the ends)."""
         filled = np.interp(span, rows, values)
-        sigma = SMOOTHING_MM / zz
-        return gaussian_filter1d(filled, sigma, mode="nearest") if span.size > 1 else filled
+        if span.size < 3:
+            return filled
+        trend = np.polyval(np.polyfit(span, filled, 1), span)
+        return trend + gaussian_filter1d(filled - trend, SMOOTHING_MM / zz, mode="nearest")
 
     center_x, center_y = along(mean_x), along(mean_y)
     radius_x = along(2.0 * np.sqrt(np.maximum(var_x, 0.0)))

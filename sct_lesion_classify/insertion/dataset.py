@@ -249,11 +249,10 @@ def _write_dataset_files(root: Path, rows: list[dict[str, str]], seed: int, n_sc
     generated_by = [{"Name": COMMAND, "Version": __version__,
                      "Description": f"synthetic lesions painted into {n_scans} healthy scan(s), "
                                     f"seed {seed}, {n_cases} cases"}]
-    bids.write_dataset_description(root, "sct_lesion_classify real-background lesions", generated_by)
-    labels = root / bids.LABELS_DIR
-    labels.mkdir(parents=True, exist_ok=True)
-    bids.write_dataset_description(labels, "Labels: the sources' cord masks and the inserted lesions",
-                                   generated_by, derivative=True)
+    for folder, name in ((root, "sct_lesion_classify real-background lesions"),
+                         (root / bids.LABELS_DIR, "Labels: the sources' cord masks and the inserted lesions")):
+        folder.mkdir(parents=True, exist_ok=True)
+        bids.write_dataset_description(folder, name, generated_by, derivative=folder != root)
     bids.write_participants(root, rows)
     sidecar = {column: bids.PARTICIPANTS_SIDECAR.get(column) or EXTRA_COLUMNS[column]
                for column in rows[0]}
