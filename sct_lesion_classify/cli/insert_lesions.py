@@ -65,9 +65,14 @@ def _body(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from sct_lesion_classify.errors import InputError
-    from sct_lesion_classify.insertion.dataset import write_insertion_dataset
+    from sct_lesion_classify.insertion.dataset import (
+        check_output_folder,
+        plan_insertion,
+        write_insertion_dataset,
+    )
     from sct_lesion_classify.insertion.sources import scan_from_files, scans_from_bids
 
+    input_root = Path(args.bids) if args.bids else None
     if args.i is not None:
         if args.s is None:
             raise InputError("-i needs its cord mask: add -s <file>")
@@ -75,14 +80,15 @@ def _body(args: argparse.Namespace) -> int:
     else:
         if args.s is not None:
             raise InputError("-s goes with -i; with --bids the cord masks come from derivatives/labels")
-        scans = scans_from_bids(args.bids)
-    total = len(scans) * args.n
-    with tqdm(total=total, desc="insert-lesions", unit="case", file=sys.stderr,
+        scans = scans_from_bids(input_root)
+    check_output_folder(Path(args.o), input_root)
+    plan = plan_insertion(scans, cases_per_scan=args.n, seed=args.seed, classes=args.classes,
+                          split=args.split, segment_mm=args.segment_mm,
+                          allow_partial=args.allow_partial)
+    with tqdm(total=plan.n_cases, desc="insert-lesions", unit="case", file=sys.stderr,
               disable=args.v == 0) as bar:
-        subjects = write_insertion_dataset(
-            Path(args.o), scans, cases_per_scan=args.n, seed=args.seed, classes=args.classes,
-            split=args.split, segment_mm=args.segment_mm, allow_partial=args.allow_partial,
-            input_root=Path(args.bids) if args.bids else None, progress=bar.update)
+        subjects = write_insertion_dataset(Path(args.o), plan, input_root=input_root,
+                                           progress=bar.update)
     logging.getLogger("sct_lesion_classify").info("Wrote %d cases from %d scan(s) to %s",
                                                   len(subjects), len(scans), args.o)
     return 0

@@ -79,12 +79,31 @@ def case_generator(seed: int, source_index: int, case_index: int, stream: int) -
     return np.random.default_rng(np.random.SeedSequence([seed, 3, source_index, case_index, stream]))
 
 
-def write_insertion_dataset(out_dir: Path, scans: Sequence[HealthyScan], *, cases_per_scan: int,
-                            seed: int, classes: Sequence[str] = DIAGNOSES, split: str = "auto",
-                            segment_mm: float = DEFAULT_SEGMENT_MM, allow_partial: bool = False,
-                            input_root: Path | None = None,
-                            progress: Callable[[int], None] | None = None) -> list[bids.BidsSubject]:
-    """Paint ``cases_per_scan`` lesions into each scan and write the BIDS dataset ``out_dir``.
+@dataclass(frozen=True)
+class InsertionPlan:
+    """Every case of a dataset, drawn and checked, before anything is written.
+
+    Attributes
+    ----------
+    cases
+        Per source, in order, its planned cases.
+    """
+
+    scans: tuple[HealthyScan, ...]
+    cases: tuple[tuple[PlannedCase, ...], ...]
+    seed: int
+    segment_mm: float
+
+    @property
+    def n_cases(self) -> int:
+        return sum(len(per_scan) for per_scan in self.cases)
+
+
+def plan_insertion(scans: Sequence[HealthyScan], *, cases_per_scan: int, seed: int,
+                   classes: Sequence[str] = DIAGNOSES, split: str = "auto",
+                   segment_mm: float = DEFAULT_SEGMENT_MM,
+                   allow_partial: bool = False) -> InsertionPlan:
+    """Read and check every source and draw every case (module docstring).
 
     Parameters
     ----------
@@ -96,59 +115,12 @@ def write_insertion_dataset(out_dir: Path, scans: Sequence[HealthyScan], *, case
         ``"auto"`` (per source) or one of train / val / test for every case.
     segment_mm, allow_partial
         See ``insertion.plan``.
-    input_root
-        The BIDS dataset the scans come from, if any: the output may not lie inside it.
-    progress
-        Called with 1 after each case.
 
     Raises
     ------
     InputError
-        Bad options, an output folder that is not new or empty or lies inside the input, and the
-        errors of ``sources.load_scan`` and ``plan.draw_lesion_plan``; nothing is written then.
-    ProcessingError
-        The output cannot be written.
+        Bad options, and the errors of ``sources.load_scan`` and ``plan.draw_lesion_plan``.
     """
-    out_dir = Path(out_dir)
-    _check_options(out_dir, scans, cases_per_scan, classes, split, segment_mm, input_root)
-    planned: list[list[PlannedCase]] = []
-    total = len(scans) * cases_per_scan
-    for j, scan in enumerate(scans):
-        loaded = load_scan(scan)
-        planned.append([_plan_case(loaded, j, k, j * cases_per_scan + k, total, seed, classes, split,
-                                   segment_mm, allow_partial) for k in range(cases_per_scan)])
-        logger.debug("%s: cord %.1f mm along its centreline", scan.label, loaded.frame.length_mm)
-
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    except OSError as exc:
-        raise ProcessingError(f"{out_dir}: cannot write in {out_dir.parent} ({exc.strerror})") from exc
-    try:
-        os.chmod(staging, 0o755)
-        rows = []
-        for j, scan in enumerate(scans):
-            loaded = load_scan(scan)
-            for case in planned[j]:
-                rows.append(_write_case(staging, loaded, case, seed, segment_mm))
-                if progress is not None:
-                    progress(1)
-        _write_dataset_files(staging, rows, seed, len(scans), total)
-        try:
-            os.replace(staging, out_dir)  # onto a missing or empty folder
-        except OSError as exc:
-            raise ProcessingError(f"{out_dir}: cannot move the finished dataset into place "
-                                  f"({exc.strerror})") from exc
-    except BaseException:
-        with contextlib.suppress(OSError):
-            shutil.rmtree(staging)
-        raise
-    return bids.discover_subjects(out_dir)
-
-
-def _check_options(out_dir: Path, scans: Sequence[HealthyScan], cases_per_scan: int,
-                   classes: Sequence[str], split: str, segment_mm: float,
-                   input_root: Path | None) -> None:
     if cases_per_scan < 1:
         raise InputError(f"cases per scan must be >= 1, got {cases_per_scan}")
     if not classes or any(c not in DIAGNOSES for c in classes):
@@ -159,16 +131,83 @@ def _check_options(out_dir: Path, scans: Sequence[HealthyScan], cases_per_scan: 
         raise InputError(f"segment length must be > 0 mm, got {segment_mm:g}")
     if not scans:
         raise InputError("no healthy scan to insert lesions into")
+    total = len(scans) * cases_per_scan
+    planned = []
+    for j, scan in enumerate(scans):
+        loaded = load_scan(scan)
+        planned.append(tuple(_plan_case(loaded, j, k, j * cases_per_scan + k, total, seed, classes,
+                                        split, segment_mm, allow_partial)
+                             for k in range(cases_per_scan)))
+        logger.debug("%s: cord %.1f mm along its centreline", scan.label, loaded.frame.length_mm)
+    return InsertionPlan(tuple(scans), tuple(planned), seed, segment_mm)
+
+
+def check_output_folder(out_dir: Path, input_root: Path | None = None) -> None:
+    """Refuse an output that exists and is not an empty folder, or that lies inside ``input_root``.
+
+    Raises
+    ------
+    InputError
+        As above (inputs are never modified).
+    """
+    out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir}: output exists and is not a folder")
     if out_dir.is_dir() and any(out_dir.iterdir()):
         raise InputError(f"{out_dir}: output folder is not empty; choose a new or empty folder")
-    resolved = out_dir.resolve()
     if input_root is not None:
-        root = Path(input_root).resolve()
+        root, resolved = Path(input_root).resolve(), out_dir.resolve()
         if resolved == root or root in resolved.parents:
             raise InputError(f"{out_dir}: the output would be inside the input dataset {input_root}; "
                              "choose a folder outside it (inputs are never modified)")
+
+
+def write_insertion_dataset(out_dir: Path, plan: InsertionPlan, *, input_root: Path | None = None,
+                            progress: Callable[[int], None] | None = None) -> list[bids.BidsSubject]:
+    """Paint the planned lesions and write the BIDS dataset ``out_dir`` (staged, then renamed).
+
+    Parameters
+    ----------
+    input_root
+        The BIDS dataset the scans come from, if any: the output may not lie inside it.
+    progress
+        Called with 1 after each case.
+
+    Raises
+    ------
+    InputError
+        The output folder (:func:`check_output_folder`), or a source changed since it was planned;
+        nothing is left written then.
+    ProcessingError
+        The output cannot be written.
+    """
+    out_dir = Path(out_dir)
+    check_output_folder(out_dir, input_root)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    except OSError as exc:
+        raise ProcessingError(f"{out_dir}: cannot write in {out_dir.parent} ({exc.strerror})") from exc
+    try:
+        os.chmod(staging, 0o755)
+        rows = []
+        for scan, cases in zip(plan.scans, plan.cases):
+            loaded = load_scan(scan)
+            for case in cases:
+                rows.append(_write_case(staging, loaded, case, plan.seed, plan.segment_mm))
+                if progress is not None:
+                    progress(1)
+        _write_dataset_files(staging, rows, plan.seed, len(plan.scans), plan.n_cases)
+        try:
+            os.replace(staging, out_dir)  # onto a missing or empty folder
+        except OSError as exc:
+            raise ProcessingError(f"{out_dir}: cannot move the finished dataset into place "
+                                  f"({exc.strerror})") from exc
+    except BaseException:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(staging)
+        raise
+    return bids.discover_subjects(out_dir)
 
 
 def _plan_case(loaded: LoadedScan, source_index: int, case_index: int, global_index: int,
