@@ -14,8 +14,8 @@ lesion), ``split``, ``source_image`` and ``style`` (``real-background``).
 
 Cases. Each source gets ``cases_per_scan`` cases; their diagnoses cycle through ``classes`` over
 all cases in order (source by source), so any multiple of the number of classes is balanced.
-Case k of source j is drawn from its own seed, ``SeedSequence([seed, 3, j, k])``, so it does not
-depend on how many cases or sources follow it. ``split="auto"`` gives every case of a source the
+Case k of source j is drawn from its own seeds, ``SeedSequence([seed, 3, j, k, stream])`` (stream 0:
+the lesion; 1: its texture and noise), so it does not depend on how many cases or sources follow it. ``split="auto"`` gives every case of a source the
 same split (``phantom.dataset.subject_split`` of the source's index: 70/15/15), so that lesions
 painted into one person's scan never sit on both sides of a train/test boundary.
 
