@@ -16,6 +16,8 @@ from sct_lesion_classify.cli.frame import EXIT_USAGE
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "phantom": ("sct_lesion_classify.cli.phantom",
                 "Generate a synthetic BIDS dataset of sagittal T2w spine MRI with lesions."),
+    "insert-lesions": ("sct_lesion_classify.cli.insert_lesions",
+                       "Paint synthetic lesions inside the cord of real healthy scans; a BIDS dataset."),
     "evaluate": ("sct_lesion_classify.cli.evaluate",
                  "Evaluate model packages on a BIDS split: Dice, Table 2 metrics with CIs, baseline."),
     "train": ("sct_lesion_classify.cli.train",
