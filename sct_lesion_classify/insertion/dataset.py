@@ -55,12 +55,6 @@ logger = logging.getLogger(__name__)
 
 STYLE = "real-background"
 COMMAND = "sct_lesion_classify insert-lesions"
-#: participants.json entries of the columns this dataset adds to SPEC section 6's.
-EXTRA_COLUMNS = {
-    "source_image": {"Description": "The healthy scan the synthetic lesion was painted into"},
-    "style": {"Description": "How the image was made",
-              "Levels": {STYLE: "a real scan with a synthetic lesion painted inside its cord"}},
-}
 
 
 @dataclass(frozen=True)
@@ -293,6 +287,3 @@ def _write_dataset_files(root: Path, rows: list[dict[str, str]], seed: int, n_sc
         folder.mkdir(parents=True, exist_ok=True)
         bids.write_dataset_description(folder, name, generated_by, derivative=folder != root)
     bids.write_participants(root, rows)
-    sidecar = {column: bids.PARTICIPANTS_SIDECAR.get(column) or EXTRA_COLUMNS[column]
-               for column in rows[0]}
-    write_json_atomic(root / "participants.json", sidecar)

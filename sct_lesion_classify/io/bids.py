@@ -47,6 +47,12 @@ PARTICIPANTS_SIDECAR = {
                   "Levels": {"0": "typical", "1": "difficult"}},
     "split": {"Description": "Machine-learning split the participant belongs to",
               "Levels": {"train": "training", "val": "validation", "test": "held-out test"}},
+    "style": {"Description": "How the image was made",
+              "Levels": {"realistic": "phantom, one clinical protocol",
+                         "randomised": "phantom, domain-randomised appearance and geometry",
+                         "shifted": "phantom, a family held out from 'randomised' (evaluation only)",
+                         "real-background": "a real scan with a synthetic lesion painted inside its cord"}},
+    "source_image": {"Description": "The healthy scan the synthetic lesion was painted into"},
 }
 
 
