@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -58,6 +57,7 @@ from sct_lesion_classify.batch.tasks import (
 )
 from sct_lesion_classify.errors import InputError, ProcessingError
 from sct_lesion_classify.io.bids import BidsSubject, discover_subjects
+from sct_lesion_classify.io.lock import exclusive_lock
 
 logger = logging.getLogger(__name__)
 LOCK_NAME = ".sct_lesion_classify_batch.lock"
@@ -104,25 +104,11 @@ def batch_lock(output_root: Path) -> Iterator[None]:
         output_root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"{output_root}: cannot create the output folder ({exc.strerror or exc})") from None
-    try:
-        import fcntl
-    except ImportError:  # Windows: no lock
+    busy = (f"{output_root}: another sct_lesion_classify batch is writing this folder (wait for it to "
+            "finish, or choose another output folder)")
+    with exclusive_lock(output_root / LOCK_NAME, what="batch output folder", wait=False, busy_message=busy,
+                        error=InputError):
         yield
-        return
-    path = output_root / LOCK_NAME
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot open the batch lock ({exc.strerror or exc})") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise InputError(f"{output_root}: another sct_lesion_classify batch is writing this folder "
-                             "(wait for it to finish, or choose another output folder)") from None
-        yield
-    finally:
-        os.close(fd)  # releases the lock
 
 
 @dataclass(frozen=True)
