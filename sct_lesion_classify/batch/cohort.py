@@ -26,7 +26,7 @@ from typing import Iterable, Sequence
 
 from sct_lesion_classify import __version__
 from sct_lesion_classify.io.bids import BidsSubject, write_dataset_description
-from sct_lesion_classify.pipeline.paths import output_stem
+from sct_lesion_classify.pipeline.outputs import OutputNames
 
 DERIVATIVES_NAME = "sct_lesion_classify"
 TABLE_NAME = "diagnoses.csv"
@@ -74,10 +74,9 @@ class SubjectOutputs:
 def subject_outputs(output_root: str | os.PathLike, subject: BidsSubject) -> SubjectOutputs:
     """``<output root>/sub-XX/anat/<T2w stem>_{diagnosis.json,lesionseg.nii.gz,lesionseg.json}``."""
     folder = Path(output_root) / subject.participant_id / "anat"
-    stem = output_stem(subject.t2w)
-    return SubjectOutputs(folder=folder, diagnosis_json=folder / f"{stem}_diagnosis.json",
-                          lesion_mask=folder / f"{stem}_lesionseg.nii.gz",
-                          sidecar=folder / f"{stem}_lesionseg.json")
+    names = OutputNames.of(subject.t2w)
+    return SubjectOutputs(folder=folder, diagnosis_json=folder / names.diagnosis,
+                          lesion_mask=folder / names.lesion_mask, sidecar=folder / names.lesion_sidecar)
 
 
 def write_description(output_root: str | os.PathLike) -> None:

@@ -15,6 +15,9 @@ def add_segmentation_args(parser: SCTArgumentParser, *, cord_mask_option: bool =
     ``-lesion`` mask is given; ``sct_lesion_classify batch`` takes them without ``-s``
     (``cord_mask_option=False``: the cord masks come from the dataset).
     """
+    from sct_lesion_classify.pipeline.outputs import OutputNames  # standard library only
+
+    names = OutputNames("<stem>")
     opt = parser.optional
     if cord_mask_option:
         opt.add_argument(
@@ -29,7 +32,7 @@ def add_segmentation_args(parser: SCTArgumentParser, *, cord_mask_option: bool =
              "  auto: -s when given, else builtin.")
     opt.add_argument(
         "-save-cord", metavar="<int>", type=int, choices=(0, 1), default=0,
-        help="Also write the cord mask as <stem>_seg.nii.gz and the crop box as <stem>_cropbox.nii.gz. "
+        help=f"Also write the cord mask as {names.cord_mask} and the crop box as {names.crop_box}. "
              "Default: 0.")
     opt.add_argument(
         "-no-crop", action="store_true",

@@ -18,6 +18,8 @@ PROG = "sct_deepseg_imlesion"
 
 def get_parser() -> SCTArgumentParser:
     """The command's parser (SCT groups: MANDATORY / OPTIONAL / MISC)."""
+    from sct_lesion_classify.pipeline.outputs import OutputNames  # standard library only
+
     parser = SCTArgumentParser(
         prog=PROG,
         description=(
@@ -32,7 +34,7 @@ def get_parser() -> SCTArgumentParser:
         help="T2w image (NIfTI, 3D; sagittal acquisition expected, any orientation accepted).")
     parser.optional.add_argument(
         "-o", metavar="<file>", default=None,
-        help="Output lesion mask. Default: <folder of -i>/<stem>_lesionseg.nii.gz.")
+        help=f"Output lesion mask. Default: <folder of -i>/{OutputNames('<stem>').lesion_mask}.")
     add_segmentation_args(parser)
     parser.add_qc_args()
     parser.add_misc_args()

@@ -26,13 +26,8 @@ from sct_lesion_classify.io.image import Image, load_image, load_mask, save_like
 from sct_lesion_classify.lesion.morphometry import LesionMorphometry, measure_lesions
 from sct_lesion_classify.modelpkg.package import ModelPackage, file_sha256
 from sct_lesion_classify.pipeline.models import T1C_PACKAGES, optional_package_for, package_for
-from sct_lesion_classify.pipeline.paths import (
-    check_output_path,
-    check_qc_folder,
-    gradcam_output,
-    make_output_folder,
-    output_stem,
-)
+from sct_lesion_classify.pipeline.outputs import OutputNames, gradcam_output
+from sct_lesion_classify.pipeline.paths import check_output_path, check_qc_folder, make_output_folder
 from sct_lesion_classify.pipeline.segmentation import (
     SegmentationModels,
     SegmentationRequest,
@@ -71,7 +66,7 @@ class ClassificationRequest:
         """``-o``, or ``<folder of -i>/<stem>_diagnosis.json``."""
         if self.output_path is not None:
             return self.output_path
-        return self.image_path.parent / f"{output_stem(self.image_path)}_diagnosis.json"
+        return self.image_path.parent / OutputNames.of(self.image_path).diagnosis
 
 
 @dataclass

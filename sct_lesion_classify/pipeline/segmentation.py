@@ -32,12 +32,8 @@ from sct_lesion_classify.lesion.postprocess import Postprocessing
 from sct_lesion_classify.lesion.segment import LesionSegmentation, LesionSegmenter
 from sct_lesion_classify.modelpkg.package import ModelPackage
 from sct_lesion_classify.pipeline.models import CORD_STEP, LESION_STEP, package_for
-from sct_lesion_classify.pipeline.paths import (
-    check_output_path,
-    check_qc_folder,
-    make_output_folder,
-    output_stem,
-)
+from sct_lesion_classify.pipeline.outputs import OutputNames, sidecar_path
+from sct_lesion_classify.pipeline.paths import check_output_path, check_qc_folder, make_output_folder
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +80,7 @@ class SegmentationRequest:
         """``-o``, or ``<folder of -i>/<stem>_lesionseg.nii.gz``."""
         if self.output_path is not None:
             return self.output_path
-        return self.image_path.parent / f"{output_stem(self.image_path)}_lesionseg.nii.gz"
+        return self.image_path.parent / OutputNames.of(self.image_path).lesion_mask
 
 
 @dataclass
@@ -146,14 +142,12 @@ def run_segmentation(request: SegmentationRequest, models: SegmentationModels, *
     runtime: dict[str, float] = {}
     inputs = (request.image_path, request.cord_mask_path, *protected)
     mask_path = check_output_path(request.lesion_output(), inputs, what="output mask")
-    sidecar_path = mask_path.with_name(output_stem(mask_path) + ".json")
-    check_output_path(sidecar_path, inputs, what="sidecar", nifti=False)
-    stem = output_stem(request.image_path)
+    sidecar = check_output_path(sidecar_path(mask_path), inputs, what="sidecar", nifti=False)
+    names = OutputNames.of(request.image_path)
     cord_path = cropbox_path = None
     if request.save_cord:
-        cord_path = check_output_path(mask_path.parent / f"{stem}_seg.nii.gz", inputs, what="cord mask")
-        cropbox_path = check_output_path(mask_path.parent / f"{stem}_cropbox.nii.gz", inputs,
-                                         what="crop box")
+        cord_path = check_output_path(mask_path.parent / names.cord_mask, inputs, what="cord mask")
+        cropbox_path = check_output_path(mask_path.parent / names.crop_box, inputs, what="crop box")
     check_qc_folder(request.qc_folder)
 
     start = time.perf_counter()
@@ -177,7 +171,7 @@ def run_segmentation(request: SegmentationRequest, models: SegmentationModels, *
     make_output_folder(mask_path)
     save_like(segmentation.mask.astype(np.float32 if soft else np.uint8), image.grid, mask_path,
               dtype=np.float32 if soft else np.uint8)
-    write_json_atomic(sidecar_path, _sidecar(request, models, soft))
+    write_json_atomic(sidecar, _sidecar(request, models, soft))
     if cord_path is not None and cord is not None:
         save_like(cord.mask, image.grid, cord_path, dtype=np.uint8)
         box = segmentation.box if request.crop else crop_box_around(
@@ -191,7 +185,7 @@ def run_segmentation(request: SegmentationRequest, models: SegmentationModels, *
         qc_page = _qc(request, image, cord, segmentation, models, warnings)
         runtime["qc"] = time.perf_counter() - start
     return SegmentationOutputs(image=image, cord=cord, segmentation=segmentation, mask_path=mask_path,
-                               sidecar_path=sidecar_path, cord_path=cord_path,
+                               sidecar_path=sidecar, cord_path=cord_path,
                                cropbox_path=cropbox_path if cord_path else None, qc_page=qc_page,
                                warnings=tuple(warnings), runtime_s=runtime)
 
@@ -203,7 +197,7 @@ def _localize_cord(request: SegmentationRequest, models: SegmentationModels,
     if request.cord_method == "sct":
         workdir = Path(tempfile.mkdtemp(prefix="sct_lesion_classify-"))
         try:
-            out = sct_cord_segmentation(request.image_path, workdir / f"{output_stem(request.image_path)}_seg.nii.gz")
+            out = sct_cord_segmentation(request.image_path, workdir / OutputNames.of(request.image_path).cord_mask)
             return cord_from_mask_file(out, image, source="sct")
         finally:
             if request.remove_temp:
