@@ -6,7 +6,7 @@ For every subject with a T2w image, the lesion is segmented (or the manual mask 
 (``<BIDS>/derivatives/sct_lesion_classify/``) with one row per subject in ``diagnoses.csv``,
 rewritten as subjects finish. A rerun skips the subjects whose outputs are complete and valid;
 a failing subject is recorded with its error and the others finish. Local worker processes by
-default; ``--scheduler`` sends the same tasks to a Dask distributed cluster.
+default; ``--scheduler`` sends the same jobs to a Dask distributed cluster.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def _run(args: argparse.Namespace) -> int:
     from sct_lesion_classify.batch.cohort import default_output_root
     from sct_lesion_classify.batch.runner import batch_lock, execute, plan_batch, select_cohort
     from sct_lesion_classify.batch.table import STATUS_FAILED, STATUS_NO_LESION, STATUS_OK
-    from sct_lesion_classify.batch.tasks import BatchSettings, resolve_model_set
+    from sct_lesion_classify.batch.subject_job import BatchSettings, resolve_model_set
     from sct_lesion_classify.errors import InputError
     from sct_lesion_classify.modelpkg.session import usable_cores
 
@@ -146,15 +146,15 @@ def _run(args: argparse.Namespace) -> int:
         if args.scheduler:
             where = f"the Dask scheduler {args.scheduler}"
         else:
-            where = (f"{max(1, min(args.j, len(plan.tasks)))} local worker process(es), {threads} "
+            where = (f"{max(1, min(args.j, len(plan.jobs)))} local worker process(es), {threads} "
                      "ONNX Runtime thread(s) each")
         log.info("%d subject(s) selected: %d complete already (skipped), %d to process on %s",
-                 len(cohort.selected), len(plan.done), len(plan.tasks), where)
+                 len(cohort.selected), len(plan.done), len(plan.jobs), where)
         for pid, reason in plan.redo_reasons.items():
             log.info("%s: redone (%s)", pid, reason)
         counts: Counter[str] = Counter()
-        bar = tqdm(total=len(plan.tasks), desc="batch", unit="subject", file=sys.stderr,
-                   disable=args.v == 0 or not plan.tasks, dynamic_ncols=True)
+        bar = tqdm(total=len(plan.jobs), desc="batch", unit="subject", file=sys.stderr,
+                   disable=args.v == 0 or not plan.jobs, dynamic_ncols=True)
 
         def on_result(result) -> None:
             outcome = result.outcome

@@ -1,15 +1,15 @@
-"""The per-subject task of ``sct_lesion_classify batch``, and the models each worker keeps.
+"""The per-subject job of ``sct_lesion_classify batch``, and the models each worker keeps.
 
-:func:`run_subject` is the one function that both executors run, a local worker process and a
+:func:`run_job` is the one function that both executors run, a local worker process and a
 Dask worker: it segments the lesion (or takes the manual mask), classifies it with the code of
-``sct_classify_lesion`` (``pipeline.classification``) and returns a :class:`TaskResult`; it never
+``sct_classify_lesion`` (``pipeline.classification``) and returns a :class:`JobResult`; it never
 raises. The loaded models are cached per process (:func:`worker_models`): a worker builds its
 ONNX Runtime sessions once, at its first subject (or in :func:`init_worker`), and reuses them.
 
 Each session gets ``threads`` intra-op threads: :attr:`BatchSettings.threads` when set (the local
 runner sets ``max(1, cores // workers)``), else the usable cores of the process divided by the
-tasks that run at once on its machine (on a Dask worker: the ``nthreads`` of every worker of
-that host, :attr:`BatchSettings.tasks_per_host`, as the scheduler reported them when the batch
+jobs that run at once on its machine (on a Dask worker: the ``nthreads`` of every worker of
+that host, :attr:`BatchSettings.jobs_per_host`, as the scheduler reported them when the batch
 started), so that concurrent workers do not oversubscribe the cores.
 
 This module imports only the standard library and light modules of the package at import time,
@@ -72,7 +72,7 @@ class BatchSettings:
     qc_dataset: str | None = None
     remove_temp: bool = True
     threads: int | None = None
-    tasks_per_host: tuple[tuple[str, int], ...] = ()
+    jobs_per_host: tuple[tuple[str, int], ...] = ()
     verbosity: int = 1
     command_line: str = ""
 
@@ -158,7 +158,7 @@ def resolve_model_set(settings: BatchSettings) -> ModelSet:
 
 
 @dataclass(frozen=True)
-class SubjectTask:
+class SubjectJob:
     """One subject to process: its files, where its outputs go, and the models it must use."""
 
     subject: BidsSubject
@@ -172,8 +172,8 @@ class SubjectTask:
 
 
 @dataclass(frozen=True)
-class TaskResult:
-    """What :func:`run_subject` returns: the subject's row, its log lines and where it ran."""
+class JobResult:
+    """What :func:`run_job` returns: the subject's row, its log lines and where it ran."""
 
     outcome: SubjectOutcome
     log: tuple[str, ...] = ()
@@ -190,7 +190,7 @@ _STARTUP_LOG: list[str] = []
 def init_worker(settings: BatchSettings) -> None:
     """Initializer of a local worker process: thread counts, logging, then the models.
 
-    A failure to load the models is not raised here (it would break the pool): the first task
+    A failure to load the models is not raised here (it would break the pool): the first job
     meets it again and records it as that subject's error.
     """
     threads = session_threads(settings)
@@ -200,7 +200,7 @@ def init_worker(settings: BatchSettings) -> None:
     with _CapturedLogs(settings.verbosity) as captured:
         try:
             worker_models(settings)
-        except Exception:  # noqa: BLE001 - reported by run_subject
+        except Exception:  # noqa: BLE001 - reported by run_job
             pass
     _STARTUP_LOG.extend(captured.lines)  # shown with the log of this worker's first subject
 
@@ -211,12 +211,12 @@ def session_threads(settings: BatchSettings) -> int:
         return max(1, int(settings.threads))
     from sct_lesion_classify.modelpkg.session import usable_cores
 
-    return max(1, usable_cores() // _concurrent_tasks(settings))
+    return max(1, usable_cores() // _concurrent_jobs(settings))
 
 
-def _concurrent_tasks(settings: BatchSettings) -> int:
-    """Tasks that run at once on this machine: on a Dask worker, the threads of every worker of
-    its host (``settings.tasks_per_host``, else its own ``nthreads``); elsewhere 1."""
+def _concurrent_jobs(settings: BatchSettings) -> int:
+    """Jobs that run at once on this machine: on a Dask worker, the threads of every worker of
+    its host (``settings.jobs_per_host``, else its own ``nthreads``); elsewhere 1."""
     if "distributed" not in sys.modules:
         return 1
     try:
@@ -229,7 +229,7 @@ def _concurrent_tasks(settings: BatchSettings) -> int:
         return 1
     state = getattr(worker, "state", worker)
     own = max(1, int(getattr(state, "nthreads", 1) or 1))
-    return max(own, int(dict(settings.tasks_per_host).get(host, own)))
+    return max(own, int(dict(settings.jobs_per_host).get(host, own)))
 
 
 def worker_models(settings: BatchSettings):
@@ -260,7 +260,7 @@ def worker_models(settings: BatchSettings):
 
 
 def _prepare_process(verbosity: int) -> None:
-    """Once per process: the package's log records are captured per task, not printed.
+    """Once per process: the package's log records are captured per job, not printed.
 
     In a process where the package logger already prints (the command's own process), nothing
     changes.
@@ -276,8 +276,8 @@ def _prepare_process(verbosity: int) -> None:
         package_logger.setLevel(logging.DEBUG if verbosity >= 2 else logging.INFO)
 
 
-class _TaskLogHandler(logging.Handler):
-    """Keeps the log lines of one task (records of the thread that runs it)."""
+class _JobLogHandler(logging.Handler):
+    """Keeps the log lines of one job (records of the thread that runs it)."""
 
     def __init__(self, level: int) -> None:
         super().__init__(level)
@@ -299,9 +299,9 @@ class _TaskLogHandler(logging.Handler):
 
 class _CapturedLogs:
     def __init__(self, verbosity: int) -> None:
-        self.handler = _TaskLogHandler(logging.DEBUG if verbosity >= 2 else logging.INFO)
+        self.handler = _JobLogHandler(logging.DEBUG if verbosity >= 2 else logging.INFO)
 
-    def __enter__(self) -> _TaskLogHandler:
+    def __enter__(self) -> _JobLogHandler:
         logging.getLogger(PACKAGE_LOGGER).addHandler(self.handler)
         return self.handler
 
@@ -309,7 +309,7 @@ class _CapturedLogs:
         logging.getLogger(PACKAGE_LOGGER).removeHandler(self.handler)
 
 
-def run_subject(task: SubjectTask, settings: BatchSettings) -> TaskResult:
+def run_job(job: SubjectJob, settings: BatchSettings) -> JobResult:
     """Segment and classify one subject; the result holds its CSV row (never raises).
 
     A failure of any kind (the package's errors, an unexpected exception, a memory error) is
@@ -320,27 +320,27 @@ def run_subject(task: SubjectTask, settings: BatchSettings) -> TaskResult:
     start = time.perf_counter()
     with _CapturedLogs(settings.verbosity) as captured:
         try:
-            outcome = _process(task, settings)
+            outcome = _process(job, settings)
         except Exception as exc:  # noqa: BLE001 - every failure becomes the subject's row
-            logger.debug("%s failed", task.participant_id, exc_info=True)
-            _remove_stale_diagnosis(task.outputs)
-            outcome = failed_outcome(task.participant_id, error_message(exc),
+            logger.debug("%s failed", job.participant_id, exc_info=True)
+            _remove_stale_diagnosis(job.outputs)
+            outcome = failed_outcome(job.participant_id, error_message(exc),
                                      runtime_s=time.perf_counter() - start,
-                                     models=[m.label for m in task.models])
+                                     models=[m.label for m in job.models])
     with _CACHE_LOCK:
         startup = list(_STARTUP_LOG)
         _STARTUP_LOG.clear()
-    return TaskResult(outcome=outcome, log=tuple(startup + captured.lines),
+    return JobResult(outcome=outcome, log=tuple(startup + captured.lines),
                       worker=f"{socket.gethostname()}:{os.getpid()}")
 
 
-def _process(task: SubjectTask, settings: BatchSettings) -> SubjectOutcome:
+def _process(job: SubjectJob, settings: BatchSettings) -> SubjectOutcome:
     from sct_lesion_classify.errors import InputError, ModelError
     from sct_lesion_classify.io.bids import subject_paths
     from sct_lesion_classify.pipeline.classification import ClassificationRequest, run_classification
     from sct_lesion_classify.pipeline.segmentation import SegmentationRequest
 
-    subject = task.subject
+    subject = job.subject
     pid = subject.participant_id
     expected = subject_paths(settings.bids_root, pid)
     if settings.use_manual_lesion and subject.lesion_mask is None:
@@ -349,13 +349,13 @@ def _process(task: SubjectTask, settings: BatchSettings) -> SubjectOutcome:
         raise InputError(f"{expected['cord_mask']}: manual cord mask not found (--use-manual-cord)")
     models = worker_models(settings)
     used = ModelSet.from_models(models).for_subject(subject, settings)
-    if used != task.models:
+    if used != job.models:
         raise ModelError(
             "this worker resolved other model packages ("
             + ", ".join(m.label for m in used) + ") than the machine that planned the batch ("
-            + ", ".join(m.label for m in task.models) + "): install the same packages on every "
+            + ", ".join(m.label for m in job.models) + "): install the same packages on every "
             "worker, or pass -custom-model folders on a shared file system")
-    outputs = task.outputs
+    outputs = job.outputs
     outputs.folder.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(outputs.folder, (outputs.diagnosis_json.name, outputs.lesion_mask.name,
                                               outputs.sidecar.name))
