@@ -28,7 +28,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from sct_lesion_classify.batch.cohort import (
     TABLE_NAME,
@@ -39,6 +39,14 @@ from sct_lesion_classify.batch.cohort import (
     subject_outputs,
     write_description,
 )
+from sct_lesion_classify.batch.subject_job import (
+    BatchSettings,
+    JobResult,
+    SubjectJob,
+    init_worker,
+    run_job,
+    subject_models,
+)
 from sct_lesion_classify.batch.table import (
     SubjectOutcome,
     error_message,
@@ -47,17 +55,12 @@ from sct_lesion_classify.batch.table import (
     read_table,
     write_table,
 )
-from sct_lesion_classify.batch.subject_job import (
-    BatchSettings,
-    ModelSet,
-    SubjectJob,
-    JobResult,
-    init_worker,
-    run_job,
-)
 from sct_lesion_classify.errors import InputError, ProcessingError
 from sct_lesion_classify.io.bids import BidsSubject, discover_subjects
 from sct_lesion_classify.io.lock import exclusive_lock
+
+if TYPE_CHECKING:
+    from sct_lesion_classify.pipeline.models import ModelSelection
 
 logger = logging.getLogger(__name__)
 LOCK_NAME = ".sct_lesion_classify_batch.lock"
@@ -137,7 +140,7 @@ class BatchPlan:
     redo_reasons: dict[str, str] = field(default_factory=dict)
 
 
-def plan_batch(settings: BatchSettings, cohort: Cohort, models: ModelSet, *,
+def plan_batch(settings: BatchSettings, cohort: Cohort, models: ModelSelection, *,
                overwrite: bool = False) -> BatchPlan:
     """Sort the selected subjects into complete (skipped) and to run (all with ``overwrite``)."""
     table_path = settings.output_root / TABLE_NAME
@@ -146,7 +149,7 @@ def plan_batch(settings: BatchSettings, cohort: Cohort, models: ModelSet, *,
     reasons: dict[str, str] = {}
     for subject in cohort.selected:
         outputs = subject_outputs(settings.output_root, subject)
-        fingerprints = models.for_subject(subject, settings)
+        fingerprints = subject_models(models, subject, settings)
         lesion_path = subject.lesion_mask if settings.use_manual_lesion else outputs.lesion_mask
         if not overwrite and lesion_path is not None:
             document, reason = check_complete(subject, outputs, lesion_path=lesion_path,

@@ -24,16 +24,11 @@ import socket
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING
 
-from sct_lesion_classify.batch.cohort import (
-    ModelFingerprint,
-    SubjectOutputs,
-    display_path,
-    remove_stale_temporaries,
-)
+from sct_lesion_classify.batch.cohort import SubjectOutputs, display_path, remove_stale_temporaries
 from sct_lesion_classify.batch.table import (
     SubjectOutcome,
     error_message,
@@ -41,6 +36,11 @@ from sct_lesion_classify.batch.table import (
     outcome_from_document,
 )
 from sct_lesion_classify.io.bids import BidsSubject
+from sct_lesion_classify.pipeline.options import QcOptions, SegmentationOptions
+
+if TYPE_CHECKING:
+    from sct_lesion_classify.pipeline.classification import ClassificationModels
+    from sct_lesion_classify.pipeline.models import ModelFingerprint, ModelSelection
 
 logger = logging.getLogger(__name__)
 PACKAGE_LOGGER = "sct_lesion_classify"
@@ -52,7 +52,8 @@ class BatchSettings:
     """Everything a worker needs to know about the batch, the same for every subject.
 
     Paths are absolute: a Dask worker may run in another folder, or on another machine that
-    sees the same file system.
+    sees the same file system. ``segmentation`` and ``qc`` are the options of the pipeline
+    commands, built once (``cli.common.segmentation_options``); ``qc.subject`` is set per subject.
     """
 
     bids_root: Path
@@ -61,16 +62,8 @@ class BatchSettings:
     use_manual_lesion: bool = False
     use_manual_cord: bool = False
     use_t1c: bool = False
-    cord_method: str = "auto"
-    crop: bool = True
-    save_cord: bool = False
-    threshold: float | None = None
-    largest: bool | None = None
-    fill_holes: bool | None = None
-    remove_small: tuple[str, ...] | None = None
-    qc_folder: Path | None = None
-    qc_dataset: str | None = None
-    remove_temp: bool = True
+    segmentation: SegmentationOptions = field(default_factory=SegmentationOptions)
+    qc: QcOptions = field(default_factory=QcOptions)
     threads: int | None = None
     jobs_per_host: tuple[tuple[str, int], ...] = ()
     verbosity: int = 1
@@ -83,45 +76,16 @@ class BatchSettings:
 
     @property
     def needs_cord_localizer(self) -> bool:
-        """Whether the bundled cord localizer runs (as ``SegmentationRequest.needs_builtin_cord``)."""
-        if self.use_manual_lesion or self.use_manual_cord or self.cord_method == "sct":
-            return False
-        return self.crop or self.save_cord
+        """Whether the bundled cord localizer runs (never with the manual lesion masks)."""
+        return not self.use_manual_lesion and self.segmentation.needs_builtin_cord(
+            cord_mask_given=self.use_manual_cord)
+
+    def uses_t1c(self, subject: BidsSubject) -> bool:
+        """Whether ``subject``'s cT1w image goes to the classifiers (``--use-t1c`` and it has one)."""
+        return self.use_t1c and subject.t1c is not None
 
 
-@dataclass(frozen=True)
-class ModelSet:
-    """The model packages of a batch, as fingerprints (name, version, sha256)."""
-
-    segmentation: tuple[ModelFingerprint, ...]
-    classifiers: Mapping[str, ModelFingerprint]
-    t1c_classifiers: Mapping[str, ModelFingerprint] = field(default_factory=dict)
-
-    def for_subject(self, subject: BidsSubject, settings: BatchSettings) -> tuple[ModelFingerprint, ...]:
-        """The packages the diagnosis JSON of ``subject`` lists, in its order."""
-        from sct_lesion_classify.classify.diagnosis import ROLE_CLASSES
-
-        with_t1c = settings.use_t1c and subject.t1c is not None
-        classifiers = tuple(self.t1c_classifiers.get(role, self.classifiers[role]) if with_t1c
-                            else self.classifiers[role] for role in ROLE_CLASSES)
-        return self.segmentation + classifiers
-
-    @classmethod
-    def from_models(cls, models) -> "ModelSet":
-        """The fingerprints of loaded ``ClassificationModels``."""
-        return cls(
-            segmentation=tuple(_fingerprint(p) for p in models.segmentation.packages)
-            if models.segmentation is not None else (),
-            classifiers={role: _fingerprint(c.package) for role, c in models.classifiers.items()},
-            t1c_classifiers={role: _fingerprint(c.package) for role, c in models.t1c_classifiers.items()},
-        )
-
-
-def _fingerprint(package) -> ModelFingerprint:
-    return ModelFingerprint(name=package.name, version=package.version, sha256=package.sha256)
-
-
-def resolve_model_set(settings: BatchSettings) -> ModelSet:
+def resolve_models(settings: BatchSettings) -> ModelSelection:
     """Resolve and verify (sha256) the packages of the batch, without building sessions.
 
     Raises
@@ -130,31 +94,16 @@ def resolve_model_set(settings: BatchSettings) -> ModelSet:
         A ``-custom-model`` folder that is invalid, or a package that is missing or fails
         verification.
     """
-    from sct_lesion_classify.classify.diagnosis import ROLE_CLASSES
-    from sct_lesion_classify.pipeline.models import (
-        CORD_STEP,
-        LESION_STEP,
-        T1C_PACKAGES,
-        load_custom_packages,
-        optional_package_for,
-        package_for,
-    )
+    from sct_lesion_classify.pipeline.models import select_models
 
-    custom = load_custom_packages(settings.custom_models)
-    segmentation = []
-    if not settings.use_manual_lesion:
-        if settings.needs_cord_localizer:
-            segmentation.append(package_for(CORD_STEP, custom))
-        segmentation.append(package_for(LESION_STEP, custom))
-    t1c = {}
-    if settings.use_t1c:
-        for role in ROLE_CLASSES:
-            package = optional_package_for(T1C_PACKAGES[role], custom)
-            if package is not None:
-                t1c[role] = _fingerprint(package)
-    return ModelSet(segmentation=tuple(_fingerprint(p) for p in segmentation),
-                    classifiers={role: _fingerprint(package_for(role, custom)) for role in ROLE_CLASSES},
-                    t1c_classifiers=t1c)
+    return select_models(settings.custom_models, segment=not settings.use_manual_lesion,
+                         cord_localizer=settings.needs_cord_localizer, t1c=settings.use_t1c)
+
+
+def subject_models(selection: ModelSelection, subject: BidsSubject,
+                   settings: BatchSettings) -> tuple[ModelFingerprint, ...]:
+    """The packages the diagnosis JSON of ``subject`` lists, in its order."""
+    return selection.fingerprints(with_t1c=settings.uses_t1c(subject))
 
 
 @dataclass(frozen=True)
@@ -232,7 +181,7 @@ def _concurrent_jobs(settings: BatchSettings) -> int:
     return max(own, int(dict(settings.jobs_per_host).get(host, own)))
 
 
-def worker_models(settings: BatchSettings):
+def worker_models(settings: BatchSettings) -> ClassificationModels:
     """The ``ClassificationModels`` of this process for ``settings``, loaded once and reused."""
     threads = session_threads(settings)
     key = (settings.custom_models, settings.use_manual_lesion, settings.needs_cord_localizer,
@@ -241,17 +190,9 @@ def worker_models(settings: BatchSettings):
         models = _CACHE.get(key)
         if models is None:
             from sct_lesion_classify.pipeline.classification import ClassificationModels
-            from sct_lesion_classify.pipeline.models import load_custom_packages
-            from sct_lesion_classify.pipeline.segmentation import SegmentationModels
 
             start = time.perf_counter()
-            custom = load_custom_packages(settings.custom_models)
-            segmentation = None
-            if not settings.use_manual_lesion:
-                segmentation = SegmentationModels.load(
-                    custom, with_cord_localizer=settings.needs_cord_localizer, threads=threads)
-            models = ClassificationModels.load(custom, segmentation=segmentation,
-                                               want_t1c=settings.use_t1c, threads=threads)
+            models = ClassificationModels.load(resolve_models(settings), threads=threads)
             _CACHE.clear()
             _CACHE[key] = models
             logger.debug("models loaded in process %d in %.2f s (%d intra-op threads per session)",
@@ -335,21 +276,14 @@ def run_job(job: SubjectJob, settings: BatchSettings) -> JobResult:
 
 
 def _process(job: SubjectJob, settings: BatchSettings) -> SubjectOutcome:
-    from sct_lesion_classify.errors import InputError, ModelError
-    from sct_lesion_classify.io.bids import subject_paths
-    from sct_lesion_classify.pipeline.classification import ClassificationRequest, run_classification
-    from sct_lesion_classify.pipeline.segmentation import SegmentationRequest
+    from sct_lesion_classify.pipeline.classification import run_classification
 
-    subject = job.subject
-    pid = subject.participant_id
-    expected = subject_paths(settings.bids_root, pid)
-    if settings.use_manual_lesion and subject.lesion_mask is None:
-        raise InputError(f"{expected['lesion_mask']}: manual lesion mask not found (--use-manual-lesion)")
-    if settings.use_manual_cord and subject.cord_mask is None:
-        raise InputError(f"{expected['cord_mask']}: manual cord mask not found (--use-manual-cord)")
+    _check_manual_masks(job.subject, settings)
     models = worker_models(settings)
-    used = ModelSet.from_models(models).for_subject(subject, settings)
+    used = subject_models(models.selection, job.subject, settings)
     if used != job.models:
+        from sct_lesion_classify.errors import ModelError
+
         raise ModelError(
             "this worker resolved other model packages ("
             + ", ".join(m.label for m in used) + ") than the machine that planned the batch ("
@@ -359,33 +293,44 @@ def _process(job: SubjectJob, settings: BatchSettings) -> SubjectOutcome:
     outputs.folder.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(outputs.folder, (outputs.diagnosis_json.name, outputs.lesion_mask.name,
                                               outputs.sidecar.name))
+    result = run_classification(_request(job, settings), models)
+    return outcome_from_document(job.participant_id, result.document,
+                                 diagnosis_json=display_path(result.json_path, settings.bids_root),
+                                 lesion_mask=display_path(result.lesion_path, settings.bids_root))
+
+
+def _check_manual_masks(subject: BidsSubject, settings: BatchSettings) -> None:
+    """The manual masks that ``--use-manual-lesion`` / ``--use-manual-cord`` need exist."""
+    from sct_lesion_classify.errors import InputError
+    from sct_lesion_classify.io.bids import subject_paths
+
+    expected = subject_paths(settings.bids_root, subject.participant_id)
+    if settings.use_manual_lesion and subject.lesion_mask is None:
+        raise InputError(f"{expected['lesion_mask']}: manual lesion mask not found (--use-manual-lesion)")
+    if settings.use_manual_cord and subject.cord_mask is None:
+        raise InputError(f"{expected['cord_mask']}: manual cord mask not found (--use-manual-cord)")
+
+
+def _request(job: SubjectJob, settings: BatchSettings):
+    """The ``sct_classify_lesion`` request of one subject, with the batch's options."""
+    from sct_lesion_classify.pipeline.classification import ClassificationRequest
+    from sct_lesion_classify.pipeline.segmentation import SegmentationRequest
+
+    subject, pid = job.subject, job.participant_id
     segmentation = SegmentationRequest(
         image_path=subject.t2w,
-        output_path=outputs.lesion_mask,
+        output_path=job.outputs.lesion_mask,
         cord_mask_path=subject.cord_mask if settings.use_manual_cord else None,
-        cord_method=settings.cord_method,
-        save_cord=settings.save_cord,
-        crop=settings.crop,
-        threshold=settings.threshold,
-        largest=settings.largest,
-        fill_holes=settings.fill_holes,
-        remove_small=settings.remove_small,
-        qc_folder=settings.qc_folder,
-        qc_dataset=settings.qc_dataset,
-        qc_subject=pid,
-        remove_temp=settings.remove_temp,
+        options=settings.segmentation,
+        qc=replace(settings.qc, subject=pid),
         command_line=f"{settings.command_line} [{pid}]",
     )
-    request = ClassificationRequest(
+    return ClassificationRequest(
         segmentation=segmentation,
         lesion_path=subject.lesion_mask if settings.use_manual_lesion else None,
         t1c_path=subject.t1c if settings.use_t1c else None,
-        output_path=outputs.diagnosis_json,
+        output_path=job.outputs.diagnosis_json,
     )
-    result = run_classification(request, models)
-    return outcome_from_document(pid, result.document,
-                                 diagnosis_json=display_path(result.json_path, settings.bids_root),
-                                 lesion_mask=display_path(result.lesion_path, settings.bids_root))
 
 
 def _remove_stale_diagnosis(outputs: SubjectOutputs) -> None:

@@ -101,10 +101,12 @@ def _run(args: argparse.Namespace) -> int:
 
     from sct_lesion_classify.batch.cohort import default_output_root
     from sct_lesion_classify.batch.runner import batch_lock, execute, plan_batch, select_cohort
+    from sct_lesion_classify.batch.subject_job import BatchSettings, resolve_models
     from sct_lesion_classify.batch.table import STATUS_FAILED, STATUS_NO_LESION, STATUS_OK
-    from sct_lesion_classify.batch.subject_job import BatchSettings, resolve_model_set
+    from sct_lesion_classify.cli.common import segmentation_options
     from sct_lesion_classify.errors import InputError
     from sct_lesion_classify.modelpkg.session import usable_cores
+    from sct_lesion_classify.pipeline.options import QcOptions
 
     log = logging.getLogger("sct_lesion_classify")
     if args.use_manual_cord and args.cord_method == "sct":
@@ -124,23 +126,16 @@ def _run(args: argparse.Namespace) -> int:
         use_manual_lesion=args.use_manual_lesion,
         use_manual_cord=args.use_manual_cord,
         use_t1c=args.use_t1c,
-        cord_method=args.cord_method,
-        crop=not args.no_crop,
-        save_cord=bool(args.save_cord),
-        threshold=args.thr,
-        largest=None if args.largest is None else bool(args.largest),
-        fill_holes=None if args.fill_holes is None else bool(args.fill_holes),
-        remove_small=None if args.remove_small is None else tuple(args.remove_small),
-        qc_folder=Path(args.qc).expanduser().resolve() if args.qc else None,
-        qc_dataset=args.qc_dataset or bids.name,
-        remove_temp=bool(args.r),
+        segmentation=segmentation_options(args),
+        qc=QcOptions(folder=Path(args.qc).expanduser().resolve() if args.qc else None,
+                     dataset=args.qc_dataset or bids.name),
         threads=threads,
         verbosity=args.v,
         command_line=args.command_line,
     )
 
     cohort = select_cohort(bids, args.include, args.exclude)
-    models = resolve_model_set(settings)
+    models = resolve_models(settings)
     with batch_lock(output):
         plan = plan_batch(settings, cohort, models, overwrite=args.overwrite)
         if args.scheduler:

@@ -76,9 +76,8 @@ def _run(args: argparse.Namespace) -> int:
         ClassificationRequest,
         run_classification,
     )
-    from sct_lesion_classify.pipeline.models import load_custom_packages
+    from sct_lesion_classify.pipeline.models import select_models
     from sct_lesion_classify.pipeline.outputs import OutputNames
-    from sct_lesion_classify.pipeline.segmentation import SegmentationModels
 
     mask_output = None
     if args.o and not args.lesion:
@@ -92,11 +91,9 @@ def _run(args: argparse.Namespace) -> int:
         output_path=Path(args.o) if args.o else None,
         gradcam=bool(args.gradcam),
     )
-    custom = load_custom_packages(args.custom_model)
-    segmentation = None
-    if request.lesion_path is None:
-        segmentation = SegmentationModels.load(custom, with_cord_localizer=seg_request.needs_builtin_cord)
-    models = ClassificationModels.load(custom, segmentation=segmentation, want_t1c=request.t1c_path is not None)
+    selection = select_models(args.custom_model, segment=request.lesion_path is None,
+                              cord_localizer=seg_request.needs_builtin_cord, t1c=request.t1c_path is not None)
+    models = ClassificationModels.load(selection)
     outputs = run_classification(request, models)
     log = logging.getLogger("sct_lesion_classify")
     if outputs.diagnosis is None:

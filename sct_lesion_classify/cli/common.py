@@ -59,27 +59,22 @@ def add_segmentation_args(parser: SCTArgumentParser, *, cord_mask_option: bool =
 
 
 def size_text(text: str) -> str:
-    """``argparse`` type for ``-remove-small``: a positive number followed by ``mm3`` or ``vox``."""
-    value = text.strip().lower()
-    for unit in ("mm3", "vox"):
-        if value.endswith(unit):
-            number = value[: -len(unit)]
-            try:
-                if float(number) >= 0:
-                    return f"{number}{unit}"
-            except ValueError:
-                pass
-    raise argparse.ArgumentTypeError(f"expected a size like '20mm3' or '5vox', got {text!r}")
+    """``argparse`` type for ``-remove-small``: a size that ``lesion.postprocess.parse_size`` reads."""
+    from sct_lesion_classify.errors import InputError
+    from sct_lesion_classify.lesion.postprocess import parse_size
+
+    try:
+        parse_size(text)
+    except InputError:
+        raise argparse.ArgumentTypeError(f"expected a size like '20mm3' or '5vox', got {text!r}") from None
+    return text.strip().lower()
 
 
-def segmentation_request(args: argparse.Namespace, *, output_path: str | None):
-    """The typed segmentation request of a parsed command line (imports the pipeline lazily)."""
-    from sct_lesion_classify.pipeline.segmentation import SegmentationRequest
+def segmentation_options(args: argparse.Namespace):
+    """The typed segmentation options of a parsed command line (shared by every image of the run)."""
+    from sct_lesion_classify.pipeline.options import SegmentationOptions
 
-    return SegmentationRequest(
-        image_path=Path(args.i),
-        output_path=Path(output_path) if output_path else None,
-        cord_mask_path=Path(args.s) if args.s else None,
+    return SegmentationOptions(
         cord_method=args.cord_method,
         save_cord=bool(args.save_cord),
         crop=not args.no_crop,
@@ -87,10 +82,22 @@ def segmentation_request(args: argparse.Namespace, *, output_path: str | None):
         largest=None if args.largest is None else bool(args.largest),
         fill_holes=None if args.fill_holes is None else bool(args.fill_holes),
         remove_small=None if args.remove_small is None else tuple(args.remove_small),
-        qc_folder=Path(args.qc) if args.qc else None,
-        qc_dataset=args.qc_dataset,
-        qc_subject=args.qc_subject,
         remove_temp=bool(args.r),
+    )
+
+
+def segmentation_request(args: argparse.Namespace, *, output_path: str | Path | None):
+    """The typed segmentation request of a parsed command line (imports the pipeline lazily)."""
+    from sct_lesion_classify.pipeline.options import QcOptions
+    from sct_lesion_classify.pipeline.segmentation import SegmentationRequest
+
+    return SegmentationRequest(
+        image_path=Path(args.i),
+        output_path=Path(output_path) if output_path else None,
+        cord_mask_path=Path(args.s) if args.s else None,
+        options=segmentation_options(args),
+        qc=QcOptions(folder=Path(args.qc) if args.qc else None, dataset=args.qc_dataset,
+                     subject=args.qc_subject),
         command_line=args.command_line,
     )
 

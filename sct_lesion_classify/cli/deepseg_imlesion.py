@@ -50,12 +50,13 @@ def _run(args: argparse.Namespace) -> int:
     import logging
 
     from sct_lesion_classify.cli.common import segmentation_request, viewer_syntax
-    from sct_lesion_classify.pipeline.models import load_custom_packages
+    from sct_lesion_classify.pipeline.models import select_models
     from sct_lesion_classify.pipeline.segmentation import SegmentationModels, run_segmentation
 
     request = segmentation_request(args, output_path=args.o)
-    models = SegmentationModels.load(load_custom_packages(args.custom_model),
-                                     with_cord_localizer=request.needs_builtin_cord)
+    selection = select_models(args.custom_model, segment=True, cord_localizer=request.needs_builtin_cord,
+                              classify=False)
+    models = SegmentationModels.load(selection)
     outputs = run_segmentation(request, models)
     log = logging.getLogger("sct_lesion_classify")
     for message in outputs.warnings:

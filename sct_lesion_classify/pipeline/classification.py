@@ -24,8 +24,8 @@ from sct_lesion_classify.cord.localize import CordLocalization, cord_from_mask_f
 from sct_lesion_classify.errors import InputError
 from sct_lesion_classify.io.image import Image, load_image, load_mask, save_like
 from sct_lesion_classify.lesion.morphometry import LesionMorphometry, measure_lesions
-from sct_lesion_classify.modelpkg.package import ModelPackage, file_sha256
-from sct_lesion_classify.pipeline.models import T1C_PACKAGES, optional_package_for, package_for
+from sct_lesion_classify.modelpkg.package import file_sha256
+from sct_lesion_classify.pipeline.models import ModelSelection, choose_classifiers
 from sct_lesion_classify.pipeline.outputs import OutputNames, gradcam_output
 from sct_lesion_classify.pipeline.paths import check_output_path, check_qc_folder, make_output_folder
 from sct_lesion_classify.pipeline.segmentation import (
@@ -76,20 +76,19 @@ class ClassificationModels:
     classifiers: dict[str, Classifier]
     t1c_classifiers: dict[str, Classifier] = field(default_factory=dict)
     segmentation: SegmentationModels | None = None
+    selection: ModelSelection = field(default_factory=ModelSelection)
 
     @classmethod
-    def load(cls, custom: dict[str, ModelPackage], *, segmentation: SegmentationModels | None = None,
-             want_t1c: bool = False, threads: int | None = None) -> "ClassificationModels":
-        """Load the classifier packages named by the registry or given with ``-custom-model``."""
-        classifiers = {role: Classifier(package_for(role, custom), role, threads=threads)
-                       for role in ROLE_CLASSES}
-        t1c = {}
-        if want_t1c:
-            for role in ROLE_CLASSES:
-                package = optional_package_for(T1C_PACKAGES[role], custom)
-                if package is not None:
-                    t1c[role] = Classifier(package, role, threads=threads)
-        return cls(classifiers=classifiers, t1c_classifiers=t1c, segmentation=segmentation)
+    def load(cls, selection: ModelSelection, *, threads: int | None = None) -> "ClassificationModels":
+        """Build the sessions of the selected packages (``pipeline.models.select_models``)."""
+        segmentation = SegmentationModels.load(selection, threads=threads) if selection.lesion else None
+        classifiers = {role: Classifier(p, role, threads=threads) for role, p in selection.classifiers.items()}
+        t1c = {role: Classifier(p, role, threads=threads) for role, p in selection.t1c_classifiers.items()}
+        return cls(classifiers=classifiers, t1c_classifiers=t1c, segmentation=segmentation, selection=selection)
+
+    def for_image(self, *, with_t1c: bool) -> tuple[dict[str, Classifier], tuple[str, ...]]:
+        """The classifier of each role for an image with (or without) a cT1w, and the warnings."""
+        return choose_classifiers(self.classifiers, self.t1c_classifiers, with_t1c)
 
 
 @dataclass(frozen=True)
@@ -112,7 +111,7 @@ def run_classification(request: ClassificationRequest, models: ClassificationMod
     seg = request.segmentation
     inputs = (seg.image_path, seg.cord_mask_path, request.lesion_path, request.t1c_path, request.vert_path)
     json_path = check_output_path(request.diagnosis_output(), inputs, what="diagnosis JSON", nifti=False)
-    check_qc_folder(seg.qc_folder)
+    check_qc_folder(seg.qc.folder)
     if request.gradcam:
         for role in ROLE_CLASSES:
             check_output_path(gradcam_output(json_path, seg.image_path, role), inputs,
@@ -165,7 +164,8 @@ def run_classification(request: ClassificationRequest, models: ClassificationMod
     results: dict[str, ClassifierResult] = {}
     saliency: dict[str, np.ndarray] = {}  # role -> canonical Grad-CAM volume in [0, 1]
     diagnosis = None
-    used = _classifiers_for(models, t1c is not None, warnings)
+    used, choice_warnings = models.for_image(with_t1c=t1c is not None)
+    warnings += choice_warnings
     if request.gradcam:
         for role, classifier in used.items():
             if not classifier.has_cam:
@@ -221,7 +221,7 @@ def run_classification(request: ClassificationRequest, models: ClassificationMod
         logger.warning(message)
 
     qc_page = None
-    if seg.qc_folder is not None:
+    if seg.qc.folder is not None:
         qc_page = _qc(request, image, lesion_mask, cord, results, diagnosis, warnings, saliency)
     return ClassificationOutputs(json_path=json_path, document=document, diagnosis=diagnosis,
                                  morphometry=morphometry, lesion_path=lesion_path, qc_page=qc_page,
@@ -239,17 +239,6 @@ def _load_t1c(path: Path | None, image: Image) -> Image | None:
     return t1c
 
 
-def _classifiers_for(models: ClassificationModels, have_t1c: bool, warnings: list[str]) -> dict[str, Classifier]:
-    if not have_t1c:
-        return dict(models.classifiers)
-    used = {role: models.t1c_classifiers.get(role, c) for role, c in models.classifiers.items()}
-    missing = [role for role in ROLE_CLASSES if role not in models.t1c_classifiers]
-    if missing:
-        warnings.append(f"-i-t1c given but no cT1w-aware model is installed for {', '.join(missing)}: "
-                        "the cT1w image is ignored there (T2w-only models used)")
-    return used
-
-
 def _acquisition_warnings(image: Image) -> list[str]:
     """Unusual geometry for the models: not a sagittal acquisition, or an unusual resolution."""
     zooms = image.zooms
@@ -265,9 +254,8 @@ def _acquisition_warnings(image: Image) -> list[str]:
 
 def _document(request, image, lesion_path, lesion_source, cord, morphometry, results, diagnosis,
               warnings, runtime, used, models) -> dict:
-    packages = [c.package for c in used.values()]
-    if models.segmentation is not None and lesion_source == "automatic":
-        packages = models.segmentation.packages + packages
+    packages = models.selection.packages(with_t1c=request.t1c_path is not None,
+                                         segmented=lesion_source == "automatic")
     return {
         "schema_version": SCHEMA_VERSION,
         "input": {
@@ -312,5 +300,5 @@ def _qc(request, image, lesion_mask, cord, results, diagnosis, warnings, salienc
         confidence=None if diagnosis is None else diagnosis.confidence,
         saliency=saliency or None,
         cord_mask=cord.mask if cord else None, warnings=tuple(warnings),
-        dataset=seg.qc_dataset, subject=seg.qc_subject)
-    return add_entry(seg.qc_folder, draft)
+        dataset=seg.qc.dataset, subject=seg.qc.subject)
+    return add_entry(seg.qc.folder, draft)

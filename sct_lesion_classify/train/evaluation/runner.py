@@ -20,6 +20,7 @@ from sct_lesion_classify.io.bids import BidsSubject
 from sct_lesion_classify.io.image import load_image, load_mask
 from sct_lesion_classify.lesion.morphometry import measure_lesions
 from sct_lesion_classify.pipeline.classification import ClassificationModels, ClassificationRequest, run_classification
+from sct_lesion_classify.pipeline.options import SegmentationOptions
 from sct_lesion_classify.pipeline.outputs import OutputNames
 from sct_lesion_classify.pipeline.segmentation import SegmentationRequest
 from sct_lesion_classify.train.evaluation.baseline import morphometry_features
@@ -90,7 +91,7 @@ def _evaluate_one(subject: BidsSubject, models: ClassificationModels, output_dir
     folder = output_dir / "predictions" / subject.participant_id / "anat"
     names = OutputNames.of(subject.t2w)
     seg_request = SegmentationRequest(
-        image_path=subject.t2w, output_path=folder / names.lesion_mask, save_cord=True,
+        image_path=subject.t2w, output_path=folder / names.lesion_mask, options=SegmentationOptions(save_cord=True),
         command_line=f"sct_lesion_classify evaluate ({subject.participant_id})")
     request = ClassificationRequest(segmentation=seg_request,
                                     lesion_path=subject.lesion_mask if use_manual_lesion else None,
