@@ -108,7 +108,7 @@ def in_process(paths: dict[str, Path], models, out: Path, repeats: int, without_
             output_path=out / "diagnosis.json")
         start = time.perf_counter()
         outputs = run_classification(request, models)
-        stages = dict(outputs.document["provenance"]["runtime_s"])
+        stages = dict(outputs.document.provenance.runtime_s)
         stages["total_in_process"] = time.perf_counter() - start
         return stages
 

@@ -294,7 +294,7 @@ def _process(job: SubjectJob, settings: BatchSettings) -> SubjectOutcome:
     remove_stale_temporaries(outputs.folder, (outputs.diagnosis_json.name, outputs.lesion_mask.name,
                                               outputs.sidecar.name))
     result = run_classification(_request(job, settings), models)
-    return outcome_from_document(job.participant_id, result.document,
+    return outcome_from_document(job.participant_id, result.document.to_json(),
                                  diagnosis_json=display_path(result.json_path, settings.bids_root),
                                  lesion_mask=display_path(result.lesion_path, settings.bids_root))
 

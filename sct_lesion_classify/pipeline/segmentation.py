@@ -179,8 +179,9 @@ def _check_outputs(request: SegmentationRequest, protected: tuple[Path, ...] = (
         crop_box=check_output_path(mask.parent / names.crop_box, inputs, what="crop box"))
 
 
-def _localize_and_segment(request: SegmentationRequest, models: SegmentationModels, image: Image,
-                          postprocessing: Postprocessing) -> tuple[CordLocalization | None, LesionSegmentation, float]:
+def _localize_and_segment(
+        request: SegmentationRequest, models: SegmentationModels, image: Image,
+        postprocessing: Postprocessing) -> tuple[CordLocalization | None, LesionSegmentation, float]:
     """The cord (or None), the lesion segmentation and the seconds the cord took."""
     try:
         start = time.perf_counter()

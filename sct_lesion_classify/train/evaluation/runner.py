@@ -91,7 +91,8 @@ def _evaluate_one(subject: BidsSubject, models: ClassificationModels, output_dir
     folder = output_dir / "predictions" / subject.participant_id / "anat"
     names = OutputNames.of(subject.t2w)
     seg_request = SegmentationRequest(
-        image_path=subject.t2w, output_path=folder / names.lesion_mask, options=SegmentationOptions(save_cord=True),
+        image_path=subject.t2w, output_path=folder / names.lesion_mask,
+        options=SegmentationOptions(save_cord=True),
         command_line=f"sct_lesion_classify evaluate ({subject.participant_id})")
     request = ClassificationRequest(segmentation=seg_request,
                                     lesion_path=subject.lesion_mask if use_manual_lesion else None,
@@ -112,9 +113,9 @@ def _evaluate_one(subject: BidsSubject, models: ClassificationModels, output_dir
         truth, _ = load_mask(subject.cord_mask, image.grid, what="manual cord mask")
         predicted, _ = load_mask(cord_file, image.grid, what="predicted cord mask")
         record["cord_dice"] = dice(predicted, truth)
-    document = outputs.document
-    record["probabilities"] = {role: entry["probability"] for role, entry in document["classifiers"].items()}
-    record["positive_classes"] = {role: entry["positive_class"] for role, entry in document["classifiers"].items()}
+    classifiers = outputs.document.classifiers
+    record["probabilities"] = {role: round(float(result.probability), 6) for role, result in classifiers.items()}
+    record["positive_classes"] = {role: result.positive_class for role, result in classifiers.items()}
     if outputs.diagnosis is not None:
         record["class_probabilities"] = dict(outputs.diagnosis.probabilities)
         record["most_likely_class"] = outputs.diagnosis.most_likely_class
