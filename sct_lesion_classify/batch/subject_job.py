@@ -39,7 +39,7 @@ from sct_lesion_classify.io.bids import BidsSubject
 from sct_lesion_classify.pipeline.options import QcOptions, SegmentationOptions
 
 if TYPE_CHECKING:
-    from sct_lesion_classify.pipeline.classification import ClassificationModels
+    from sct_lesion_classify.pipeline.classification import ClassificationModels, ClassificationRequest
     from sct_lesion_classify.pipeline.models import ModelFingerprint, ModelSelection
 
 logger = logging.getLogger(__name__)
@@ -189,7 +189,7 @@ def worker_models(settings: BatchSettings) -> ClassificationModels:
     with _CACHE_LOCK:
         models = _CACHE.get(key)
         if models is None:
-            from sct_lesion_classify.pipeline.classification import ClassificationModels
+            from sct_lesion_classify.pipeline.classification import ClassificationModels, ClassificationRequest
 
             start = time.perf_counter()
             models = ClassificationModels.load(resolve_models(settings), threads=threads)
@@ -311,7 +311,7 @@ def _check_manual_masks(subject: BidsSubject, settings: BatchSettings) -> None:
         raise InputError(f"{expected['cord_mask']}: manual cord mask not found (--use-manual-cord)")
 
 
-def _request(job: SubjectJob, settings: BatchSettings):
+def _request(job: SubjectJob, settings: BatchSettings) -> ClassificationRequest:
     """The ``sct_classify_lesion`` request of one subject, with the batch's options."""
     from sct_lesion_classify.pipeline.classification import ClassificationRequest
     from sct_lesion_classify.pipeline.segmentation import SegmentationRequest

@@ -12,10 +12,13 @@ default; ``--scheduler`` sends the same jobs to a Dask distributed cluster.
 from __future__ import annotations
 
 import argparse
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from sct_lesion_classify.cli.common import add_segmentation_args
 from sct_lesion_classify.cli.frame import SCTArgumentParser, positive_int, run_command
+
+if TYPE_CHECKING:
+    from sct_lesion_classify.batch.subject_job import BatchSettings
 
 PROG = "sct_lesion_classify batch"
 
@@ -129,7 +132,7 @@ def _run(args: argparse.Namespace) -> int:
     return 1 if report.n_failed else 0
 
 
-def _settings(args: argparse.Namespace):
+def _settings(args: argparse.Namespace) -> BatchSettings:
     """The batch's settings: absolute paths, the segmentation options built once, the threads."""
     from pathlib import Path
 

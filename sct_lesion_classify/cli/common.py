@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sct_lesion_classify.cli.frame import SCTArgumentParser, non_negative_float
+
+if TYPE_CHECKING:
+    from sct_lesion_classify.pipeline.options import SegmentationOptions
+    from sct_lesion_classify.pipeline.segmentation import SegmentationRequest
 
 
 def add_segmentation_args(parser: SCTArgumentParser, *, cord_mask_option: bool = True) -> None:
@@ -70,7 +75,7 @@ def size_text(text: str) -> str:
     return text.strip().lower()
 
 
-def segmentation_options(args: argparse.Namespace):
+def segmentation_options(args: argparse.Namespace) -> SegmentationOptions:
     """The typed segmentation options of a parsed command line (shared by every image of the run)."""
     from sct_lesion_classify.pipeline.options import SegmentationOptions
 
@@ -86,7 +91,7 @@ def segmentation_options(args: argparse.Namespace):
     )
 
 
-def segmentation_request(args: argparse.Namespace, *, output_path: str | Path | None):
+def segmentation_request(args: argparse.Namespace, *, output_path: str | Path | None) -> SegmentationRequest:
     """The typed segmentation request of a parsed command line (imports the pipeline lazily)."""
     from sct_lesion_classify.pipeline.options import QcOptions
     from sct_lesion_classify.pipeline.segmentation import SegmentationRequest
