@@ -87,11 +87,10 @@ def load_models():
     """The default packages, loaded once (None when they are not installed)."""
     from sct_lesion_classify.errors import ModelError, InputError
     from sct_lesion_classify.pipeline.classification import ClassificationModels
-    from sct_lesion_classify.pipeline.segmentation import SegmentationModels
+    from sct_lesion_classify.pipeline.models import select_models
 
     try:
-        segmentation = SegmentationModels.load({}, with_cord_localizer=True)
-        return ClassificationModels.load({}, segmentation=segmentation)
+        return ClassificationModels.load(select_models(segment=True, cord_localizer=True))
     except (ModelError, InputError) as exc:
         print(f"  (no models: {exc})")
         return None
@@ -100,6 +99,7 @@ def load_models():
 def in_process(paths: dict[str, Path], models, out: Path, repeats: int, without_crop: bool) -> dict:
     """Stage medians of the whole pipeline and (``without_crop``) of the segmentation without the crop."""
     from sct_lesion_classify.pipeline.classification import ClassificationRequest, run_classification
+    from sct_lesion_classify.pipeline.options import SegmentationOptions
     from sct_lesion_classify.pipeline.segmentation import SegmentationRequest, run_segmentation
 
     def classify_once() -> dict[str, float]:
@@ -108,13 +108,13 @@ def in_process(paths: dict[str, Path], models, out: Path, repeats: int, without_
             output_path=out / "diagnosis.json")
         start = time.perf_counter()
         outputs = run_classification(request, models)
-        stages = dict(outputs.document["provenance"]["runtime_s"])
+        stages = dict(outputs.document.provenance.runtime_s)
         stages["total_in_process"] = time.perf_counter() - start
         return stages
 
     def segment_once(crop: bool) -> dict[str, float]:
         request = SegmentationRequest(image_path=paths["t2w"], output_path=out / f"lesion-crop{int(crop)}.nii.gz",
-                                      crop=crop)
+                                      options=SegmentationOptions(crop=crop))
         outputs = run_segmentation(request, models.segmentation)
         return dict(outputs.runtime_s)
 

@@ -21,12 +21,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from sct_lesion_classify.batch.cohort import (
-    ModelFingerprint,
-    check_complete,
-    select_subjects,
-    subject_outputs,
-)
+from sct_lesion_classify.batch.cohort import check_complete, select_subjects, subject_outputs
 from sct_lesion_classify.batch.table import (
     COLUMNS,
     RUNTIME_COLUMNS,
@@ -40,6 +35,7 @@ from sct_lesion_classify.cli.sct_lesion_classify import main as dispatch
 from sct_lesion_classify.io.bids import discover_subjects
 from sct_lesion_classify.modelpkg.testing import tiny_card, write_tiny_package
 from sct_lesion_classify.phantom.dataset import write_dataset
+from sct_lesion_classify.pipeline.models import ModelFingerprint
 from sct_lesion_classify.qc.report import read_index
 from sct_lesion_classify.runtime.session import usable_cores
 

@@ -161,3 +161,48 @@ def test_invalid_documents_are_refused_and_not_written(tmp_path, mutate, where):
     with pytest.raises(ProcessingError, match="breaks its schema"):
         write_diagnosis(path, doc)
     assert list(tmp_path.iterdir()) == []
+
+
+def typed_document(gradcam=None, with_results=True):
+    from sct_lesion_classify.classify.document import (
+        DiagnosisDocument, InputRecord, MaskRecord, ModelRecord, Provenance)
+    from sct_lesion_classify.lesion.morphometry import LesionMorphometry
+
+    res = results(0.9, 0.3, 0.6) if with_results else {}
+    return DiagnosisDocument(
+        input=InputRecord(path="/data/sub-01_T2w.nii.gz", sha256=SHA, shape=(512, 512, 15),
+                          voxel_size_mm=(0.6, 0.6, 3.5), orientation="ASR"),
+        lesion_mask=MaskRecord(path="/data/lesion.nii.gz", source="user"),
+        cord_mask=None,
+        lesions=LesionMorphometry(count=0, total_volume_mm3=0.0, lesions=()),
+        classifiers=res,
+        diagnosis=compose_diagnosis(res, bands(0.1)) if with_results else None,
+        warnings=("w1", "w2"),
+        provenance=Provenance(command_line="sct_classify_lesion -i x", date="2026-11-23T12:00:00+00:00",
+                              runtime_s={"load": 0.123456, "morphometry": 0.5},
+                              models=(ModelRecord("m", "1.0.0", SHA, True),)),
+        gradcam=gradcam)
+
+
+def test_typed_document_gives_the_schema_object_in_its_order(tmp_path):
+    from sct_lesion_classify.classify.document import SCHEMA_PATH, GradcamRecord
+
+    schema = json.loads(SCHEMA_PATH.read_text())
+    plain = typed_document().to_json()
+    assert list(plain) == schema["required"]  # no gradcam key without -gradcam 1
+    assert validation_errors(plain) == []
+    assert plain["provenance"]["runtime_s"] == {"load": 0.1235, "morphometry": 0.5}
+    assert plain["provenance"]["models"] == [{"name": "m", "version": "1.0.0", "sha256": SHA,
+                                              "synthetic_training_data": True}]
+    assert plain["input"]["shape"] == [512, 512, 15] and plain["input"]["t1c_path"] is None
+    assert plain["warnings"] == ["w1", "w2"] and plain["cord_mask"] is None
+    assert typed_document(gradcam={}).to_json()["gradcam"] == {}  # -gradcam 1, no map written
+    entry = GradcamRecord(path="/out/x_gradcam-ms_vs_nmosd.nii.gz", model_name="m", normalization="relu")
+    with_map = typed_document(gradcam={"ms_vs_nmosd": entry})
+    assert with_map.to_json()["gradcam"] == {"ms_vs_nmosd": {"path": entry.path, "model_name": "m",
+                                                             "normalization": "relu"}}
+    path = tmp_path / "d.json"
+    with_map.write(path)
+    assert json.loads(path.read_text()) == with_map.to_json()
+    empty = typed_document(with_results=False).to_json()
+    assert empty["classifiers"] == {} and empty["diagnosis"] is None and validation_errors(empty) == []

@@ -22,11 +22,14 @@ import os
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from sct_lesion_classify import __version__
 from sct_lesion_classify.io.bids import BidsSubject, write_dataset_description
-from sct_lesion_classify.pipeline.paths import output_stem
+from sct_lesion_classify.pipeline.outputs import OutputNames
+
+if TYPE_CHECKING:
+    from sct_lesion_classify.pipeline.models import ModelFingerprint
 
 DERIVATIVES_NAME = "sct_lesion_classify"
 TABLE_NAME = "diagnoses.csv"
@@ -74,10 +77,9 @@ class SubjectOutputs:
 def subject_outputs(output_root: str | os.PathLike, subject: BidsSubject) -> SubjectOutputs:
     """``<output root>/sub-XX/anat/<T2w stem>_{diagnosis.json,lesionseg.nii.gz,lesionseg.json}``."""
     folder = Path(output_root) / subject.participant_id / "anat"
-    stem = output_stem(subject.t2w)
-    return SubjectOutputs(folder=folder, diagnosis_json=folder / f"{stem}_diagnosis.json",
-                          lesion_mask=folder / f"{stem}_lesionseg.nii.gz",
-                          sidecar=folder / f"{stem}_lesionseg.json")
+    names = OutputNames.of(subject.t2w)
+    return SubjectOutputs(folder=folder, diagnosis_json=folder / names.diagnosis,
+                          lesion_mask=folder / names.lesion_mask, sidecar=folder / names.lesion_sidecar)
 
 
 def write_description(output_root: str | os.PathLike) -> None:
@@ -115,20 +117,6 @@ def display_path(path: str | os.PathLike, bids_root: str | os.PathLike) -> str:
         return path.relative_to(root).as_posix()
     except ValueError:
         return str(path)
-
-
-@dataclass(frozen=True)
-class ModelFingerprint:
-    """A model package as the diagnosis JSON records it."""
-
-    name: str
-    version: str
-    sha256: str
-
-    @property
-    def label(self) -> str:
-        """``name version``, as in the CSV's models column."""
-        return f"{self.name} {self.version}"
 
 
 def check_complete(subject: BidsSubject, outputs: SubjectOutputs, *, lesion_path: Path,

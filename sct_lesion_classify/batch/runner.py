@@ -1,19 +1,19 @@
-"""Run the per-subject tasks of a cohort: local worker processes, or a Dask distributed cluster.
+"""Run the per-subject jobs of a cohort: local worker processes, or a Dask distributed cluster.
 
 The steps, as the command runs them:
 
 1. :func:`select_cohort`: the subjects of the BIDS folder with a T2w image, filtered by the
    include/exclude patterns (nothing is written yet; errors are ``InputError``);
-2. ``tasks.resolve_model_set``: the model packages, verified, without sessions;
+2. ``subject_job.resolve_models``: the model packages, verified, without sessions;
 3. :func:`batch_lock`: one batch at a time per output folder;
 4. :func:`plan_batch`: which subjects are complete already (checked, ``cohort.check_complete``;
    their rows are rebuilt from their diagnosis JSON) and which are to run;
-5. :func:`execute`: writes ``dataset_description.json`` and the table, runs the tasks and
+5. :func:`execute`: writes ``dataset_description.json`` and the table, runs the jobs and
    rewrites the table (atomically, sorted by subject) after every finished subject, in the
    order they finish.
 
 Local mode uses a ``ProcessPoolExecutor`` with the ``spawn`` start method (no fork of a process
-that holds ONNX Runtime threads) and :func:`tasks.init_worker` as initializer; at most ``jobs``
+that holds ONNX Runtime threads) and :func:`subject_job.init_worker` as initializer; at most ``jobs``
 subjects are in flight. A worker process that dies (killed, out of memory) takes the subjects it
 was running with it: they are recorded as failed, a new pool takes the rest, and a rerun redoes
 them. Dask mode submits the same function with the same arguments to ``Client(address)``.
@@ -24,12 +24,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from sct_lesion_classify.batch.cohort import (
     TABLE_NAME,
@@ -40,6 +39,14 @@ from sct_lesion_classify.batch.cohort import (
     subject_outputs,
     write_description,
 )
+from sct_lesion_classify.batch.subject_job import (
+    BatchSettings,
+    JobResult,
+    SubjectJob,
+    init_worker,
+    run_job,
+    subject_models,
+)
 from sct_lesion_classify.batch.table import (
     SubjectOutcome,
     error_message,
@@ -48,16 +55,12 @@ from sct_lesion_classify.batch.table import (
     read_table,
     write_table,
 )
-from sct_lesion_classify.batch.tasks import (
-    BatchSettings,
-    ModelSet,
-    SubjectTask,
-    TaskResult,
-    init_worker,
-    run_subject,
-)
 from sct_lesion_classify.errors import InputError, ProcessingError
 from sct_lesion_classify.io.bids import BidsSubject, discover_subjects
+from sct_lesion_classify.io.lock import exclusive_lock
+
+if TYPE_CHECKING:
+    from sct_lesion_classify.pipeline.models import ModelSelection
 
 logger = logging.getLogger(__name__)
 LOCK_NAME = ".sct_lesion_classify_batch.lock"
@@ -104,25 +107,11 @@ def batch_lock(output_root: Path) -> Iterator[None]:
         output_root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"{output_root}: cannot create the output folder ({exc.strerror or exc})") from None
-    try:
-        import fcntl
-    except ImportError:  # Windows: no lock
+    busy = (f"{output_root}: another sct_lesion_classify batch is writing this folder (wait for it to "
+            "finish, or choose another output folder)")
+    with exclusive_lock(output_root / LOCK_NAME, what="batch output folder", wait=False, busy_message=busy,
+                        error=InputError):
         yield
-        return
-    path = output_root / LOCK_NAME
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot open the batch lock ({exc.strerror or exc})") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise InputError(f"{output_root}: another sct_lesion_classify batch is writing this folder "
-                             "(wait for it to finish, or choose another output folder)") from None
-        yield
-    finally:
-        os.close(fd)  # releases the lock
 
 
 @dataclass(frozen=True)
@@ -133,7 +122,7 @@ class BatchPlan:
     ----------
     table_path
         The cohort CSV.
-    tasks
+    jobs
         Subjects to process, in participant_id order.
     done
         Rows of the selected subjects whose outputs are complete (rebuilt from their JSON).
@@ -145,22 +134,22 @@ class BatchPlan:
 
     settings: BatchSettings
     table_path: Path
-    tasks: tuple[SubjectTask, ...]
+    jobs: tuple[SubjectJob, ...]
     done: tuple[SubjectOutcome, ...]
     kept_rows: tuple[dict[str, str], ...] = ()
     redo_reasons: dict[str, str] = field(default_factory=dict)
 
 
-def plan_batch(settings: BatchSettings, cohort: Cohort, models: ModelSet, *,
+def plan_batch(settings: BatchSettings, cohort: Cohort, models: ModelSelection, *,
                overwrite: bool = False) -> BatchPlan:
     """Sort the selected subjects into complete (skipped) and to run (all with ``overwrite``)."""
     table_path = settings.output_root / TABLE_NAME
-    tasks: list[SubjectTask] = []
+    jobs: list[SubjectJob] = []
     done: list[SubjectOutcome] = []
     reasons: dict[str, str] = {}
     for subject in cohort.selected:
         outputs = subject_outputs(settings.output_root, subject)
-        fingerprints = models.for_subject(subject, settings)
+        fingerprints = subject_models(models, subject, settings)
         lesion_path = subject.lesion_mask if settings.use_manual_lesion else outputs.lesion_mask
         if not overwrite and lesion_path is not None:
             document, reason = check_complete(subject, outputs, lesion_path=lesion_path,
@@ -174,11 +163,11 @@ def plan_batch(settings: BatchSettings, cohort: Cohort, models: ModelSet, *,
             if outputs.diagnosis_json.exists():
                 reasons[subject.participant_id] = reason
                 logger.debug("%s: outputs not accepted, redone (%s)", subject.participant_id, reason)
-        tasks.append(SubjectTask(subject=subject, outputs=outputs, models=fingerprints))
+        jobs.append(SubjectJob(subject=subject, outputs=outputs, models=fingerprints))
     selected = {s.participant_id for s in cohort.selected}
     kept = tuple(row for pid, row in sorted(_previous_rows(table_path).items())
                  if pid in cohort.all_ids and pid not in selected)
-    return BatchPlan(settings=settings, table_path=table_path, tasks=tuple(tasks), done=tuple(done),
+    return BatchPlan(settings=settings, table_path=table_path, jobs=tuple(jobs), done=tuple(done),
                      kept_rows=kept, redo_reasons=reasons)
 
 
@@ -207,7 +196,7 @@ class BatchReport:
 
 
 def execute(plan: BatchPlan, *, jobs: int = 1, scheduler: str | None = None,
-            on_result: Callable[[TaskResult], None] | None = None) -> BatchReport:
+            on_result: Callable[[JobResult], None] | None = None) -> BatchReport:
     """Run the plan; the table is rewritten after every finished subject.
 
     Parameters
@@ -227,14 +216,14 @@ def execute(plan: BatchPlan, *, jobs: int = 1, scheduler: str | None = None,
     write_table(plan.table_path, rows.values())
     finished: list[SubjectOutcome] = list(plan.done)
 
-    def finish(result: TaskResult) -> None:
+    def finish(result: JobResult) -> None:
         finished.append(result.outcome)
         rows[result.outcome.participant_id] = result.outcome.to_row()
         write_table(plan.table_path, rows.values())
         if on_result is not None:
             on_result(result)
 
-    if plan.tasks:
+    if plan.jobs:
         if scheduler:
             _run_dask(plan, scheduler, finish)
         else:
@@ -244,50 +233,50 @@ def execute(plan: BatchPlan, *, jobs: int = 1, scheduler: str | None = None,
                        n_skipped=len(plan.done))
 
 
-def _failure(task: SubjectTask, message: str) -> TaskResult:
-    return TaskResult(outcome=failed_outcome(task.participant_id, message, runtime_s=None,
-                                             models=[m.label for m in task.models]))
+def _failure(job: SubjectJob, message: str) -> JobResult:
+    return JobResult(outcome=failed_outcome(job.participant_id, message, runtime_s=None,
+                                             models=[m.label for m in job.models]))
 
 
-def _run_local(plan: BatchPlan, jobs: int, finish: Callable[[TaskResult], None]) -> None:
+def _run_local(plan: BatchPlan, workers: int, finish: Callable[[JobResult], None]) -> None:
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
     settings = plan.settings
-    jobs = max(1, min(int(jobs), len(plan.tasks)))
+    workers = max(1, min(int(workers), len(plan.jobs)))
     context = multiprocessing.get_context("spawn")
 
     def new_pool() -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=init_worker,
+        return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker,
                                    initargs=(settings,))
 
-    pending = deque(plan.tasks)
+    pending = deque(plan.jobs)
     in_flight: dict = {}
     pool = new_pool()
     clean_exit = False
     try:
         while pending or in_flight:
-            while pending and len(in_flight) < jobs:
-                task = pending.popleft()
-                in_flight[pool.submit(run_subject, task, settings)] = task
+            while pending and len(in_flight) < workers:
+                job = pending.popleft()
+                in_flight[pool.submit(run_job, job, settings)] = job
             done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
             broken = False
             for future in sorted(done, key=lambda f: in_flight[f].participant_id):
-                task = in_flight.pop(future)
+                job = in_flight.pop(future)
                 try:
                     result = future.result()
                 except BrokenProcessPool:
                     broken = True
-                    result = _failure(task, "the worker process died while processing this subject "
+                    result = _failure(job, "the worker process died while processing this subject "
                                             "(killed, or out of memory)")
                 except Exception as exc:  # noqa: BLE001 - e.g. an unpicklable result
-                    result = _failure(task, error_message(exc))
+                    result = _failure(job, error_message(exc))
                 finish(result)
             if broken:
-                for future, task in list(in_flight.items()):  # the rest of the dead pool's work
+                for future, job in list(in_flight.items()):  # the rest of the dead pool's work
                     in_flight.pop(future)
-                    pending.appendleft(task)
+                    pending.appendleft(job)
                 pool.shutdown(wait=False, cancel_futures=True)
                 logger.warning("a worker process died; starting new worker processes")
                 pool = new_pool()
@@ -296,7 +285,7 @@ def _run_local(plan: BatchPlan, jobs: int, finish: Callable[[TaskResult], None])
         pool.shutdown(wait=clean_exit, cancel_futures=True)
 
 
-def _run_dask(plan: BatchPlan, address: str, finish: Callable[[TaskResult], None]) -> None:
+def _run_dask(plan: BatchPlan, address: str, finish: Callable[[JobResult], None]) -> None:
     try:
         from dask.distributed import Client, as_completed
     except ImportError:
@@ -311,17 +300,17 @@ def _run_dask(plan: BatchPlan, address: str, finish: Callable[[TaskResult], None
     token = uuid.uuid4().hex[:8]
     try:
         if settings.threads is None:
-            settings = dataclasses.replace(settings, tasks_per_host=_tasks_per_host(client))
-        futures = {client.submit(run_subject, task, settings, pure=False,
-                                 key=f"sct_lesion_classify-{task.participant_id}-{token}"): task
-                   for task in plan.tasks}
-        logger.debug("%d tasks submitted to %s", len(futures), address)
+            settings = dataclasses.replace(settings, jobs_per_host=_jobs_per_host(client))
+        futures = {client.submit(run_job, job, settings, pure=False,
+                                 key=f"sct_lesion_classify-{job.participant_id}-{token}"): job
+                   for job in plan.jobs}
+        logger.debug("%d jobs submitted to %s", len(futures), address)
         for future in as_completed(futures, loop=client.loop):
-            task = futures[future]
+            job = futures[future]
             try:
                 result = future.result()
             except Exception as exc:  # noqa: BLE001 - KilledWorker, a missing package on a worker...
-                result = _failure(task, error_message(exc))
+                result = _failure(job, error_message(exc))
             finish(result)
             future.release()
     except (OSError, TimeoutError) as exc:
@@ -332,8 +321,8 @@ def _run_dask(plan: BatchPlan, address: str, finish: Callable[[TaskResult], None
         client.close()
 
 
-def _tasks_per_host(client) -> tuple[tuple[str, int], ...]:
-    """Threads of the Dask workers of each host (tasks that run at once there)."""
+def _jobs_per_host(client) -> tuple[tuple[str, int], ...]:
+    """Threads of the Dask workers of each host (jobs that run at once there)."""
     try:
         info = client.scheduler_info(n_workers=-1)  # every worker (some versions default to 5)
     except TypeError:  # versions without the argument list every worker

@@ -1,13 +1,25 @@
-"""The diagnosis JSON document: validated against the shipped schema before it is written."""
+"""The diagnosis JSON document: validated against the shipped schema before it is written.
+
+:class:`DiagnosisDocument` is the typed document of one image; its :meth:`~DiagnosisDocument.to_json`
+is the object the schema (``diagnosis.schema.json``) validates, key for key, in the schema's order.
+"""
 
 from __future__ import annotations
 
 import functools
 import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Mapping
 
+from sct_lesion_classify import __version__
+from sct_lesion_classify.classify.diagnosis import ClassifierResult, Diagnosis
 from sct_lesion_classify.errors import ProcessingError
 from sct_lesion_classify.io.atomic import write_json_atomic
+
+if TYPE_CHECKING:
+    from sct_lesion_classify.lesion.morphometry import LesionMorphometry
+    from sct_lesion_classify.modelpkg.package import ModelPackage
 
 SCHEMA_VERSION = "1"
 SCHEMA_PATH = Path(__file__).with_name("diagnosis.schema.json")
@@ -52,3 +64,131 @@ def write_diagnosis(path: str | Path, document: dict) -> None:
         write_json_atomic(path, document)
     except OSError as exc:
         raise ProcessingError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+
+
+class _FieldsRecord:
+    """A record whose JSON object is its fields, in their order (strings, numbers, booleans)."""
+
+    def to_json(self) -> dict:
+        """The fields as a JSON object."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class InputRecord:
+    """The ``input`` object: the T2w image (and the cT1w image, if any)."""
+
+    path: str
+    sha256: str
+    shape: tuple[int, ...]
+    voxel_size_mm: tuple[float, ...]
+    orientation: str
+    t1c_path: str | None = None
+
+    def to_json(self) -> dict:
+        """The ``input`` object of the diagnosis JSON."""
+        return {"path": self.path, "sha256": self.sha256, "shape": [int(n) for n in self.shape],
+                "voxel_size_mm": [float(z) for z in self.voxel_size_mm], "orientation": self.orientation,
+                "t1c_path": self.t1c_path}
+
+
+@dataclass(frozen=True)
+class MaskRecord(_FieldsRecord):
+    """The ``lesion_mask`` / ``cord_mask`` objects: where a mask came from."""
+
+    path: str | None
+    source: str  # "user" or "automatic" ("sct" for a cord from SCT)
+
+
+@dataclass(frozen=True)
+class ModelRecord(_FieldsRecord):
+    """One entry of ``provenance.models``."""
+
+    name: str
+    version: str
+    sha256: str
+    synthetic_training_data: bool
+
+    @classmethod
+    def of(cls, package: ModelPackage) -> "ModelRecord":
+        """The record of a loaded package."""
+        return cls(name=package.name, version=package.version, sha256=package.sha256,
+                   synthetic_training_data=bool(package.card.training.synthetic_data))
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """The ``provenance`` object: this package, the command line, the date, run times and models."""
+
+    command_line: str
+    date: str
+    runtime_s: Mapping[str, float]
+    models: tuple[ModelRecord, ...]
+
+    def to_json(self) -> dict:
+        """The ``provenance`` object (run times rounded to 0.1 ms)."""
+        return {
+            "package": "sct_lesion_classify",
+            "version": __version__,
+            "command_line": self.command_line,
+            "date": self.date,
+            "runtime_s": {stage: round(seconds, 4) for stage, seconds in self.runtime_s.items()},
+            "models": [model.to_json() for model in self.models],
+        }
+
+
+@dataclass(frozen=True)
+class GradcamRecord(_FieldsRecord):
+    """One entry of the ``gradcam`` object (``-gradcam 1``): a written map and how it is scaled."""
+
+    path: str
+    model_name: str
+    normalization: str
+
+
+@dataclass(frozen=True)
+class DiagnosisDocument:
+    """The diagnosis JSON of one image (SPEC section 3), typed.
+
+    Attributes
+    ----------
+    classifiers
+        Role -> result of each classifier that ran (empty for an empty lesion mask).
+    diagnosis
+        The composed diagnosis; None for an empty lesion mask.
+    gradcam
+        Role -> written Grad-CAM map with ``-gradcam 1`` (possibly empty); None without it, and the
+        JSON then has no ``gradcam`` key.
+    """
+
+    input: InputRecord
+    lesion_mask: MaskRecord
+    cord_mask: MaskRecord | None
+    lesions: LesionMorphometry
+    classifiers: Mapping[str, ClassifierResult]
+    diagnosis: Diagnosis | None
+    warnings: tuple[str, ...]
+    provenance: Provenance
+    gradcam: Mapping[str, GradcamRecord] | None = None
+
+    def to_json(self) -> dict:
+        """The JSON object that :func:`write_diagnosis` validates and writes."""
+        document = {
+            "schema_version": SCHEMA_VERSION,
+            "input": self.input.to_json(),
+            "lesion_mask": self.lesion_mask.to_json(),
+            "cord_mask": None if self.cord_mask is None else self.cord_mask.to_json(),
+            "lesions": self.lesions.to_json(),
+            "classifiers": {role: result.to_json() for role, result in self.classifiers.items()},
+            "diagnosis": None if self.diagnosis is None else self.diagnosis.to_json(),
+            "warnings": list(self.warnings),
+            "provenance": self.provenance.to_json(),
+            "disclaimer": DISCLAIMER,
+        }
+        if self.gradcam is not None:
+            document["gradcam"] = {role: entry.to_json() for role, entry in self.gradcam.items()}
+        return document
+
+    def write(self, path: str | Path) -> None:
+        """Validate against the schema and write atomically (:func:`write_diagnosis`)."""
+        write_diagnosis(path, self.to_json())

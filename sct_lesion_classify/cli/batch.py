@@ -6,16 +6,19 @@ For every subject with a T2w image, the lesion is segmented (or the manual mask 
 (``<BIDS>/derivatives/sct_lesion_classify/``) with one row per subject in ``diagnoses.csv``,
 rewritten as subjects finish. A rerun skips the subjects whose outputs are complete and valid;
 a failing subject is recorded with its error and the others finish. Local worker processes by
-default; ``--scheduler`` sends the same tasks to a Dask distributed cluster.
+default; ``--scheduler`` sends the same jobs to a Dask distributed cluster.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from sct_lesion_classify.cli.common import add_segmentation_args
 from sct_lesion_classify.cli.frame import SCTArgumentParser, positive_int, run_command
+
+if TYPE_CHECKING:
+    from sct_lesion_classify.batch.subject_job import BatchSettings
 
 PROG = "sct_lesion_classify batch"
 
@@ -93,18 +96,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     import logging
-    import sys
     from collections import Counter
-    from pathlib import Path
 
-    from tqdm import tqdm
-
-    from sct_lesion_classify.batch.cohort import default_output_root
     from sct_lesion_classify.batch.runner import batch_lock, execute, plan_batch, select_cohort
+    from sct_lesion_classify.batch.subject_job import resolve_models
     from sct_lesion_classify.batch.table import STATUS_FAILED, STATUS_NO_LESION, STATUS_OK
-    from sct_lesion_classify.batch.tasks import BatchSettings, resolve_model_set
     from sct_lesion_classify.errors import InputError
-    from sct_lesion_classify.runtime.session import usable_cores
 
     log = logging.getLogger("sct_lesion_classify")
     if args.use_manual_cord and args.cord_method == "sct":
@@ -112,75 +109,102 @@ def _run(args: argparse.Namespace) -> int:
                          "gives the cord")
     if args.scheduler and "://" not in args.scheduler:
         raise InputError(f"--scheduler {args.scheduler!r}: expected an address such as tcp://host:8786")
-    bids = Path(args.bids).expanduser().resolve()
-    output = Path(args.o).expanduser().resolve() if args.o else default_output_root(bids)
-    threads = args.threads
-    if threads is None and not args.scheduler:
-        threads = max(1, usable_cores() // args.j)
-    settings = BatchSettings(
-        bids_root=bids,
-        output_root=output,
-        custom_models=tuple(str(Path(folder).expanduser().resolve()) for folder in args.custom_model),
-        use_manual_lesion=args.use_manual_lesion,
-        use_manual_cord=args.use_manual_cord,
-        use_t1c=args.use_t1c,
-        cord_method=args.cord_method,
-        crop=not args.no_crop,
-        save_cord=bool(args.save_cord),
-        threshold=args.thr,
-        largest=None if args.largest is None else bool(args.largest),
-        fill_holes=None if args.fill_holes is None else bool(args.fill_holes),
-        remove_small=None if args.remove_small is None else tuple(args.remove_small),
-        qc_folder=Path(args.qc).expanduser().resolve() if args.qc else None,
-        qc_dataset=args.qc_dataset or bids.name,
-        remove_temp=bool(args.r),
-        threads=threads,
-        verbosity=args.v,
-        command_line=args.command_line,
-    )
-
-    cohort = select_cohort(bids, args.include, args.exclude)
-    models = resolve_model_set(settings)
-    with batch_lock(output):
+    settings = _settings(args)
+    cohort = select_cohort(settings.bids_root, args.include, args.exclude)
+    models = resolve_models(settings)
+    with batch_lock(settings.output_root):
         plan = plan_batch(settings, cohort, models, overwrite=args.overwrite)
         if args.scheduler:
             where = f"the Dask scheduler {args.scheduler}"
         else:
-            where = (f"{max(1, min(args.j, len(plan.tasks)))} local worker process(es), {threads} "
+            where = (f"{max(1, min(args.j, len(plan.jobs)))} local worker process(es), {settings.threads} "
                      "ONNX Runtime thread(s) each")
         log.info("%d subject(s) selected: %d complete already (skipped), %d to process on %s",
-                 len(cohort.selected), len(plan.done), len(plan.tasks), where)
+                 len(cohort.selected), len(plan.done), len(plan.jobs), where)
         for pid, reason in plan.redo_reasons.items():
             log.info("%s: redone (%s)", pid, reason)
-        counts: Counter[str] = Counter()
-        bar = tqdm(total=len(plan.tasks), desc="batch", unit="subject", file=sys.stderr,
-                   disable=args.v == 0 or not plan.tasks, dynamic_ncols=True)
-
-        def on_result(result) -> None:
-            outcome = result.outcome
-            counts[outcome.status] += 1
-            bar.set_postfix({"ok": counts[STATUS_OK] + counts[STATUS_NO_LESION],
-                             "failed": counts[STATUS_FAILED]}, refresh=False)
-            bar.update(1)
-            if outcome.failed:
-                tqdm.write(f"WARNING: {outcome.participant_id} failed: {outcome.error}", file=sys.stderr)
-            if args.v >= 2:
-                summary = (outcome.status if outcome.most_likely_class is None else
-                           f"{outcome.most_likely_class} ({outcome.confidence} confidence)")
-                tqdm.write(f"{outcome.participant_id}: {summary} [{result.worker}, "
-                           f"{outcome.runtime_s.get('total', 0.0):.1f} s]", file=sys.stdout)
-                for line in result.log:
-                    tqdm.write(f"  {line}", file=sys.stdout)
-
-        try:
-            report = execute(plan, jobs=args.j, scheduler=args.scheduler, on_result=on_result)
-        finally:
-            bar.close()
+        with _Progress(len(plan.jobs), args.v) as progress:
+            report = execute(plan, jobs=args.j, scheduler=args.scheduler, on_result=progress.on_result)
     statuses = Counter(o.status for o in report.outcomes)
     log.info("%d ok, %d without lesion, %d failed; %d of them were complete already. Table: %s",
              statuses[STATUS_OK], statuses[STATUS_NO_LESION], statuses[STATUS_FAILED], report.n_skipped,
              plan.table_path)
     return 1 if report.n_failed else 0
+
+
+def _settings(args: argparse.Namespace) -> BatchSettings:
+    """The batch's settings: absolute paths, the segmentation options built once, the threads."""
+    from pathlib import Path
+
+    from sct_lesion_classify.batch.cohort import default_output_root
+    from sct_lesion_classify.batch.subject_job import BatchSettings
+    from sct_lesion_classify.cli.common import segmentation_options
+    from sct_lesion_classify.runtime.session import usable_cores
+    from sct_lesion_classify.pipeline.options import QcOptions
+
+    bids = Path(args.bids).expanduser().resolve()
+    threads = args.threads
+    if threads is None and not args.scheduler:
+        threads = max(1, usable_cores() // args.j)
+    return BatchSettings(
+        bids_root=bids,
+        output_root=Path(args.o).expanduser().resolve() if args.o else default_output_root(bids),
+        custom_models=tuple(str(Path(folder).expanduser().resolve()) for folder in args.custom_model),
+        use_manual_lesion=args.use_manual_lesion,
+        use_manual_cord=args.use_manual_cord,
+        use_t1c=args.use_t1c,
+        segmentation=segmentation_options(args),
+        qc=QcOptions(folder=Path(args.qc).expanduser().resolve() if args.qc else None,
+                     dataset=args.qc_dataset or bids.name),
+        threads=threads,
+        verbosity=args.v,
+        command_line=args.command_line,
+    )
+
+
+class _Progress:
+    """The progress bar of the subjects (stderr), failures as they happen, and with -v 2 each
+    subject's summary and log lines (stdout)."""
+
+    def __init__(self, total: int, verbosity: int) -> None:
+        import sys
+        from collections import Counter
+
+        from tqdm import tqdm
+
+        self.verbosity = verbosity
+        self.counts: Counter[str] = Counter()
+        self.bar = tqdm(total=total, desc="batch", unit="subject", file=sys.stderr,
+                        disable=verbosity == 0 or not total, dynamic_ncols=True)
+
+    def __enter__(self) -> "_Progress":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.bar.close()
+
+    def on_result(self, result) -> None:
+        """Called with each subject's ``JobResult`` as it finishes."""
+        import sys
+
+        from tqdm import tqdm
+
+        from sct_lesion_classify.batch.table import STATUS_FAILED, STATUS_NO_LESION, STATUS_OK
+
+        outcome = result.outcome
+        self.counts[outcome.status] += 1
+        self.bar.set_postfix({"ok": self.counts[STATUS_OK] + self.counts[STATUS_NO_LESION],
+                              "failed": self.counts[STATUS_FAILED]}, refresh=False)
+        self.bar.update(1)
+        if outcome.failed:
+            tqdm.write(f"WARNING: {outcome.participant_id} failed: {outcome.error}", file=sys.stderr)
+        if self.verbosity >= 2:
+            summary = (outcome.status if outcome.most_likely_class is None else
+                       f"{outcome.most_likely_class} ({outcome.confidence} confidence)")
+            tqdm.write(f"{outcome.participant_id}: {summary} [{result.worker}, "
+                       f"{outcome.runtime_s.get('total', 0.0):.1f} s]", file=sys.stdout)
+            for line in result.log:
+                tqdm.write(f"  {line}", file=sys.stdout)
 
 
 def console_entry() -> None:

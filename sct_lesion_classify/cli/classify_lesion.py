@@ -19,6 +19,9 @@ PROG = "sct_classify_lesion"
 
 def get_parser() -> SCTArgumentParser:
     """The command's parser (SCT groups: MANDATORY / OPTIONAL / MISC)."""
+    from sct_lesion_classify.pipeline.outputs import OutputNames  # standard library only
+
+    names = OutputNames("<stem>")
     parser = SCTArgumentParser(
         prog=PROG,
         description=(
@@ -33,7 +36,7 @@ def get_parser() -> SCTArgumentParser:
     parser.optional.add_argument(
         "-lesion", metavar="<file>", default=None,
         help="Lesion mask on the grid of -i (automatic or corrected by hand). Without it, the lesion is "
-             "segmented first (as sct_deepseg_imlesion) and the mask saved as <stem>_lesionseg.nii.gz.")
+             f"segmented first (as sct_deepseg_imlesion) and the mask saved as {names.lesion_mask}.")
     parser.optional.add_argument(
         "-i-t1c", metavar="<file>", default=None,
         help="Contrast-enhanced T1w image already on the grid of -i. Used by cT1w-aware models when they "
@@ -44,12 +47,12 @@ def get_parser() -> SCTArgumentParser:
              "PAM50_levels warped by sct_warp_template): lesion levels become exact instead of estimated.")
     parser.optional.add_argument(
         "-o", metavar="<file>", default=None,
-        help="Output diagnosis JSON. Default: <folder of -i>/<stem>_diagnosis.json. Without -lesion, the "
-             "lesion mask goes to the folder of the JSON (<stem>_lesionseg.nii.gz), so -o keeps every "
+        help=f"Output diagnosis JSON. Default: <folder of -i>/{names.diagnosis}. Without -lesion, the "
+             f"lesion mask goes to the folder of the JSON ({names.lesion_mask}), so -o keeps every "
              "output out of the input folder.")
     parser.optional.add_argument(
         "-gradcam", metavar="<int>", type=int, choices=(0, 1), default=0,
-        help="1: also write a Grad-CAM saliency map per classifier, <stem>_gradcam-<role>.nii.gz beside "
+        help=f"1: also write a Grad-CAM saliency map per classifier, {names.gradcam('<role>')} beside "
              "the JSON (native grid of -i, values in [0, 1], 0 outside the classified slices), and show "
              "it in the QC report. Needs packages exported with a CAM output (this version). Default: 0.")
     add_segmentation_args(parser)
@@ -73,14 +76,12 @@ def _run(args: argparse.Namespace) -> int:
         ClassificationRequest,
         run_classification,
     )
-    from sct_lesion_classify.pipeline.models import load_custom_packages
-    from sct_lesion_classify.pipeline.segmentation import SegmentationModels
-
-    from sct_lesion_classify.pipeline.paths import output_stem
+    from sct_lesion_classify.pipeline.models import select_models
+    from sct_lesion_classify.pipeline.outputs import OutputNames
 
     mask_output = None
     if args.o and not args.lesion:
-        mask_output = Path(args.o).parent / f"{output_stem(Path(args.i))}_lesionseg.nii.gz"
+        mask_output = Path(args.o).parent / OutputNames.of(args.i).lesion_mask
     seg_request = segmentation_request(args, output_path=mask_output)
     request = ClassificationRequest(
         segmentation=seg_request,
@@ -90,11 +91,9 @@ def _run(args: argparse.Namespace) -> int:
         output_path=Path(args.o) if args.o else None,
         gradcam=bool(args.gradcam),
     )
-    custom = load_custom_packages(args.custom_model)
-    segmentation = None
-    if request.lesion_path is None:
-        segmentation = SegmentationModels.load(custom, with_cord_localizer=seg_request.needs_builtin_cord)
-    models = ClassificationModels.load(custom, segmentation=segmentation, want_t1c=request.t1c_path is not None)
+    selection = select_models(args.custom_model, segment=request.lesion_path is None,
+                              cord_localizer=seg_request.needs_builtin_cord, t1c=request.t1c_path is not None)
+    models = ClassificationModels.load(selection)
     outputs = run_classification(request, models)
     log = logging.getLogger("sct_lesion_classify")
     if outputs.diagnosis is None:

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sct_lesion_classify.cli.frame import SCTArgumentParser, non_negative_float
+
+if TYPE_CHECKING:
+    from sct_lesion_classify.pipeline.options import SegmentationOptions
+    from sct_lesion_classify.pipeline.segmentation import SegmentationRequest
 
 
 def add_segmentation_args(parser: SCTArgumentParser, *, cord_mask_option: bool = True) -> None:
@@ -15,6 +20,9 @@ def add_segmentation_args(parser: SCTArgumentParser, *, cord_mask_option: bool =
     ``-lesion`` mask is given; ``sct_lesion_classify batch`` takes them without ``-s``
     (``cord_mask_option=False``: the cord masks come from the dataset).
     """
+    from sct_lesion_classify.pipeline.outputs import OutputNames  # standard library only
+
+    names = OutputNames("<stem>")
     opt = parser.optional
     if cord_mask_option:
         opt.add_argument(
@@ -29,7 +37,7 @@ def add_segmentation_args(parser: SCTArgumentParser, *, cord_mask_option: bool =
              "  auto: -s when given, else builtin.")
     opt.add_argument(
         "-save-cord", metavar="<int>", type=int, choices=(0, 1), default=0,
-        help="Also write the cord mask as <stem>_seg.nii.gz and the crop box as <stem>_cropbox.nii.gz. "
+        help=f"Also write the cord mask as {names.cord_mask} and the crop box as {names.crop_box}. "
              "Default: 0.")
     opt.add_argument(
         "-no-crop", action="store_true",
@@ -56,27 +64,22 @@ def add_segmentation_args(parser: SCTArgumentParser, *, cord_mask_option: bool =
 
 
 def size_text(text: str) -> str:
-    """``argparse`` type for ``-remove-small``: a positive number followed by ``mm3`` or ``vox``."""
-    value = text.strip().lower()
-    for unit in ("mm3", "vox"):
-        if value.endswith(unit):
-            number = value[: -len(unit)]
-            try:
-                if float(number) >= 0:
-                    return f"{number}{unit}"
-            except ValueError:
-                pass
-    raise argparse.ArgumentTypeError(f"expected a size like '20mm3' or '5vox', got {text!r}")
+    """``argparse`` type for ``-remove-small``: a size that ``lesion.postprocess.parse_size`` reads."""
+    from sct_lesion_classify.errors import InputError
+    from sct_lesion_classify.lesion.postprocess import parse_size
+
+    try:
+        parse_size(text)
+    except InputError:
+        raise argparse.ArgumentTypeError(f"expected a size like '20mm3' or '5vox', got {text!r}") from None
+    return text.strip().lower()
 
 
-def segmentation_request(args: argparse.Namespace, *, output_path: str | None):
-    """The typed segmentation request of a parsed command line (imports the pipeline lazily)."""
-    from sct_lesion_classify.pipeline.segmentation import SegmentationRequest
+def segmentation_options(args: argparse.Namespace) -> SegmentationOptions:
+    """The typed segmentation options of a parsed command line (shared by every image of the run)."""
+    from sct_lesion_classify.pipeline.options import SegmentationOptions
 
-    return SegmentationRequest(
-        image_path=Path(args.i),
-        output_path=Path(output_path) if output_path else None,
-        cord_mask_path=Path(args.s) if args.s else None,
+    return SegmentationOptions(
         cord_method=args.cord_method,
         save_cord=bool(args.save_cord),
         crop=not args.no_crop,
@@ -84,10 +87,22 @@ def segmentation_request(args: argparse.Namespace, *, output_path: str | None):
         largest=None if args.largest is None else bool(args.largest),
         fill_holes=None if args.fill_holes is None else bool(args.fill_holes),
         remove_small=None if args.remove_small is None else tuple(args.remove_small),
-        qc_folder=Path(args.qc) if args.qc else None,
-        qc_dataset=args.qc_dataset,
-        qc_subject=args.qc_subject,
         remove_temp=bool(args.r),
+    )
+
+
+def segmentation_request(args: argparse.Namespace, *, output_path: str | Path | None) -> SegmentationRequest:
+    """The typed segmentation request of a parsed command line (imports the pipeline lazily)."""
+    from sct_lesion_classify.pipeline.options import QcOptions
+    from sct_lesion_classify.pipeline.segmentation import SegmentationRequest
+
+    return SegmentationRequest(
+        image_path=Path(args.i),
+        output_path=Path(output_path) if output_path else None,
+        cord_mask_path=Path(args.s) if args.s else None,
+        options=segmentation_options(args),
+        qc=QcOptions(folder=Path(args.qc) if args.qc else None, dataset=args.qc_dataset,
+                     subject=args.qc_subject),
         command_line=args.command_line,
     )
 

@@ -18,6 +18,8 @@ PROG = "sct_deepseg_imlesion"
 
 def get_parser() -> SCTArgumentParser:
     """The command's parser (SCT groups: MANDATORY / OPTIONAL / MISC)."""
+    from sct_lesion_classify.pipeline.outputs import OutputNames  # standard library only
+
     parser = SCTArgumentParser(
         prog=PROG,
         description=(
@@ -32,7 +34,7 @@ def get_parser() -> SCTArgumentParser:
         help="T2w image (NIfTI, 3D; sagittal acquisition expected, any orientation accepted).")
     parser.optional.add_argument(
         "-o", metavar="<file>", default=None,
-        help="Output lesion mask. Default: <folder of -i>/<stem>_lesionseg.nii.gz.")
+        help=f"Output lesion mask. Default: <folder of -i>/{OutputNames('<stem>').lesion_mask}.")
     add_segmentation_args(parser)
     parser.add_qc_args()
     parser.add_misc_args()
@@ -48,12 +50,13 @@ def _run(args: argparse.Namespace) -> int:
     import logging
 
     from sct_lesion_classify.cli.common import segmentation_request, viewer_syntax
-    from sct_lesion_classify.pipeline.models import load_custom_packages
+    from sct_lesion_classify.pipeline.models import select_models
     from sct_lesion_classify.pipeline.segmentation import SegmentationModels, run_segmentation
 
     request = segmentation_request(args, output_path=args.o)
-    models = SegmentationModels.load(load_custom_packages(args.custom_model),
-                                     with_cord_localizer=request.needs_builtin_cord)
+    selection = select_models(args.custom_model, segment=True, cord_localizer=request.needs_builtin_cord,
+                              classify=False)
+    models = SegmentationModels.load(selection)
     outputs = run_segmentation(request, models)
     log = logging.getLogger("sct_lesion_classify")
     for message in outputs.warnings:

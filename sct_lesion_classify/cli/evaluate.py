@@ -61,8 +61,7 @@ def _run(args: argparse.Namespace) -> int:
     from sct_lesion_classify.io.bids import discover_subjects
     from sct_lesion_classify.modelpkg.registry import bundled_names
     from sct_lesion_classify.pipeline.classification import ClassificationModels
-    from sct_lesion_classify.pipeline.models import load_custom_packages
-    from sct_lesion_classify.pipeline.segmentation import SegmentationModels
+    from sct_lesion_classify.pipeline.models import select_models
     from sct_lesion_classify.train.evaluation import plots
     from sct_lesion_classify.train.evaluation.baseline import LogisticBaseline
     from sct_lesion_classify.train.evaluation.report import build_report, roc_data, write_report
@@ -80,10 +79,9 @@ def _run(args: argparse.Namespace) -> int:
     folders = list(args.custom_model)
     if args.models:
         folders += [str(Path(args.models) / name) for name in bundled_names(args.models)]
-    custom = load_custom_packages(folders)
-    segmentation = SegmentationModels.load(custom, with_cord_localizer=True)
-    models = ClassificationModels.load(custom, segmentation=segmentation,
-                                       want_t1c=any(s.t1c is not None for s in chosen))
+    selection = select_models(folders, segment=True, cord_localizer=True,
+                              t1c=any(s.t1c is not None for s in chosen))
+    models = ClassificationModels.load(selection)
     output = Path(args.o)
     output.mkdir(parents=True, exist_ok=True)
 
@@ -106,8 +104,7 @@ def _run(args: argparse.Namespace) -> int:
 
     description = {
         "bids": str(bids), "split": args.split, "lesion masks": "manual" if args.use_manual_lesion else "automatic",
-        "models": ", ".join(f"{p.name} {p.version}" for p in
-                            segmentation.packages + [c.package for c in models.classifiers.values()]),
+        "models": ", ".join(f"{p.name} {p.version}" for p in selection.packages(with_t1c=False)),
         "baseline fitted on": f"{len(used)} training subjects (manual masks)",
     }
     report = build_report(records, baselines=baselines, description=description,

@@ -1,6 +1,21 @@
 """The work of ``sct_classify_lesion``: lesion mask (given or segmented), morphometry, the three
 classifiers, the diagnosis JSON (validated before it is written) and the QC entry.
 
+:func:`run_classification` runs the stages in order; each is a function that returns a frozen
+record:
+
+1. :func:`load_inputs` -> :class:`ClassificationInputs` (T2w, cT1w, vertebral labels);
+2. :func:`lesion_mask_stage` -> :class:`LesionMaskStage` (the given mask, or the segmentation's);
+3. :func:`measure` -> ``LesionMorphometry``;
+4. :func:`classifier_inputs` -> :class:`ClassifierInputs` (one tensor per input contract);
+5. :func:`run_classifiers` -> :class:`ClassifierRuns` (results, and CAMs with ``-gradcam 1``);
+6. :func:`compose` -> ``Diagnosis`` (None for an empty lesion mask);
+7. :func:`saliency_maps` -> :class:`SaliencyMaps` (Grad-CAM volumes on the image's grid);
+   (4-7 together: :func:`classification_stage` -> :class:`Classification`)
+8. :func:`build_document` -> ``DiagnosisDocument`` (written once, validated);
+9. :func:`qc_stage` -> the QC page.
+
+Warnings are values of these records, gathered in pipeline order by :func:`gather_warnings`.
 :class:`ClassificationModels` is built once (sessions created once) and reused for every image.
 """
 
@@ -11,12 +26,20 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping, Sequence
 
 import numpy as np
 
-from sct_lesion_classify import __version__
 from sct_lesion_classify.classify.diagnosis import ROLE_CLASSES, ClassifierResult, Diagnosis, compose_diagnosis
-from sct_lesion_classify.classify.document import DISCLAIMER, SCHEMA_VERSION, SYNTHETIC_WARNING, write_diagnosis
+from sct_lesion_classify.classify.document import (
+    SYNTHETIC_WARNING,
+    DiagnosisDocument,
+    GradcamRecord,
+    InputRecord,
+    MaskRecord,
+    ModelRecord,
+    Provenance,
+)
 from sct_lesion_classify.classify.gradcam import cam_volume
 from sct_lesion_classify.classify.inference import Classifier
 from sct_lesion_classify.classify.inputs import ClassifierSlices
@@ -24,15 +47,11 @@ from sct_lesion_classify.cord.localize import CordLocalization, cord_from_mask_f
 from sct_lesion_classify.errors import InputError
 from sct_lesion_classify.io.image import Image, load_image, load_mask, save_like
 from sct_lesion_classify.lesion.morphometry import LesionMorphometry, measure_lesions
+from sct_lesion_classify.modelpkg.card import InputSpec
 from sct_lesion_classify.modelpkg.package import ModelPackage, file_sha256
-from sct_lesion_classify.pipeline.models import T1C_PACKAGES, optional_package_for, package_for
-from sct_lesion_classify.pipeline.paths import (
-    check_output_path,
-    check_qc_folder,
-    gradcam_output,
-    make_output_folder,
-    output_stem,
-)
+from sct_lesion_classify.pipeline.models import ModelSelection, choose_classifiers
+from sct_lesion_classify.pipeline.outputs import OutputNames, gradcam_output
+from sct_lesion_classify.pipeline.paths import check_output_path, check_qc_folder, make_output_folder
 from sct_lesion_classify.pipeline.segmentation import (
     SegmentationModels,
     SegmentationRequest,
@@ -52,7 +71,7 @@ class ClassificationRequest:
 
     ``segmentation`` carries the image, ``-s``, the segmentation options and the QC options; it is
     run only when ``lesion_path`` is None. ``gradcam`` (``-gradcam 1``) writes one Grad-CAM map per
-    applied classifier that has a CAM output (:func:`gradcam_paths`).
+    applied classifier that has a CAM output (``pipeline.outputs.gradcam_output``).
     """
 
     segmentation: SegmentationRequest
@@ -67,11 +86,17 @@ class ClassificationRequest:
         """The T2w image."""
         return self.segmentation.image_path
 
+    @property
+    def inputs(self) -> tuple[Path | None, ...]:
+        """Every input file (outputs must overwrite none of them)."""
+        seg = self.segmentation
+        return (seg.image_path, seg.cord_mask_path, self.lesion_path, self.t1c_path, self.vert_path)
+
     def diagnosis_output(self) -> Path:
         """``-o``, or ``<folder of -i>/<stem>_diagnosis.json``."""
         if self.output_path is not None:
             return self.output_path
-        return self.image_path.parent / f"{output_stem(self.image_path)}_diagnosis.json"
+        return self.image_path.parent / OutputNames.of(self.image_path).diagnosis
 
 
 @dataclass
@@ -81,20 +106,19 @@ class ClassificationModels:
     classifiers: dict[str, Classifier]
     t1c_classifiers: dict[str, Classifier] = field(default_factory=dict)
     segmentation: SegmentationModels | None = None
+    selection: ModelSelection = field(default_factory=ModelSelection)
 
     @classmethod
-    def load(cls, custom: dict[str, ModelPackage], *, segmentation: SegmentationModels | None = None,
-             want_t1c: bool = False, threads: int | None = None) -> "ClassificationModels":
-        """Load the classifier packages named by the registry or given with ``-custom-model``."""
-        classifiers = {role: Classifier(package_for(role, custom), role, threads=threads)
-                       for role in ROLE_CLASSES}
-        t1c = {}
-        if want_t1c:
-            for role in ROLE_CLASSES:
-                package = optional_package_for(T1C_PACKAGES[role], custom)
-                if package is not None:
-                    t1c[role] = Classifier(package, role, threads=threads)
-        return cls(classifiers=classifiers, t1c_classifiers=t1c, segmentation=segmentation)
+    def load(cls, selection: ModelSelection, *, threads: int | None = None) -> "ClassificationModels":
+        """Build the sessions of the selected packages (``pipeline.models.select_models``)."""
+        segmentation = SegmentationModels.load(selection, threads=threads) if selection.lesion else None
+        classifiers = {role: Classifier(p, role, threads=threads) for role, p in selection.classifiers.items()}
+        t1c = {role: Classifier(p, role, threads=threads) for role, p in selection.t1c_classifiers.items()}
+        return cls(classifiers=classifiers, t1c_classifiers=t1c, segmentation=segmentation, selection=selection)
+
+    def for_image(self, *, with_t1c: bool) -> tuple[dict[str, Classifier], tuple[str, ...]]:
+        """The classifier of each role for an image with (or without) a cT1w, and the warnings."""
+        return choose_classifiers(self.classifiers, self.t1c_classifiers, with_t1c)
 
 
 @dataclass(frozen=True)
@@ -102,133 +126,136 @@ class ClassificationOutputs:
     """What :func:`run_classification` computed and wrote."""
 
     json_path: Path
-    document: dict = field(repr=False)
-    diagnosis: Diagnosis | None
-    morphometry: LesionMorphometry = field(repr=False)
+    document: DiagnosisDocument = field(repr=False)
     lesion_path: Path
     qc_page: Path | None
     warnings: tuple[str, ...]
-    gradcam_paths: dict[str, Path] = field(default_factory=dict)  # role -> written map
+    gradcam_paths: Mapping[str, Path] = field(default_factory=dict)  # role -> written map
+
+    @property
+    def diagnosis(self) -> Diagnosis | None:
+        """The composed diagnosis (None for an empty lesion mask)."""
+        return self.document.diagnosis
+
+    @property
+    def morphometry(self) -> LesionMorphometry:
+        """The lesion morphometry."""
+        return self.document.lesions
 
 
+# ------------------------------------------------------------------------------- stage records
+@dataclass(frozen=True)
+class ClassificationInputs:
+    """The loaded images of one request, on one grid."""
+
+    image: Image = field(repr=False)
+    t1c: Image | None = field(repr=False)
+    vertebral_labels: np.ndarray | None = field(repr=False)
+    load_s: float
+
+
+@dataclass(frozen=True)
+class LesionMaskStage:
+    """The lesion mask (given or segmented) and the cord found on the way."""
+
+    mask: np.ndarray = field(repr=False)  # bool, canonical
+    path: Path
+    source: str  # "user" (-lesion) or "automatic"
+    cord: CordLocalization | None = field(repr=False)
+    warnings: tuple[str, ...]
+    runtime_s: Mapping[str, float]  # "load" (a given mask) or "segmentation_<stage>"
+
+
+@dataclass(frozen=True)
+class ClassifierInputs:
+    """The input of each classifier: one tensor per input contract, shared by its classifiers."""
+
+    slices: Mapping[str, ClassifierSlices] = field(repr=False)  # role -> input
+    warnings: tuple[str, ...]
+    seconds: Mapping[str, float]  # role -> time to build its input (0 when shared)
+
+
+@dataclass(frozen=True)
+class ClassifierRuns:
+    """What each classifier said, and its CAM (the classified slices) with ``-gradcam 1``."""
+
+    results: Mapping[str, ClassifierResult]
+    cams: Mapping[str, np.ndarray] = field(repr=False)
+    seconds: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class SaliencyMaps:
+    """The Grad-CAM volumes (canonical, in [0, 1]) of the classifiers that gave a CAM."""
+
+    volumes: Mapping[str, np.ndarray] = field(repr=False)
+    seconds: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class Classification:
+    """What the classifiers made of one lesion mask (nothing for an empty one)."""
+
+    results: Mapping[str, ClassifierResult]
+    diagnosis: Diagnosis | None
+    saliency: SaliencyMaps
+    warnings: tuple[str, ...]
+    seconds: Mapping[str, float]  # role -> input, classification and Grad-CAM volume
+
+
+# ---------------------------------------------------------------------------------- the workflow
 def run_classification(request: ClassificationRequest, models: ClassificationModels) -> ClassificationOutputs:
     """Classify the lesion of ``request.image_path`` and write the diagnosis JSON."""
-    runtime: dict[str, float] = {}
-    seg = request.segmentation
-    inputs = (seg.image_path, seg.cord_mask_path, request.lesion_path, request.t1c_path, request.vert_path)
-    json_path = check_output_path(request.diagnosis_output(), inputs, what="diagnosis JSON", nifti=False)
-    check_qc_folder(seg.qc_folder)
+    json_path = check_outputs(request)
+    inputs = load_inputs(request)
+    lesion = lesion_mask_stage(request, models, inputs)
+    start = time.perf_counter()
+    morphometry = measure(inputs, lesion)
+    morphometry_s = time.perf_counter() - start
+    used, choice_warnings = models.for_image(with_t1c=inputs.t1c is not None)
+    classified = classification_stage(request, used, inputs, lesion, morphometry)
+    warnings = gather_warnings(request, inputs.image, lesion, morphometry, used, choice_warnings, classified)
+    runtime = _runtime(inputs, lesion, morphometry_s, classified.seconds)
+
+    make_output_folder(json_path)
+    gradcam_paths, gradcam_s = write_saliency(json_path, request.image_path, inputs.image, classified.saliency)
+    if gradcam_s is not None:
+        runtime["gradcam_write"] = gradcam_s
+    packages = models.selection.packages(with_t1c=inputs.t1c is not None, segmented=lesion.source == "automatic")
+    document = build_document(request, inputs, lesion, morphometry, classified, warnings, runtime, packages,
+                              _gradcam_records(used, gradcam_paths) if request.gradcam else None)
+    document.write(json_path)
+    for message in warnings:
+        logger.warning(message)
+    qc_page = qc_stage(request, inputs.image, lesion, document, classified.saliency)
+    return ClassificationOutputs(json_path=json_path, document=document, lesion_path=lesion.path,
+                                 qc_page=qc_page, warnings=warnings, gradcam_paths=gradcam_paths)
+
+
+def check_outputs(request: ClassificationRequest) -> Path:
+    """Check, before any work, the diagnosis JSON, the Grad-CAM maps and the QC folder; the JSON path."""
+    json_path = check_output_path(request.diagnosis_output(), request.inputs, what="diagnosis JSON",
+                                  nifti=False)
+    check_qc_folder(request.segmentation.qc.folder)
     if request.gradcam:
         for role in ROLE_CLASSES:
-            check_output_path(gradcam_output(json_path, seg.image_path, role), inputs,
+            check_output_path(gradcam_output(json_path, request.image_path, role), request.inputs,
                               what=f"Grad-CAM map of {role}")
-    warnings: list[str] = []
+    return json_path
 
+
+def load_inputs(request: ClassificationRequest) -> ClassificationInputs:
+    """The T2w image, and the cT1w image and vertebral labels when given (both on its grid)."""
     start = time.perf_counter()
-    image = load_image(seg.image_path, what="T2w image")
+    image = load_image(request.image_path, what="T2w image")
     t1c = _load_t1c(request.t1c_path, image)
     vert = None
     if request.vert_path is not None:
         vert_image = load_image(request.vert_path, what="vertebral labels")
         if not vert_image.grid.same_space(image.grid):
-            raise InputError(f"{request.vert_path}: vertebral labels are not on the grid of {seg.image_path}")
+            raise InputError(f"{request.vert_path}: vertebral labels are not on the grid of {request.image_path}")
         vert = np.rint(vert_image.data).astype(np.int32)
-    runtime["load"] = time.perf_counter() - start
-
-    cord: CordLocalization | None = None
-    if request.lesion_path is not None:
-        start = time.perf_counter()
-        lesion_mask, mask_warnings = load_mask(request.lesion_path, image.grid, what="lesion mask")
-        warnings += mask_warnings
-        lesion_path, lesion_source = request.lesion_path, "user"
-        if seg.cord_mask_path is not None:
-            cord = cord_from_mask_file(seg.cord_mask_path, image, source="user")
-        elif models.segmentation is not None and models.segmentation.cord is not None:
-            cord = models.segmentation.cord.localize(image)
-        runtime["load"] += time.perf_counter() - start
-    else:
-        if models.segmentation is None:
-            raise InputError("no -lesion mask given and no segmentation models loaded")
-        outputs = run_segmentation(seg, models.segmentation, image=image, protected=inputs)
-        lesion_mask = outputs.segmentation.mask
-        if lesion_mask.dtype != bool:
-            lesion_mask = lesion_mask > 0.5
-        lesion_path, lesion_source, cord = outputs.mask_path, "automatic", outputs.cord
-        warnings += outputs.warnings
-        runtime.update({f"segmentation_{k}": v for k, v in outputs.runtime_s.items() if k != "load"})
-    if cord is not None:
-        warnings += [w for w in cord.warnings if w not in warnings]
-    else:
-        warnings.append("no cord mask (give -s): lesion position and lesion/cord intensity ratio not computed")
-
-    start = time.perf_counter()
-    morphometry = measure_lesions(lesion_mask, image.zooms, image.affine, image=image.data,
-                                  cord_mask=cord.mask if cord else None, vertebral_labels=vert)
-    warnings += list(morphometry.warnings)
-    runtime["morphometry"] = time.perf_counter() - start
-
-    results: dict[str, ClassifierResult] = {}
-    saliency: dict[str, np.ndarray] = {}  # role -> canonical Grad-CAM volume in [0, 1]
-    diagnosis = None
-    used = _classifiers_for(models, t1c is not None, warnings)
-    if request.gradcam:
-        for role, classifier in used.items():
-            if not classifier.has_cam:
-                warnings.append(f"-gradcam 1: model {classifier.package.name} has no CAM output; "
-                                "re-export it with this version (no Grad-CAM map for "
-                                f"{role})")
-    if morphometry.count == 0:
-        warnings.append(f"the lesion mask is empty ({lesion_path}): no diagnosis")
-    else:
-        built: dict[tuple, ClassifierSlices] = {}  # one tensor per input contract, shared
-        for role, classifier in used.items():
-            start = time.perf_counter()
-            slices = built.get(classifier.input_contract)
-            if slices is None:
-                slices = classifier.inputs(image, lesion_mask, t1c=t1c)
-                built[classifier.input_contract] = slices
-            if slices.fallback:
-                warnings.append(f"{role}: no slice reaches the minimum lesion area of the model card; "
-                                "the slice(s) with the largest lesion area were used")
-            if request.gradcam and classifier.has_cam:
-                results[role], cam = classifier.classify_with_cam(slices)
-                saliency[role] = cam_volume(cam, slices)
-            else:
-                results[role] = classifier.classify(slices)
-            runtime[f"classify_{role}"] = time.perf_counter() - start
-        diagnosis = compose_diagnosis(results, {role: c.low_confidence_band for role, c in used.items()})
-    for classifier in used.values():
-        if classifier.package.card.training.synthetic_data:
-            warnings.append(SYNTHETIC_WARNING.format(name=classifier.package.name,
-                                                     version=classifier.package.version))
-    warnings += _acquisition_warnings(image)
-    warnings = list(dict.fromkeys(warnings))
-
-    start = time.perf_counter()
-    gradcam_paths = {role: gradcam_output(json_path, seg.image_path, role) for role in saliency}
-    make_output_folder(json_path)
-    for role, volume in saliency.items():
-        save_like(volume, image.grid, gradcam_paths[role], dtype=np.float32)
-    if saliency:
-        runtime["gradcam_write"] = time.perf_counter() - start
-        start = time.perf_counter()
-    document = _document(request, image, lesion_path, lesion_source, cord, morphometry, results,
-                         diagnosis, warnings, runtime, used, models)
-    if request.gradcam:
-        document["gradcam"] = {role: {"path": str(path), "model_name": used[role].package.name,
-                                      "normalization": GRADCAM_NORMALIZATION}
-                               for role, path in gradcam_paths.items()}
-    write_diagnosis(json_path, document)
-    runtime["write"] = time.perf_counter() - start
-    for message in warnings:
-        logger.warning(message)
-
-    qc_page = None
-    if seg.qc_folder is not None:
-        qc_page = _qc(request, image, lesion_mask, cord, results, diagnosis, warnings, saliency)
-    return ClassificationOutputs(json_path=json_path, document=document, diagnosis=diagnosis,
-                                 morphometry=morphometry, lesion_path=lesion_path, qc_page=qc_page,
-                                 warnings=tuple(warnings), gradcam_paths=gradcam_paths)
+    return ClassificationInputs(image=image, t1c=t1c, vertebral_labels=vert, load_s=time.perf_counter() - start)
 
 
 def _load_t1c(path: Path | None, image: Image) -> Image | None:
@@ -242,18 +269,154 @@ def _load_t1c(path: Path | None, image: Image) -> Image | None:
     return t1c
 
 
-def _classifiers_for(models: ClassificationModels, have_t1c: bool, warnings: list[str]) -> dict[str, Classifier]:
-    if not have_t1c:
-        return dict(models.classifiers)
-    used = {role: models.t1c_classifiers.get(role, c) for role, c in models.classifiers.items()}
-    missing = [role for role in ROLE_CLASSES if role not in models.t1c_classifiers]
-    if missing:
-        warnings.append(f"-i-t1c given but no cT1w-aware model is installed for {', '.join(missing)}: "
-                        "the cT1w image is ignored there (T2w-only models used)")
-    return used
+def lesion_mask_stage(request: ClassificationRequest, models: ClassificationModels,
+                      inputs: ClassificationInputs) -> LesionMaskStage:
+    """The ``-lesion`` mask (and the cord: ``-s``, or the localizer when loaded), else the segmentation's."""
+    if request.lesion_path is None:
+        return _segment_lesion(request, models, inputs.image)
+    seg = request.segmentation
+    start = time.perf_counter()
+    mask, warnings = load_mask(request.lesion_path, inputs.image.grid, what="lesion mask")
+    cord = None
+    if seg.cord_mask_path is not None:
+        cord = cord_from_mask_file(seg.cord_mask_path, inputs.image, source="user")
+    elif models.segmentation is not None and models.segmentation.cord is not None:
+        cord = models.segmentation.cord.localize(inputs.image)
+    return LesionMaskStage(mask=mask, path=request.lesion_path, source="user", cord=cord,
+                           warnings=_with_cord_warnings(warnings, cord),
+                           runtime_s={"load": time.perf_counter() - start})
 
 
-def _acquisition_warnings(image: Image) -> list[str]:
+def _segment_lesion(request: ClassificationRequest, models: ClassificationModels, image: Image) -> LesionMaskStage:
+    if models.segmentation is None:
+        raise InputError("no -lesion mask given and no segmentation models loaded")
+    outputs = run_segmentation(request.segmentation, models.segmentation, image=image, protected=request.inputs)
+    mask = outputs.segmentation.mask
+    if mask.dtype != bool:
+        mask = mask > 0.5
+    return LesionMaskStage(mask=mask, path=outputs.mask_path, source="automatic", cord=outputs.cord,
+                           warnings=_with_cord_warnings(outputs.warnings, outputs.cord),
+                           runtime_s={f"segmentation_{k}": v for k, v in outputs.runtime_s.items() if k != "load"})
+
+
+def _with_cord_warnings(warnings: Sequence[str], cord: CordLocalization | None) -> tuple[str, ...]:
+    """``warnings``, then the cord's (once each), or the warning that there is no cord."""
+    warnings = list(warnings)
+    if cord is None:
+        return (*warnings, "no cord mask (give -s): lesion position and lesion/cord intensity ratio not computed")
+    return (*warnings, *[w for w in cord.warnings if w not in warnings])
+
+
+def measure(inputs: ClassificationInputs, lesion: LesionMaskStage) -> LesionMorphometry:
+    """Lesion morphometry (``lesion.morphometry``), with the cord and the vertebral labels when known."""
+    image = inputs.image
+    return measure_lesions(lesion.mask, image.zooms, image.affine, image=image.data,
+                           cord_mask=lesion.cord.mask if lesion.cord else None,
+                           vertebral_labels=inputs.vertebral_labels)
+
+
+def classification_stage(request: ClassificationRequest, used: Mapping[str, Classifier],
+                         inputs: ClassificationInputs, lesion: LesionMaskStage,
+                         morphometry: LesionMorphometry) -> Classification:
+    """Classifier inputs, classifiers, composition and saliency (stages 4-7), when there is a lesion."""
+    if morphometry.count == 0:
+        return Classification(results={}, diagnosis=None, saliency=SaliencyMaps(volumes={}, seconds={}),
+                              warnings=(f"the lesion mask is empty ({lesion.path}): no diagnosis",), seconds={})
+    slices = classifier_inputs(used, inputs, lesion.mask)
+    runs = run_classifiers(used, slices, gradcam=request.gradcam)
+    saliency = saliency_maps(runs, slices)
+    seconds = {role: slices.seconds[role] + runs.seconds[role] + saliency.seconds.get(role, 0.0) for role in used}
+    return Classification(results=runs.results, diagnosis=compose(used, runs.results), saliency=saliency,
+                          warnings=slices.warnings, seconds=seconds)
+
+
+def classifier_inputs(used: Mapping[str, Classifier], inputs: ClassificationInputs,
+                      lesion_mask: np.ndarray) -> ClassifierInputs:
+    """The input of each classifier; classifiers with the same input contract share one tensor."""
+    built: dict[InputSpec, ClassifierSlices] = {}
+    slices: dict[str, ClassifierSlices] = {}
+    seconds: dict[str, float] = {}
+    warnings = []
+    for role, classifier in used.items():
+        start = time.perf_counter()
+        if classifier.input_contract not in built:
+            built[classifier.input_contract] = classifier.inputs(inputs.image, lesion_mask, t1c=inputs.t1c)
+        slices[role] = built[classifier.input_contract]
+        seconds[role] = time.perf_counter() - start
+        if slices[role].fallback:
+            warnings.append(f"{role}: no slice reaches the minimum lesion area of the model card; "
+                            "the slice(s) with the largest lesion area were used")
+    return ClassifierInputs(slices=slices, warnings=tuple(warnings), seconds=seconds)
+
+
+def run_classifiers(used: Mapping[str, Classifier], inputs: ClassifierInputs, *, gradcam: bool) -> ClassifierRuns:
+    """Run each classifier on its input; with ``gradcam``, keep the CAM of those that have one."""
+    results: dict[str, ClassifierResult] = {}
+    cams: dict[str, np.ndarray] = {}
+    seconds: dict[str, float] = {}
+    for role, classifier in used.items():
+        start = time.perf_counter()
+        results[role], cam = _classify(classifier, inputs.slices[role], with_cam=gradcam and classifier.has_cam)
+        if cam is not None:
+            cams[role] = cam
+        seconds[role] = time.perf_counter() - start
+    return ClassifierRuns(results=results, cams=cams, seconds=seconds)
+
+
+def _classify(classifier: Classifier, slices: ClassifierSlices, *,
+              with_cam: bool) -> tuple[ClassifierResult, np.ndarray | None]:
+    if with_cam:
+        return classifier.classify_with_cam(slices)
+    return classifier.classify(slices), None
+
+
+def compose(used: Mapping[str, Classifier], results: Mapping[str, ClassifierResult]) -> Diagnosis:
+    """The four-class diagnosis, with each classifier's low-confidence band."""
+    return compose_diagnosis(dict(results), {role: c.low_confidence_band for role, c in used.items()})
+
+
+def saliency_maps(runs: ClassifierRuns, inputs: ClassifierInputs) -> SaliencyMaps:
+    """Each CAM as a volume on the image's canonical grid (``classify.gradcam.cam_volume``)."""
+    volumes: dict[str, np.ndarray] = {}
+    seconds: dict[str, float] = {}
+    for role, cam in runs.cams.items():
+        start = time.perf_counter()
+        volumes[role] = cam_volume(cam, inputs.slices[role])
+        seconds[role] = time.perf_counter() - start
+    return SaliencyMaps(volumes=volumes, seconds=seconds)
+
+
+def write_saliency(json_path: Path, image_path: Path, image: Image,
+                   saliency: SaliencyMaps) -> tuple[dict[str, Path], float | None]:
+    """Write the Grad-CAM maps beside the JSON; their paths, and the seconds taken (None: no map)."""
+    start = time.perf_counter()
+    paths = {role: gradcam_output(json_path, image_path, role) for role in saliency.volumes}
+    for role, volume in saliency.volumes.items():
+        save_like(volume, image.grid, paths[role], dtype=np.float32)
+    return paths, (time.perf_counter() - start if paths else None)
+
+
+def _gradcam_records(used: Mapping[str, Classifier], paths: Mapping[str, Path]) -> dict[str, GradcamRecord]:
+    return {role: GradcamRecord(path=str(path), model_name=used[role].package.name,
+                                normalization=GRADCAM_NORMALIZATION) for role, path in paths.items()}
+
+
+def gather_warnings(request: ClassificationRequest, image: Image, lesion: LesionMaskStage,
+                    morphometry: LesionMorphometry, used: Mapping[str, Classifier],
+                    choice_warnings: tuple[str, ...], classified: Classification) -> tuple[str, ...]:
+    """Every warning of the run, in pipeline order, each once."""
+    warnings = [*lesion.warnings, *morphometry.warnings, *choice_warnings]
+    if request.gradcam:
+        warnings += [f"-gradcam 1: model {c.package.name} has no CAM output; re-export it with this version "
+                     f"(no Grad-CAM map for {role})" for role, c in used.items() if not c.has_cam]
+    warnings += classified.warnings
+    warnings += [SYNTHETIC_WARNING.format(name=c.package.name, version=c.package.version)
+                 for c in used.values() if c.package.card.training.synthetic_data]
+    warnings += acquisition_warnings(image)
+    return tuple(dict.fromkeys(warnings))
+
+
+def acquisition_warnings(image: Image) -> list[str]:
     """Unusual geometry for the models: not a sagittal acquisition, or an unusual resolution."""
     zooms = image.zooms
     warnings = []
@@ -266,54 +429,60 @@ def _acquisition_warnings(image: Image) -> list[str]:
     return warnings
 
 
-def _document(request, image, lesion_path, lesion_source, cord, morphometry, results, diagnosis,
-              warnings, runtime, used, models) -> dict:
-    packages = [c.package for c in used.values()]
-    if models.segmentation is not None and lesion_source == "automatic":
-        packages = models.segmentation.packages + packages
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "input": {
-            "path": str(request.image_path),
-            "sha256": file_sha256(request.image_path),
-            "shape": [int(n) for n in image.grid.shape],
-            "voxel_size_mm": [round(float(z), 6) for z in np.sqrt((image.grid.affine[:3, :3] ** 2).sum(axis=0))],
-            "orientation": image.grid.orientation,
-            "t1c_path": str(request.t1c_path) if request.t1c_path else None,
-        },
-        "lesion_mask": {"path": str(lesion_path), "source": lesion_source},
-        "cord_mask": None if cord is None else {
-            "path": str(cord.path) if cord.path and cord.source == "user" else None,
-            "source": "automatic" if cord.source == "builtin" else cord.source},
-        "lesions": morphometry.to_json(),
-        "classifiers": {role: result.to_json() for role, result in results.items()},
-        "diagnosis": None if diagnosis is None else diagnosis.to_json(),
-        "warnings": warnings,
-        "provenance": {
-            "package": "sct_lesion_classify",
-            "version": __version__,
-            "command_line": request.segmentation.command_line,
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "runtime_s": {k: round(v, 4) for k, v in runtime.items()},
-            "models": [{"name": p.name, "version": p.version, "sha256": p.sha256,
-                        "synthetic_training_data": bool(p.card.training.synthetic_data)} for p in packages],
-        },
-        "disclaimer": DISCLAIMER,
-    }
+def _runtime(inputs: ClassificationInputs, lesion: LesionMaskStage, morphometry_s: float,
+             per_role: Mapping[str, float]) -> dict[str, float]:
+    """Seconds per stage, as the JSON's ``provenance.runtime_s`` records them (``batch.table`` groups them)."""
+    runtime = {"load": inputs.load_s}
+    for stage, seconds in lesion.runtime_s.items():
+        runtime[stage] = runtime.get(stage, 0.0) + seconds
+    runtime["morphometry"] = morphometry_s
+    runtime.update({f"classify_{role}": seconds for role, seconds in per_role.items()})
+    return runtime
 
 
-def _qc(request, image, lesion_mask, cord, results, diagnosis, warnings, saliency) -> Path:
+def build_document(request: ClassificationRequest, inputs: ClassificationInputs, lesion: LesionMaskStage,
+                   morphometry: LesionMorphometry, classified: Classification, warnings: tuple[str, ...],
+                   runtime: Mapping[str, float], packages: Sequence[ModelPackage],
+                   gradcam: Mapping[str, GradcamRecord] | None) -> DiagnosisDocument:
+    """The typed diagnosis document of the run."""
+    grid = inputs.image.grid
+    cord = lesion.cord
+    return DiagnosisDocument(
+        input=InputRecord(
+            path=str(request.image_path), sha256=file_sha256(request.image_path),
+            shape=tuple(int(n) for n in grid.shape),
+            voxel_size_mm=tuple(round(float(z), 6) for z in np.sqrt((grid.affine[:3, :3] ** 2).sum(axis=0))),
+            orientation=grid.orientation, t1c_path=str(request.t1c_path) if request.t1c_path else None),
+        lesion_mask=MaskRecord(path=str(lesion.path), source=lesion.source),
+        cord_mask=None if cord is None else MaskRecord(
+            path=str(cord.path) if cord.path and cord.source == "user" else None,
+            source="automatic" if cord.source == "builtin" else cord.source),
+        lesions=morphometry, classifiers=dict(classified.results), diagnosis=classified.diagnosis,
+        warnings=warnings,
+        provenance=Provenance(
+            command_line=request.segmentation.command_line,
+            date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            runtime_s=dict(runtime), models=tuple(ModelRecord.of(p) for p in packages)),
+        gradcam=gradcam)
+
+
+def qc_stage(request: ClassificationRequest, image: Image, lesion: LesionMaskStage, document: DiagnosisDocument,
+             saliency: SaliencyMaps) -> Path | None:
+    """The QC entry of the run (None without ``-qc``)."""
+    qc = request.segmentation.qc
+    if qc.folder is None:
+        return None
     from sct_lesion_classify.qc import add_entry, classification_entry
 
-    seg = request.segmentation
-    probabilities = {role: result.probability for role, result in results.items()}
+    diagnosis = document.diagnosis
     draft = classification_entry(
         command="sct_classify_lesion", input_path=str(request.image_path), image=image.data,
-        zooms_mm=image.zooms, lesion=lesion_mask, probabilities=probabilities,
+        zooms_mm=image.zooms, lesion=lesion.mask,
+        probabilities={role: result.probability for role, result in document.classifiers.items()},
         diagnosis=None if diagnosis is None else diagnosis.most_likely_class,
         class_probabilities=None if diagnosis is None else diagnosis.probabilities,
         confidence=None if diagnosis is None else diagnosis.confidence,
-        saliency=saliency or None,
-        cord_mask=cord.mask if cord else None, warnings=tuple(warnings),
-        dataset=seg.qc_dataset, subject=seg.qc_subject)
-    return add_entry(seg.qc_folder, draft)
+        saliency=dict(saliency.volumes) or None,
+        cord_mask=lesion.cord.mask if lesion.cord else None, warnings=document.warnings,
+        dataset=qc.dataset, subject=qc.subject)
+    return add_entry(qc.folder, draft)

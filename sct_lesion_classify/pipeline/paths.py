@@ -1,4 +1,4 @@
-"""Output paths: default names beside the input, and checks made before any work is done."""
+"""Output paths: the checks made before any work is done (the names: :mod:`.outputs`)."""
 
 from __future__ import annotations
 
@@ -8,22 +8,7 @@ from pathlib import Path
 from typing import Iterable
 
 from sct_lesion_classify.errors import InputError, ProcessingError
-
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
-
-
-def output_stem(path: str | Path) -> str:
-    """File name without ``.nii.gz`` / ``.nii`` / ``.json`` (``sub-01_T2w.nii.gz`` -> ``sub-01_T2w``)."""
-    name = Path(path).name
-    for suffix in (*NIFTI_SUFFIXES, ".json"):
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
-def gradcam_output(json_path: str | Path, image_path: str | Path, role: str) -> Path:
-    """``<folder of the diagnosis JSON>/<stem of -i>_gradcam-<role>.nii.gz`` (``-gradcam 1``)."""
-    return Path(json_path).parent / f"{output_stem(image_path)}_gradcam-{role}.nii.gz"
+from sct_lesion_classify.pipeline.outputs import NIFTI_SUFFIXES
 
 
 def check_output_path(path: str | Path, inputs: Iterable[str | Path | None], *, what: str,

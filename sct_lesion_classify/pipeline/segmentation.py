@@ -31,60 +31,43 @@ from sct_lesion_classify.io.resample import ModelGridTooLarge
 from sct_lesion_classify.lesion.postprocess import Postprocessing
 from sct_lesion_classify.lesion.segment import LesionSegmentation, LesionSegmenter
 from sct_lesion_classify.modelpkg.package import ModelPackage
-from sct_lesion_classify.pipeline.models import CORD_STEP, LESION_STEP, package_for
-from sct_lesion_classify.pipeline.paths import (
-    check_output_path,
-    check_qc_folder,
-    make_output_folder,
-    output_stem,
-)
+from sct_lesion_classify.pipeline.models import ModelSelection
+from sct_lesion_classify.pipeline.options import QcOptions, SegmentationOptions
+from sct_lesion_classify.pipeline.outputs import OutputNames, sidecar_path
+from sct_lesion_classify.pipeline.paths import check_output_path, check_qc_folder, make_output_folder
 
 logger = logging.getLogger(__name__)
-
-CORD_METHODS = ("auto", "builtin", "sct")
 
 
 @dataclass(frozen=True)
 class SegmentationRequest:
     """What the user asked ``sct_deepseg_imlesion`` (or ``sct_classify_lesion``) to segment.
 
-    ``None`` for a postprocessing option means "the model card's default".
+    ``options`` and ``qc`` are built once per run (``cli.common``, the cohort runner) and shared
+    by its images.
     """
 
     image_path: Path
     output_path: Path | None = None
     cord_mask_path: Path | None = None
-    cord_method: str = "auto"
-    save_cord: bool = False
-    crop: bool = True
-    threshold: float | None = None
-    largest: bool | None = None
-    fill_holes: bool | None = None
-    remove_small: tuple[str, ...] | None = None
-    qc_folder: Path | None = None
-    qc_dataset: str | None = None
-    qc_subject: str | None = None
-    remove_temp: bool = True
+    options: SegmentationOptions = field(default_factory=SegmentationOptions)
+    qc: QcOptions = field(default_factory=QcOptions)
     command_line: str = ""
 
     def __post_init__(self) -> None:
-        if self.cord_method not in CORD_METHODS:
-            raise InputError(f"-cord-method must be one of {CORD_METHODS}, got {self.cord_method!r}")
-        if self.cord_method == "sct" and self.cord_mask_path is not None:
+        if self.options.cord_method == "sct" and self.cord_mask_path is not None:
             raise InputError("-cord-method sct and -s are exclusive: -s already gives the cord")
 
     @property
     def needs_builtin_cord(self) -> bool:
         """Whether the bundled cord localizer must run for this request."""
-        if self.cord_mask_path is not None or self.cord_method == "sct":
-            return False
-        return self.crop or self.save_cord
+        return self.options.needs_builtin_cord(cord_mask_given=self.cord_mask_path is not None)
 
     def lesion_output(self) -> Path:
         """``-o``, or ``<folder of -i>/<stem>_lesionseg.nii.gz``."""
         if self.output_path is not None:
             return self.output_path
-        return self.image_path.parent / f"{output_stem(self.image_path)}_lesionseg.nii.gz"
+        return self.image_path.parent / OutputNames.of(self.image_path).lesion_mask
 
 
 @dataclass
@@ -95,18 +78,28 @@ class SegmentationModels:
     cord: BuiltinCordLocalizer | None = None
 
     @classmethod
-    def load(cls, custom: dict[str, ModelPackage], *, with_cord_localizer: bool,
-             threads: int | None = None) -> "SegmentationModels":
-        """Load the lesion package (and the cord localizer when needed)."""
-        lesion = LesionSegmenter(package_for(LESION_STEP, custom), threads=threads)
-        cord = BuiltinCordLocalizer(package_for(CORD_STEP, custom), threads=threads) \
-            if with_cord_localizer else None
+    def load(cls, selection: ModelSelection, *, threads: int | None = None) -> "SegmentationModels":
+        """Build the sessions of the lesion package (and the cord localizer, when selected)."""
+        if selection.lesion is None:
+            raise InputError("no lesion segmentation package selected for this run")
+        lesion = LesionSegmenter(selection.lesion, threads=threads)
+        cord = BuiltinCordLocalizer(selection.cord, threads=threads) if selection.cord is not None else None
         return cls(lesion=lesion, cord=cord)
 
     @property
     def packages(self) -> list[ModelPackage]:
         """The packages in use, in pipeline order."""
         return [p for p in ((self.cord.package if self.cord else None), self.lesion.package) if p]
+
+
+@dataclass(frozen=True)
+class SegmentationPaths:
+    """The outputs of one segmentation, checked before any work is done."""
+
+    mask: Path
+    sidecar: Path
+    cord: Path | None = None  # with -save-cord 1
+    crop_box: Path | None = None  # with -save-cord 1
 
 
 @dataclass(frozen=True)
@@ -144,72 +137,83 @@ def run_segmentation(request: SegmentationRequest, models: SegmentationModels, *
         More input paths that outputs must not overwrite.
     """
     runtime: dict[str, float] = {}
-    inputs = (request.image_path, request.cord_mask_path, *protected)
-    mask_path = check_output_path(request.lesion_output(), inputs, what="output mask")
-    sidecar_path = mask_path.with_name(output_stem(mask_path) + ".json")
-    check_output_path(sidecar_path, inputs, what="sidecar", nifti=False)
-    stem = output_stem(request.image_path)
-    cord_path = cropbox_path = None
-    if request.save_cord:
-        cord_path = check_output_path(mask_path.parent / f"{stem}_seg.nii.gz", inputs, what="cord mask")
-        cropbox_path = check_output_path(mask_path.parent / f"{stem}_cropbox.nii.gz", inputs,
-                                         what="crop box")
-    check_qc_folder(request.qc_folder)
+    paths = _check_outputs(request, protected)
+    check_qc_folder(request.qc.folder)
 
     start = time.perf_counter()
     if image is None:
         image = load_image(request.image_path, what="T2w image")
     runtime["load"] = time.perf_counter() - start
 
-    postprocessing = _postprocessing(request, models.lesion.default_postprocessing)
-    try:
-        start = time.perf_counter()
-        cord = _localize_cord(request, models, image)
-        runtime["localize"] = time.perf_counter() - start
-        segmentation = models.lesion.segment(image, cord if request.crop else None, postprocessing)
-    except ModelGridTooLarge as exc:
-        raise InputError(f"{request.image_path}: T2w image too large for the models: {exc}") from None
+    postprocessing = _postprocessing(request.options, models.lesion.default_postprocessing)
+    cord, segmentation, localize_s = _localize_and_segment(request, models, image, postprocessing)
+    runtime["localize"] = localize_s
     runtime.update(segmentation.runtime_s)
     warnings = list(cord.warnings if cord else ()) + list(segmentation.warnings)
 
     start = time.perf_counter()
-    soft = postprocessing.soft
-    make_output_folder(mask_path)
-    save_like(segmentation.mask.astype(np.float32 if soft else np.uint8), image.grid, mask_path,
-              dtype=np.float32 if soft else np.uint8)
-    write_json_atomic(sidecar_path, _sidecar(request, models, soft))
-    if cord_path is not None and cord is not None:
-        save_like(cord.mask, image.grid, cord_path, dtype=np.uint8)
-        box = segmentation.box if request.crop else crop_box_around(
-            cord.mask, image.zooms, models.lesion.package.card.input.crop_margins_mm)
-        save_like(box.to_mask(), image.grid, cropbox_path, dtype=np.uint8)
+    _write_outputs(paths, request, models, image, cord, segmentation, soft=postprocessing.soft)
     runtime["write"] = time.perf_counter() - start
 
     qc_page = None
-    if request.qc_folder is not None:
+    if request.qc.folder is not None:
         start = time.perf_counter()
         qc_page = _qc(request, image, cord, segmentation, models, warnings)
         runtime["qc"] = time.perf_counter() - start
-    return SegmentationOutputs(image=image, cord=cord, segmentation=segmentation, mask_path=mask_path,
-                               sidecar_path=sidecar_path, cord_path=cord_path,
-                               cropbox_path=cropbox_path if cord_path else None, qc_page=qc_page,
-                               warnings=tuple(warnings), runtime_s=runtime)
+    return SegmentationOutputs(image=image, cord=cord, segmentation=segmentation, mask_path=paths.mask,
+                               sidecar_path=paths.sidecar, cord_path=paths.cord, cropbox_path=paths.crop_box,
+                               qc_page=qc_page, warnings=tuple(warnings), runtime_s=runtime)
+
+
+def _check_outputs(request: SegmentationRequest, protected: tuple[Path, ...] = ()) -> SegmentationPaths:
+    """The output paths of ``request``, each checked (:func:`~.paths.check_output_path`)."""
+    inputs = (request.image_path, request.cord_mask_path, *protected)
+    mask = check_output_path(request.lesion_output(), inputs, what="output mask")
+    sidecar = check_output_path(sidecar_path(mask), inputs, what="sidecar", nifti=False)
+    if not request.options.save_cord:
+        return SegmentationPaths(mask=mask, sidecar=sidecar)
+    names = OutputNames.of(request.image_path)
+    return SegmentationPaths(
+        mask=mask, sidecar=sidecar,
+        cord=check_output_path(mask.parent / names.cord_mask, inputs, what="cord mask"),
+        crop_box=check_output_path(mask.parent / names.crop_box, inputs, what="crop box"))
+
+
+def _localize_and_segment(
+        request: SegmentationRequest, models: SegmentationModels, image: Image,
+        postprocessing: Postprocessing) -> tuple[CordLocalization | None, LesionSegmentation, float]:
+    """The cord (or None), the lesion segmentation and the seconds the cord took."""
+    try:
+        start = time.perf_counter()
+        cord = _localize_cord(request, models, image)
+        localize_s = time.perf_counter() - start
+        segmentation = models.lesion.segment(image, cord if request.options.crop else None, postprocessing)
+    except ModelGridTooLarge as exc:
+        raise InputError(f"{request.image_path}: T2w image too large for the models: {exc}") from None
+    return cord, segmentation, localize_s
+
+
+def _write_outputs(paths: SegmentationPaths, request: SegmentationRequest, models: SegmentationModels,
+                   image: Image, cord: CordLocalization | None, segmentation: LesionSegmentation, *,
+                   soft: bool) -> None:
+    """The mask (uint8, or float32 when soft), its sidecar, and with -save-cord the cord and the box."""
+    make_output_folder(paths.mask)
+    save_like(segmentation.mask.astype(np.float32 if soft else np.uint8), image.grid, paths.mask,
+              dtype=np.float32 if soft else np.uint8)
+    write_json_atomic(paths.sidecar, _sidecar(request, models, soft))
+    if paths.cord is not None and cord is not None:
+        save_like(cord.mask, image.grid, paths.cord, dtype=np.uint8)
+        box = segmentation.box if request.options.crop else crop_box_around(
+            cord.mask, image.zooms, models.lesion.package.card.input.crop_margins_mm)
+        save_like(box.to_mask(), image.grid, paths.crop_box, dtype=np.uint8)
 
 
 def _localize_cord(request: SegmentationRequest, models: SegmentationModels,
                    image: Image) -> CordLocalization | None:
     if request.cord_mask_path is not None:
         return cord_from_mask_file(request.cord_mask_path, image, source="user")
-    if request.cord_method == "sct":
-        workdir = Path(tempfile.mkdtemp(prefix="sct_lesion_classify-"))
-        try:
-            out = sct_cord_segmentation(request.image_path, workdir / f"{output_stem(request.image_path)}_seg.nii.gz")
-            return cord_from_mask_file(out, image, source="sct")
-        finally:
-            if request.remove_temp:
-                shutil.rmtree(workdir, ignore_errors=True)
-            else:
-                logger.info("Temporary files kept in %s", workdir)
+    if request.options.cord_method == "sct":
+        return _sct_cord(request, image)
     if not request.needs_builtin_cord:
         return None
     if models.cord is None:
@@ -217,12 +221,25 @@ def _localize_cord(request: SegmentationRequest, models: SegmentationModels,
     return models.cord.localize(image)
 
 
-def _postprocessing(request: SegmentationRequest, defaults: Postprocessing) -> Postprocessing:
+def _sct_cord(request: SegmentationRequest, image: Image) -> CordLocalization:
+    """SCT's cord segmentation (``-cord-method sct``), in a temporary folder."""
+    workdir = Path(tempfile.mkdtemp(prefix="sct_lesion_classify-"))
+    try:
+        out = sct_cord_segmentation(request.image_path, workdir / OutputNames.of(request.image_path).cord_mask)
+        return cord_from_mask_file(out, image, source="sct")
+    finally:
+        if request.options.remove_temp:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            logger.info("Temporary files kept in %s", workdir)
+
+
+def _postprocessing(options: SegmentationOptions, defaults: Postprocessing) -> Postprocessing:
     return Postprocessing(
-        threshold=defaults.threshold if request.threshold is None else request.threshold,
-        fill_holes=defaults.fill_holes if request.fill_holes is None else request.fill_holes,
-        largest=defaults.largest if request.largest is None else request.largest,
-        remove_small=defaults.remove_small if request.remove_small is None else tuple(request.remove_small),
+        threshold=defaults.threshold if options.threshold is None else options.threshold,
+        fill_holes=defaults.fill_holes if options.fill_holes is None else options.fill_holes,
+        largest=defaults.largest if options.largest is None else options.largest,
+        remove_small=defaults.remove_small if options.remove_small is None else tuple(options.remove_small),
     )
 
 
@@ -245,7 +262,8 @@ def _sidecar(request: SegmentationRequest, models: SegmentationModels, soft: boo
     }
 
 
-def _qc(request, image, cord, segmentation, models, warnings) -> Path:
+def _qc(request: SegmentationRequest, image: Image, cord: CordLocalization | None,
+        segmentation: LesionSegmentation, models: SegmentationModels, warnings: list[str]) -> Path:
     from sct_lesion_classify.qc import add_entry, segmentation_entry
 
     box = segmentation.box
@@ -256,5 +274,5 @@ def _qc(request, image, cord, segmentation, models, warnings) -> Path:
         command="sct_deepseg_imlesion", input_path=str(request.image_path), image=image.data,
         zooms_mm=image.zooms, lesion=segmentation.mask, cord_mask=cord.mask if cord else None,
         cord_box=None if box.is_full else tuple(zip(box.start, box.stop)), details=details,
-        dataset=request.qc_dataset, subject=request.qc_subject)
-    return add_entry(request.qc_folder, draft)
+        dataset=request.qc.dataset, subject=request.qc.subject)
+    return add_entry(request.qc.folder, draft)

@@ -31,7 +31,6 @@ canonical numpy arrays and plain values, so this package depends on nothing but 
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import html
 import json
@@ -41,13 +40,14 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Mapping, Sequence
 from urllib.parse import quote
 
 import numpy as np
 
 from sct_lesion_classify.errors import ProcessingError
 from sct_lesion_classify.io.atomic import write_json_atomic, write_text_atomic
+from sct_lesion_classify.io.lock import exclusive_lock
 from sct_lesion_classify.qc.mosaic import (
     DISPLAY_CONVENTION,
     Box,
@@ -171,28 +171,6 @@ def _unique_entry_id(now: _dt.datetime) -> str:
 # Index and lock
 
 
-@contextlib.contextmanager
-def _index_lock(qc_folder: Path) -> Iterator[None]:
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        logger.warning("QC: no fcntl on this system; the QC index is updated without a lock")
-        yield
-        return
-    path = qc_folder / LOCK_NAME
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise ProcessingError(f"{path}: cannot open the QC lock file ({exc.strerror})") from exc
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
-
-
 def read_index(qc_folder: str | os.PathLike) -> list[QcEntry]:
     """Entries recorded in ``qc_folder/index.json`` (oldest first); [] when there is none.
 
@@ -292,7 +270,7 @@ def add_entry(qc_folder: str | os.PathLike, draft: QcDraft,
                     pictures=tuple(pictures), details=tuple((str(k), str(v))
                                                             for k, v in draft.details),
                     entry_id=entry_id)
-    with _index_lock(qc_folder):
+    with exclusive_lock(qc_folder / LOCK_NAME, what="QC index"):
         entries = read_index(qc_folder)
         entries.append(entry)
         write_json_atomic(qc_folder / INDEX_JSON, {

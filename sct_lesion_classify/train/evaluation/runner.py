@@ -20,6 +20,8 @@ from sct_lesion_classify.io.bids import BidsSubject
 from sct_lesion_classify.io.image import load_image, load_mask
 from sct_lesion_classify.lesion.morphometry import measure_lesions
 from sct_lesion_classify.pipeline.classification import ClassificationModels, ClassificationRequest, run_classification
+from sct_lesion_classify.pipeline.options import SegmentationOptions
+from sct_lesion_classify.pipeline.outputs import OutputNames
 from sct_lesion_classify.pipeline.segmentation import SegmentationRequest
 from sct_lesion_classify.train.evaluation.baseline import morphometry_features
 from sct_lesion_classify.train.evaluation.metrics import dice
@@ -87,13 +89,14 @@ def evaluate_subjects(subjects: Iterable[BidsSubject], models: ClassificationMod
 def _evaluate_one(subject: BidsSubject, models: ClassificationModels, output_dir: Path,
                   use_manual_lesion: bool) -> SubjectRecord:
     folder = output_dir / "predictions" / subject.participant_id / "anat"
-    stem = subject.t2w.name.replace(".nii.gz", "").replace(".nii", "")
+    names = OutputNames.of(subject.t2w)
     seg_request = SegmentationRequest(
-        image_path=subject.t2w, output_path=folder / f"{stem}_lesionseg.nii.gz", save_cord=True,
+        image_path=subject.t2w, output_path=folder / names.lesion_mask,
+        options=SegmentationOptions(save_cord=True),
         command_line=f"sct_lesion_classify evaluate ({subject.participant_id})")
     request = ClassificationRequest(segmentation=seg_request,
                                     lesion_path=subject.lesion_mask if use_manual_lesion else None,
-                                    t1c_path=subject.t1c, output_path=folder / f"{stem}_diagnosis.json")
+                                    t1c_path=subject.t1c, output_path=folder / names.diagnosis)
     outputs = run_classification(request, models)
 
     image = load_image(subject.t2w, what="T2w image")
@@ -105,14 +108,14 @@ def _evaluate_one(subject: BidsSubject, models: ClassificationModels, output_dir
         predicted, _ = load_mask(outputs.lesion_path, image.grid, what="predicted lesion mask")
         record["lesion_dice"] = dice(predicted, truth)
         record["lesion_detected"] = bool((predicted & truth).any())
-    cord_file = folder / f"{stem}_seg.nii.gz"
+    cord_file = folder / names.cord_mask
     if subject.cord_mask is not None and cord_file.is_file():
         truth, _ = load_mask(subject.cord_mask, image.grid, what="manual cord mask")
         predicted, _ = load_mask(cord_file, image.grid, what="predicted cord mask")
         record["cord_dice"] = dice(predicted, truth)
-    document = outputs.document
-    record["probabilities"] = {role: entry["probability"] for role, entry in document["classifiers"].items()}
-    record["positive_classes"] = {role: entry["positive_class"] for role, entry in document["classifiers"].items()}
+    classifiers = outputs.document.classifiers
+    record["probabilities"] = {role: round(float(result.probability), 6) for role, result in classifiers.items()}
+    record["positive_classes"] = {role: result.positive_class for role, result in classifiers.items()}
     if outputs.diagnosis is not None:
         record["class_probabilities"] = dict(outputs.diagnosis.probabilities)
         record["most_likely_class"] = outputs.diagnosis.most_likely_class

@@ -1,15 +1,15 @@
-"""The per-subject task of ``sct_lesion_classify batch``, and the models each worker keeps.
+"""The per-subject job of ``sct_lesion_classify batch``, and the models each worker keeps.
 
-:func:`run_subject` is the one function that both executors run, a local worker process and a
+:func:`run_job` is the one function that both executors run, a local worker process and a
 Dask worker: it segments the lesion (or takes the manual mask), classifies it with the code of
-``sct_classify_lesion`` (``pipeline.classification``) and returns a :class:`TaskResult`; it never
+``sct_classify_lesion`` (``pipeline.classification``) and returns a :class:`JobResult`; it never
 raises. The loaded models are cached per process (:func:`worker_models`): a worker builds its
 ONNX Runtime sessions once, at its first subject (or in :func:`init_worker`), and reuses them.
 
 Each session gets ``threads`` intra-op threads: :attr:`BatchSettings.threads` when set (the local
 runner sets ``max(1, cores // workers)``), else the usable cores of the process divided by the
-tasks that run at once on its machine (on a Dask worker: the ``nthreads`` of every worker of
-that host, :attr:`BatchSettings.tasks_per_host`, as the scheduler reported them when the batch
+jobs that run at once on its machine (on a Dask worker: the ``nthreads`` of every worker of
+that host, :attr:`BatchSettings.jobs_per_host`, as the scheduler reported them when the batch
 started), so that concurrent workers do not oversubscribe the cores.
 
 This module imports only the standard library and light modules of the package at import time,
@@ -24,16 +24,11 @@ import socket
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING
 
-from sct_lesion_classify.batch.cohort import (
-    ModelFingerprint,
-    SubjectOutputs,
-    display_path,
-    remove_stale_temporaries,
-)
+from sct_lesion_classify.batch.cohort import SubjectOutputs, display_path, remove_stale_temporaries
 from sct_lesion_classify.batch.table import (
     SubjectOutcome,
     error_message,
@@ -41,6 +36,11 @@ from sct_lesion_classify.batch.table import (
     outcome_from_document,
 )
 from sct_lesion_classify.io.bids import BidsSubject
+from sct_lesion_classify.pipeline.options import QcOptions, SegmentationOptions
+
+if TYPE_CHECKING:
+    from sct_lesion_classify.pipeline.classification import ClassificationModels
+    from sct_lesion_classify.pipeline.models import ModelFingerprint, ModelSelection
 
 logger = logging.getLogger(__name__)
 PACKAGE_LOGGER = "sct_lesion_classify"
@@ -52,7 +52,8 @@ class BatchSettings:
     """Everything a worker needs to know about the batch, the same for every subject.
 
     Paths are absolute: a Dask worker may run in another folder, or on another machine that
-    sees the same file system.
+    sees the same file system. ``segmentation`` and ``qc`` are the options of the pipeline
+    commands, built once (``cli.common.segmentation_options``); ``qc.subject`` is set per subject.
     """
 
     bids_root: Path
@@ -61,18 +62,10 @@ class BatchSettings:
     use_manual_lesion: bool = False
     use_manual_cord: bool = False
     use_t1c: bool = False
-    cord_method: str = "auto"
-    crop: bool = True
-    save_cord: bool = False
-    threshold: float | None = None
-    largest: bool | None = None
-    fill_holes: bool | None = None
-    remove_small: tuple[str, ...] | None = None
-    qc_folder: Path | None = None
-    qc_dataset: str | None = None
-    remove_temp: bool = True
+    segmentation: SegmentationOptions = field(default_factory=SegmentationOptions)
+    qc: QcOptions = field(default_factory=QcOptions)
     threads: int | None = None
-    tasks_per_host: tuple[tuple[str, int], ...] = ()
+    jobs_per_host: tuple[tuple[str, int], ...] = ()
     verbosity: int = 1
     command_line: str = ""
 
@@ -83,45 +76,16 @@ class BatchSettings:
 
     @property
     def needs_cord_localizer(self) -> bool:
-        """Whether the bundled cord localizer runs (as ``SegmentationRequest.needs_builtin_cord``)."""
-        if self.use_manual_lesion or self.use_manual_cord or self.cord_method == "sct":
-            return False
-        return self.crop or self.save_cord
+        """Whether the bundled cord localizer runs (never with the manual lesion masks)."""
+        return not self.use_manual_lesion and self.segmentation.needs_builtin_cord(
+            cord_mask_given=self.use_manual_cord)
+
+    def uses_t1c(self, subject: BidsSubject) -> bool:
+        """Whether ``subject``'s cT1w image goes to the classifiers (``--use-t1c`` and it has one)."""
+        return self.use_t1c and subject.t1c is not None
 
 
-@dataclass(frozen=True)
-class ModelSet:
-    """The model packages of a batch, as fingerprints (name, version, sha256)."""
-
-    segmentation: tuple[ModelFingerprint, ...]
-    classifiers: Mapping[str, ModelFingerprint]
-    t1c_classifiers: Mapping[str, ModelFingerprint] = field(default_factory=dict)
-
-    def for_subject(self, subject: BidsSubject, settings: BatchSettings) -> tuple[ModelFingerprint, ...]:
-        """The packages the diagnosis JSON of ``subject`` lists, in its order."""
-        from sct_lesion_classify.classify.diagnosis import ROLE_CLASSES
-
-        with_t1c = settings.use_t1c and subject.t1c is not None
-        classifiers = tuple(self.t1c_classifiers.get(role, self.classifiers[role]) if with_t1c
-                            else self.classifiers[role] for role in ROLE_CLASSES)
-        return self.segmentation + classifiers
-
-    @classmethod
-    def from_models(cls, models) -> "ModelSet":
-        """The fingerprints of loaded ``ClassificationModels``."""
-        return cls(
-            segmentation=tuple(_fingerprint(p) for p in models.segmentation.packages)
-            if models.segmentation is not None else (),
-            classifiers={role: _fingerprint(c.package) for role, c in models.classifiers.items()},
-            t1c_classifiers={role: _fingerprint(c.package) for role, c in models.t1c_classifiers.items()},
-        )
-
-
-def _fingerprint(package) -> ModelFingerprint:
-    return ModelFingerprint(name=package.name, version=package.version, sha256=package.sha256)
-
-
-def resolve_model_set(settings: BatchSettings) -> ModelSet:
+def resolve_models(settings: BatchSettings) -> ModelSelection:
     """Resolve and verify (sha256) the packages of the batch, without building sessions.
 
     Raises
@@ -130,35 +94,20 @@ def resolve_model_set(settings: BatchSettings) -> ModelSet:
         A ``-custom-model`` folder that is invalid, or a package that is missing or fails
         verification.
     """
-    from sct_lesion_classify.classify.diagnosis import ROLE_CLASSES
-    from sct_lesion_classify.pipeline.models import (
-        CORD_STEP,
-        LESION_STEP,
-        T1C_PACKAGES,
-        load_custom_packages,
-        optional_package_for,
-        package_for,
-    )
+    from sct_lesion_classify.pipeline.models import select_models
 
-    custom = load_custom_packages(settings.custom_models)
-    segmentation = []
-    if not settings.use_manual_lesion:
-        if settings.needs_cord_localizer:
-            segmentation.append(package_for(CORD_STEP, custom))
-        segmentation.append(package_for(LESION_STEP, custom))
-    t1c = {}
-    if settings.use_t1c:
-        for role in ROLE_CLASSES:
-            package = optional_package_for(T1C_PACKAGES[role], custom)
-            if package is not None:
-                t1c[role] = _fingerprint(package)
-    return ModelSet(segmentation=tuple(_fingerprint(p) for p in segmentation),
-                    classifiers={role: _fingerprint(package_for(role, custom)) for role in ROLE_CLASSES},
-                    t1c_classifiers=t1c)
+    return select_models(settings.custom_models, segment=not settings.use_manual_lesion,
+                         cord_localizer=settings.needs_cord_localizer, t1c=settings.use_t1c)
+
+
+def subject_models(selection: ModelSelection, subject: BidsSubject,
+                   settings: BatchSettings) -> tuple[ModelFingerprint, ...]:
+    """The packages the diagnosis JSON of ``subject`` lists, in its order."""
+    return selection.fingerprints(with_t1c=settings.uses_t1c(subject))
 
 
 @dataclass(frozen=True)
-class SubjectTask:
+class SubjectJob:
     """One subject to process: its files, where its outputs go, and the models it must use."""
 
     subject: BidsSubject
@@ -172,8 +121,8 @@ class SubjectTask:
 
 
 @dataclass(frozen=True)
-class TaskResult:
-    """What :func:`run_subject` returns: the subject's row, its log lines and where it ran."""
+class JobResult:
+    """What :func:`run_job` returns: the subject's row, its log lines and where it ran."""
 
     outcome: SubjectOutcome
     log: tuple[str, ...] = ()
@@ -190,7 +139,7 @@ _STARTUP_LOG: list[str] = []
 def init_worker(settings: BatchSettings) -> None:
     """Initializer of a local worker process: thread counts, logging, then the models.
 
-    A failure to load the models is not raised here (it would break the pool): the first task
+    A failure to load the models is not raised here (it would break the pool): the first job
     meets it again and records it as that subject's error.
     """
     threads = session_threads(settings)
@@ -200,7 +149,7 @@ def init_worker(settings: BatchSettings) -> None:
     with _CapturedLogs(settings.verbosity) as captured:
         try:
             worker_models(settings)
-        except Exception:  # noqa: BLE001 - reported by run_subject
+        except Exception:  # noqa: BLE001 - reported by run_job
             pass
     _STARTUP_LOG.extend(captured.lines)  # shown with the log of this worker's first subject
 
@@ -211,12 +160,12 @@ def session_threads(settings: BatchSettings) -> int:
         return max(1, int(settings.threads))
     from sct_lesion_classify.runtime.session import usable_cores
 
-    return max(1, usable_cores() // _concurrent_tasks(settings))
+    return max(1, usable_cores() // _concurrent_jobs(settings))
 
 
-def _concurrent_tasks(settings: BatchSettings) -> int:
-    """Tasks that run at once on this machine: on a Dask worker, the threads of every worker of
-    its host (``settings.tasks_per_host``, else its own ``nthreads``); elsewhere 1."""
+def _concurrent_jobs(settings: BatchSettings) -> int:
+    """Jobs that run at once on this machine: on a Dask worker, the threads of every worker of
+    its host (``settings.jobs_per_host``, else its own ``nthreads``); elsewhere 1."""
     if "distributed" not in sys.modules:
         return 1
     try:
@@ -229,10 +178,10 @@ def _concurrent_tasks(settings: BatchSettings) -> int:
         return 1
     state = getattr(worker, "state", worker)
     own = max(1, int(getattr(state, "nthreads", 1) or 1))
-    return max(own, int(dict(settings.tasks_per_host).get(host, own)))
+    return max(own, int(dict(settings.jobs_per_host).get(host, own)))
 
 
-def worker_models(settings: BatchSettings):
+def worker_models(settings: BatchSettings) -> ClassificationModels:
     """The ``ClassificationModels`` of this process for ``settings``, loaded once and reused."""
     threads = session_threads(settings)
     key = (settings.custom_models, settings.use_manual_lesion, settings.needs_cord_localizer,
@@ -241,17 +190,9 @@ def worker_models(settings: BatchSettings):
         models = _CACHE.get(key)
         if models is None:
             from sct_lesion_classify.pipeline.classification import ClassificationModels
-            from sct_lesion_classify.pipeline.models import load_custom_packages
-            from sct_lesion_classify.pipeline.segmentation import SegmentationModels
 
             start = time.perf_counter()
-            custom = load_custom_packages(settings.custom_models)
-            segmentation = None
-            if not settings.use_manual_lesion:
-                segmentation = SegmentationModels.load(
-                    custom, with_cord_localizer=settings.needs_cord_localizer, threads=threads)
-            models = ClassificationModels.load(custom, segmentation=segmentation,
-                                               want_t1c=settings.use_t1c, threads=threads)
+            models = ClassificationModels.load(resolve_models(settings), threads=threads)
             _CACHE.clear()
             _CACHE[key] = models
             logger.debug("models loaded in process %d in %.2f s (%d intra-op threads per session)",
@@ -260,7 +201,7 @@ def worker_models(settings: BatchSettings):
 
 
 def _prepare_process(verbosity: int) -> None:
-    """Once per process: the package's log records are captured per task, not printed.
+    """Once per process: the package's log records are captured per job, not printed.
 
     In a process where the package logger already prints (the command's own process), nothing
     changes.
@@ -276,8 +217,8 @@ def _prepare_process(verbosity: int) -> None:
         package_logger.setLevel(logging.DEBUG if verbosity >= 2 else logging.INFO)
 
 
-class _TaskLogHandler(logging.Handler):
-    """Keeps the log lines of one task (records of the thread that runs it)."""
+class _JobLogHandler(logging.Handler):
+    """Keeps the log lines of one job (records of the thread that runs it)."""
 
     def __init__(self, level: int) -> None:
         super().__init__(level)
@@ -299,9 +240,9 @@ class _TaskLogHandler(logging.Handler):
 
 class _CapturedLogs:
     def __init__(self, verbosity: int) -> None:
-        self.handler = _TaskLogHandler(logging.DEBUG if verbosity >= 2 else logging.INFO)
+        self.handler = _JobLogHandler(logging.DEBUG if verbosity >= 2 else logging.INFO)
 
-    def __enter__(self) -> _TaskLogHandler:
+    def __enter__(self) -> _JobLogHandler:
         logging.getLogger(PACKAGE_LOGGER).addHandler(self.handler)
         return self.handler
 
@@ -309,7 +250,7 @@ class _CapturedLogs:
         logging.getLogger(PACKAGE_LOGGER).removeHandler(self.handler)
 
 
-def run_subject(task: SubjectTask, settings: BatchSettings) -> TaskResult:
+def run_job(job: SubjectJob, settings: BatchSettings) -> JobResult:
     """Segment and classify one subject; the result holds its CSV row (never raises).
 
     A failure of any kind (the package's errors, an unexpected exception, a memory error) is
@@ -320,72 +261,76 @@ def run_subject(task: SubjectTask, settings: BatchSettings) -> TaskResult:
     start = time.perf_counter()
     with _CapturedLogs(settings.verbosity) as captured:
         try:
-            outcome = _process(task, settings)
+            outcome = _process(job, settings)
         except Exception as exc:  # noqa: BLE001 - every failure becomes the subject's row
-            logger.debug("%s failed", task.participant_id, exc_info=True)
-            _remove_stale_diagnosis(task.outputs)
-            outcome = failed_outcome(task.participant_id, error_message(exc),
+            logger.debug("%s failed", job.participant_id, exc_info=True)
+            _remove_stale_diagnosis(job.outputs)
+            outcome = failed_outcome(job.participant_id, error_message(exc),
                                      runtime_s=time.perf_counter() - start,
-                                     models=[m.label for m in task.models])
+                                     models=[m.label for m in job.models])
     with _CACHE_LOCK:
         startup = list(_STARTUP_LOG)
         _STARTUP_LOG.clear()
-    return TaskResult(outcome=outcome, log=tuple(startup + captured.lines),
+    return JobResult(outcome=outcome, log=tuple(startup + captured.lines),
                       worker=f"{socket.gethostname()}:{os.getpid()}")
 
 
-def _process(task: SubjectTask, settings: BatchSettings) -> SubjectOutcome:
-    from sct_lesion_classify.errors import InputError, ModelError
-    from sct_lesion_classify.io.bids import subject_paths
-    from sct_lesion_classify.pipeline.classification import ClassificationRequest, run_classification
-    from sct_lesion_classify.pipeline.segmentation import SegmentationRequest
+def _process(job: SubjectJob, settings: BatchSettings) -> SubjectOutcome:
+    from sct_lesion_classify.pipeline.classification import run_classification
 
-    subject = task.subject
-    pid = subject.participant_id
-    expected = subject_paths(settings.bids_root, pid)
+    _check_manual_masks(job.subject, settings)
+    models = worker_models(settings)
+    used = subject_models(models.selection, job.subject, settings)
+    if used != job.models:
+        from sct_lesion_classify.errors import ModelError
+
+        raise ModelError(
+            "this worker resolved other model packages ("
+            + ", ".join(m.label for m in used) + ") than the machine that planned the batch ("
+            + ", ".join(m.label for m in job.models) + "): install the same packages on every "
+            "worker, or pass -custom-model folders on a shared file system")
+    outputs = job.outputs
+    outputs.folder.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(outputs.folder, (outputs.diagnosis_json.name, outputs.lesion_mask.name,
+                                              outputs.sidecar.name))
+    result = run_classification(_request(job, settings), models)
+    return outcome_from_document(job.participant_id, result.document.to_json(),
+                                 diagnosis_json=display_path(result.json_path, settings.bids_root),
+                                 lesion_mask=display_path(result.lesion_path, settings.bids_root))
+
+
+def _check_manual_masks(subject: BidsSubject, settings: BatchSettings) -> None:
+    """The manual masks that ``--use-manual-lesion`` / ``--use-manual-cord`` need exist."""
+    from sct_lesion_classify.errors import InputError
+    from sct_lesion_classify.io.bids import subject_paths
+
+    expected = subject_paths(settings.bids_root, subject.participant_id)
     if settings.use_manual_lesion and subject.lesion_mask is None:
         raise InputError(f"{expected['lesion_mask']}: manual lesion mask not found (--use-manual-lesion)")
     if settings.use_manual_cord and subject.cord_mask is None:
         raise InputError(f"{expected['cord_mask']}: manual cord mask not found (--use-manual-cord)")
-    models = worker_models(settings)
-    used = ModelSet.from_models(models).for_subject(subject, settings)
-    if used != task.models:
-        raise ModelError(
-            "this worker resolved other model packages ("
-            + ", ".join(m.label for m in used) + ") than the machine that planned the batch ("
-            + ", ".join(m.label for m in task.models) + "): install the same packages on every "
-            "worker, or pass -custom-model folders on a shared file system")
-    outputs = task.outputs
-    outputs.folder.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(outputs.folder, (outputs.diagnosis_json.name, outputs.lesion_mask.name,
-                                              outputs.sidecar.name))
+
+
+def _request(job: SubjectJob, settings: BatchSettings) -> ClassificationRequest:
+    """The ``sct_classify_lesion`` request of one subject, with the batch's options."""
+    from sct_lesion_classify.pipeline.classification import ClassificationRequest
+    from sct_lesion_classify.pipeline.segmentation import SegmentationRequest
+
+    subject, pid = job.subject, job.participant_id
     segmentation = SegmentationRequest(
         image_path=subject.t2w,
-        output_path=outputs.lesion_mask,
+        output_path=job.outputs.lesion_mask,
         cord_mask_path=subject.cord_mask if settings.use_manual_cord else None,
-        cord_method=settings.cord_method,
-        save_cord=settings.save_cord,
-        crop=settings.crop,
-        threshold=settings.threshold,
-        largest=settings.largest,
-        fill_holes=settings.fill_holes,
-        remove_small=settings.remove_small,
-        qc_folder=settings.qc_folder,
-        qc_dataset=settings.qc_dataset,
-        qc_subject=pid,
-        remove_temp=settings.remove_temp,
+        options=settings.segmentation,
+        qc=replace(settings.qc, subject=pid),
         command_line=f"{settings.command_line} [{pid}]",
     )
-    request = ClassificationRequest(
+    return ClassificationRequest(
         segmentation=segmentation,
         lesion_path=subject.lesion_mask if settings.use_manual_lesion else None,
         t1c_path=subject.t1c if settings.use_t1c else None,
-        output_path=outputs.diagnosis_json,
+        output_path=job.outputs.diagnosis_json,
     )
-    result = run_classification(request, models)
-    return outcome_from_document(pid, result.document,
-                                 diagnosis_json=display_path(result.json_path, settings.bids_root),
-                                 lesion_mask=display_path(result.lesion_path, settings.bids_root))
 
 
 def _remove_stale_diagnosis(outputs: SubjectOutputs) -> None:
