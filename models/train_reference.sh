@@ -9,8 +9,9 @@
 # training never draws (seed 3003) and 16 lesions inserted into the shared real healthy scan
 # (seed 14, when ../shared/realdata exists) -> the five families (seed 0) -> evaluation report in
 # models/evaluation/ (the sets side by side, the untouched real scan for false positives). Work
-# files go to runs/reference/ (not committed). On this project's 2-core AVX2 CPU expect about 2 hours (float32; bf16 is emulated there and slower); the cards record
-# the wall time, the device and every hyperparameter.
+# files go to runs/reference/ (not committed). On this project's 2-core AVX2 CPU expect about
+# 2 hours (float32; bf16 is emulated there and slower); the cards record the wall time, the
+# device and every hyperparameter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEVICE=${1:-cpu}
