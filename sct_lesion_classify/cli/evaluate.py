@@ -19,6 +19,14 @@ from typing import Sequence
 from sct_lesion_classify.cli.frame import SCTArgumentParser, positive_int, run_command
 
 PROG = "sct_lesion_classify evaluate"
+#: The optional held-out sets reported beside --bids (train.evaluation.sets): option, help.
+_TRANSFER_SETS = (
+    ("--shifted", "BIDS dataset of phantoms in a style training never used (e.g. 'phantom --style shifted'); "
+                  "refused when its style is realistic or randomised."),
+    ("--real-background", "BIDS dataset of lesions inserted into real healthy scans ('insert-lesions')."),
+    ("--real-healthy", "BIDS dataset of untouched real scans without lesion: reports the false-positive lesion "
+                       "volume per scan, and the cord Dice where a cord mask exists."),
+)
 
 
 def get_parser() -> SCTArgumentParser:
@@ -32,17 +40,9 @@ def get_parser() -> SCTArgumentParser:
                                  help="Subjects evaluated in each set: participants.tsv's split (default: test); "
                                       "'all' takes every subject; a set whose participants.tsv has no split is "
                                       "taken whole. A set with a subject of the 'train' split is refused.")
-    parser.optional.add_argument("--shifted", "-shifted", metavar="<folder>", default=None,
-                                 help="BIDS dataset of phantoms in a style training never used (e.g. "
-                                      "'phantom --style shifted'); refused when its style is realistic or "
-                                      "randomised.")
-    parser.optional.add_argument("--real-background", "-real-background", metavar="<folder>", default=None,
-                                 help="BIDS dataset of lesions inserted into real healthy scans "
-                                      "('insert-lesions').")
-    parser.optional.add_argument("--real-healthy", "-real-healthy", metavar="<folder>", default=None,
-                                 help="BIDS dataset of untouched real scans without lesion: reports the "
-                                      "false-positive lesion volume per scan, and the cord Dice where a cord "
-                                      "mask exists.")
+    for option, help_text in _TRANSFER_SETS:
+        parser.optional.add_argument(option, "-" + option.lstrip("-"), metavar="<folder>", default=None,
+                                     help=help_text)
     parser.optional.add_argument("--models", "-models", metavar="<folder>", default=None,
                                  help="Folder of model packages (e.g. the output of 'train') used instead of "
                                       "the installed ones; each subfolder <name>/ holding <name>.json and <name>.onnx "
