@@ -5,10 +5,13 @@
 #   bash models/train_reference.sh [cpu|cuda]
 #
 # Steps: phantom training set (320 subjects, seed 1001) -> held-out test set (80 subjects,
-# seed 2002, split=test) -> the five families (seed 0) -> evaluation report in
-# models/evaluation/. Work files go to runs/reference/ (not committed). On this project's 2-core
-# AVX2 CPU expect about 2 hours (float32; bf16 is emulated there and slower); the cards record
-# the wall time, the device and every hyperparameter.
+# seed 2002, split=test) -> held-out transfer sets: 80 phantoms of the 'shifted' style that
+# training never draws (seed 3003) and 16 lesions inserted into the shared real healthy scan
+# (seed 14, when ../shared/realdata exists) -> the five families (seed 0) -> evaluation report in
+# models/evaluation/ (the sets side by side, the untouched real scan for false positives). Work
+# files go to runs/reference/ (not committed). On this project's 2-core AVX2 CPU expect about
+# 2 hours (float32; bf16 is emulated there and slower); the cards record the wall time, the
+# device and every hyperparameter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEVICE=${1:-cpu}
@@ -20,6 +23,21 @@ MODELS=models
   sct_lesion_classify phantom -o "$WORK/phantoms-train" -n 320 --seed 1001 --with-t1c
 [ -f "$WORK/phantoms-test/participants.tsv" ] ||
   sct_lesion_classify phantom -o "$WORK/phantoms-test" -n 80 --seed 2002 --with-t1c --split test
+# Transfer sets, for evaluation only (never passed to 'train'): a phantom style held out from
+# 'randomised', and synthetic lesions of the four classes inside the cord of the real healthy scan
+# (16 mm of cord: --allow-partial lets long lesions run out of the field of view, as in a crop).
+[ -f "$WORK/phantoms-shifted/participants.tsv" ] ||
+  sct_lesion_classify phantom -o "$WORK/phantoms-shifted" -n 80 --seed 3003 --with-t1c --split test --style shifted
+REALDATA=../shared/realdata
+transfer=(--shifted "$WORK/phantoms-shifted")
+if [ -d "$REALDATA" ]; then
+  [ -f "$WORK/real-background/participants.tsv" ] ||
+    sct_lesion_classify insert-lesions --bids "$REALDATA" -o "$WORK/real-background" -n 16 --seed 14 --split test \
+      --allow-partial
+  transfer+=(--real-background "$WORK/real-background" --real-healthy "$REALDATA")
+else
+  echo "$REALDATA not found: the real-background and real-healthy sets are left out of the evaluation" >&2
+fi
 
 # --resume: an interrupted run continues from its last epoch (a finished family is only re-exported).
 common=(--bids "$WORK/phantoms-train" -o "$MODELS" --seed 0 --device "$DEVICE" --version 1.0.0 --resume)
@@ -40,9 +58,16 @@ for family in astrocytoma_vs_ependymoma ms_vs_nmosd; do
 done
 for pid in "${pids[@]}"; do wait "$pid"; done
 
-sct_lesion_classify evaluate --bids "$WORK/phantoms-test" --split test --models "$MODELS" \
+sct_lesion_classify evaluate --bids "$WORK/phantoms-test" --split test --models "$MODELS" "${transfer[@]}" \
   --baseline-bids "$WORK/phantoms-train" -o "$WORK/evaluation" --seed 0
-# The report (JSON, Markdown, PNG) is committed; the per-subject predictions stay in $WORK.
+# The report (JSON, Markdown, PNG) is committed; the per-subject predictions stay in $WORK
+# (the transfer sets' figures are in <set>/ beside them).
 mkdir -p "$MODELS/evaluation"
 cp "$WORK"/evaluation/evaluation.json "$WORK"/evaluation/evaluation.md "$WORK"/evaluation/*.png "$MODELS/evaluation/"
+for set in shifted real_background; do
+  if [ -d "$WORK/evaluation/$set" ]; then
+    mkdir -p "$MODELS/evaluation/$set"
+    cp "$WORK/evaluation/$set"/*.png "$MODELS/evaluation/$set/"
+  fi
+done
 sct_lesion_classify models verify

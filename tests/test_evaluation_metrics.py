@@ -15,6 +15,7 @@ from sct_lesion_classify.train.evaluation.metrics import (
     expected_calibration_error,
     roc_auc,
     roc_curve,
+    volume_outside,
 )
 
 
@@ -88,3 +89,43 @@ def test_expected_calibration_error():
     assert expected_calibration_error(truth, np.full(100, 0.5)) == pytest.approx(0.0)
     assert expected_calibration_error(truth, truth.astype(float)) == pytest.approx(0.0)
     assert expected_calibration_error(truth, 1.0 - truth) == pytest.approx(1.0)
+
+
+def test_volume_outside_counts_voxels_beyond_the_margin_in_mm():
+    """Cord: one voxel column. Voxels 1, 2 and 3 mm away along the 1 mm axis: only the 3 mm one is
+    beyond a 2 mm margin; along the 3 mm axis one slice away (3 mm) is already outside."""
+    cord = np.zeros((9, 9, 5), bool)
+    cord[4, 4, :] = True
+    prediction = np.zeros_like(cord)
+    prediction[4, 4, 2] = True        # inside the cord
+    prediction[5, 4, 2] = True        # 1 mm
+    prediction[6, 4, 2] = True        # 2 mm: on the margin, inside
+    prediction[7, 4, 2] = True        # 3 mm: outside
+    prediction[6, 6, 2] = True        # sqrt(8) = 2.83 mm: outside
+    result = volume_outside(prediction, cord, (1.0, 1.0, 1.0), margin_mm=2.0)
+    assert result.predicted_mm3 == pytest.approx(5.0)
+    assert result.outside_mm3 == pytest.approx(2.0)
+    assert result.share == pytest.approx(2 / 5)
+    # anisotropic voxels (0.5 x 1 x 3 mm): distances follow the voxel sizes, volumes 1.5 mm3 a voxel
+    cord = np.zeros((12, 5, 5), bool)
+    cord[:2, :, 2] = True             # a slab in slice 2, rows 0-1
+    prediction = np.zeros_like(cord)
+    prediction[5, 2, 2] = True        # 4 rows of 0.5 mm from row 1: 2.0 mm, inside
+    prediction[6, 2, 2] = True        # 2.5 mm, outside
+    prediction[0, 2, 3] = True        # next slice: 3 mm, outside
+    result = volume_outside(prediction, cord, (0.5, 1.0, 3.0), margin_mm=2.0)
+    assert result.predicted_mm3 == pytest.approx(4.5)
+    assert result.outside_mm3 == pytest.approx(3.0)
+    assert volume_outside(prediction, cord, (0.5, 1.0, 3.0), margin_mm=3.0).outside_mm3 == 0.0
+
+
+def test_volume_outside_empty_masks():
+    cord = np.zeros((4, 4, 4), bool)
+    cord[1:3, 1:3, :] = True
+    empty = np.zeros_like(cord)
+    nothing = volume_outside(empty, cord, (1, 1, 1))
+    assert nothing.predicted_mm3 == 0.0 and nothing.outside_mm3 == 0.0 and np.isnan(nothing.share)
+    everything = volume_outside(cord, empty, (2, 2, 2))   # no cord: every predicted voxel is outside
+    assert everything.outside_mm3 == everything.predicted_mm3 == 16 * 8.0 and everything.share == 1.0
+    with pytest.raises(ValueError):
+        volume_outside(cord, cord[:3], (1, 1, 1))

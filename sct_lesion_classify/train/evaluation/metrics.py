@@ -3,7 +3,8 @@
 Binary classification metrics follow Zhuo et al. 2022 (Table 2): accuracy, sensitivity,
 specificity, positive and negative predictive values, precision, recall and the area under the ROC
 curve, each with a 95% confidence interval from a percentile bootstrap over patients.
-Pure numpy (numpy 1.x and 2.x).
+:func:`volume_outside` measures how much of a predicted lesion lies beyond a margin in mm around
+the true cord. numpy (1.x and 2.x) and scipy.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.ndimage import distance_transform_edt
 
 METRIC_NAMES = ("accuracy", "sensitivity", "specificity", "ppv", "npv", "precision", "recall", "auc")
 
@@ -144,6 +146,57 @@ def dice(prediction: np.ndarray, truth: np.ndarray) -> float:
     truth = np.asarray(truth, bool)
     total = int(prediction.sum()) + int(truth.sum())
     return 1.0 if total == 0 else 2.0 * int((prediction & truth).sum()) / total
+
+
+@dataclass(frozen=True)
+class OutsideVolume:
+    """Predicted volume, and the part of it beyond a margin around a reference region (mm3)."""
+
+    predicted_mm3: float
+    outside_mm3: float
+    margin_mm: float
+
+    @property
+    def share(self) -> float:
+        """``outside_mm3 / predicted_mm3``; NaN when nothing is predicted."""
+        return self.outside_mm3 / self.predicted_mm3 if self.predicted_mm3 > 0 else float("nan")
+
+
+def volume_outside(prediction: np.ndarray, region: np.ndarray, zooms_mm, margin_mm: float = 2.0) -> OutsideVolume:
+    """The predicted volume farther than ``margin_mm`` from ``region`` (e.g. the true cord).
+
+    A voxel counts as inside when the distance from its centre to the nearest voxel centre of
+    ``region`` is at most ``margin_mm``, measured in mm on the voxel grid (Euclidean distance
+    transform with the voxel sizes as sampling, so anisotropic voxels are handled). An empty
+    ``region`` puts the whole prediction outside.
+
+    Parameters
+    ----------
+    prediction, region : np.ndarray
+        Masks of the same shape (anything non-zero is in the mask).
+    zooms_mm : sequence of float
+        Voxel sizes in mm, one per axis.
+    margin_mm : float
+        Dilation of ``region`` in mm (default 2).
+    """
+    prediction = np.asarray(prediction, bool)
+    region = np.asarray(region, bool)
+    if prediction.shape != region.shape:
+        raise ValueError(f"prediction {prediction.shape} and region {region.shape} differ in shape")
+    zooms_mm = tuple(float(z) for z in zooms_mm)
+    if len(zooms_mm) != prediction.ndim:
+        raise ValueError(f"{len(zooms_mm)} voxel sizes for a {prediction.ndim}-D mask")
+    voxel_mm3 = float(np.prod(zooms_mm))
+    predicted = int(prediction.sum())
+    if not region.any():
+        outside = predicted
+    elif predicted == 0:
+        outside = 0
+    else:
+        distance_mm = distance_transform_edt(~region, sampling=zooms_mm)
+        outside = int((prediction & (distance_mm > margin_mm)).sum())
+    return OutsideVolume(predicted_mm3=predicted * voxel_mm3, outside_mm3=outside * voxel_mm3,
+                         margin_mm=float(margin_mm))
 
 
 def expected_calibration_error(truth: np.ndarray, scores: np.ndarray, n_bins: int = 10) -> float:

@@ -66,3 +66,20 @@ def _save(figure, path: Path, plt) -> Path:
         figure.savefig(tmp, format="png")
     plt.close(figure)
     return path
+
+
+def write_figures(folder: Path, records, baselines: dict, positive_class: dict[str, str], four_class: dict) -> None:
+    """One set's figures in ``folder``: ROC curve and confusion matrix of each classifier with
+    subjects of both classes (``roc_<role>.png``, ``confusion_<role>.png``) and the four-class
+    confusion matrix (``confusion_four_class.png``)."""
+    from sct_lesion_classify.classify.diagnosis import ROLE_CLASSES
+    from sct_lesion_classify.train.evaluation.report import roc_data
+
+    for role in ROLE_CLASSES:
+        truth, scores, base = roc_data(records, role, baselines.get(role))
+        if truth.size and truth.any() and (~truth).any():
+            plot_roc(folder / f"roc_{role}.png", role, truth, scores, base)
+            negative = next(c for c in ROLE_CLASSES[role] if c != positive_class[role])
+            plot_confusion(folder / f"confusion_{role}.png", role, [negative, positive_class[role]],
+                           binary_confusion(truth, scores))
+    plot_confusion(folder / "confusion_four_class.png", "four classes", four_class["classes"], four_class["confusion"])

@@ -1,6 +1,10 @@
 """The evaluation report: Dice per diagnosis, the Table 2 metrics per classifier (all subjects and
 ``difficult == 1``) beside the morphometry-only baseline, calibration, four-class accuracy; written
 as JSON and Markdown, with ROC curves and confusion matrices as PNG.
+
+Several sets (``train.evaluation.sets``) are reported side by side: :func:`combine_sets` puts one
+section per set under ``sets`` and keeps the in-distribution section's keys at the top level, and
+the Markdown opens with one table holding a column per set.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from sct_lesion_classify.train.evaluation.metrics import (
     bootstrap_binary_metrics,
     expected_calibration_error,
 )
-from sct_lesion_classify.train.evaluation.runner import SubjectRecord
+from sct_lesion_classify.train.evaluation.runner import CORD_MARGIN_MM, SubjectRecord
+from sct_lesion_classify.train.evaluation.sets import IN_DISTRIBUTION, SET_LABELS
 
 
 def build_report(records: list[SubjectRecord], *, baselines: dict[str, LogisticBaseline],
@@ -57,7 +62,51 @@ def _segmentation(records: list[SubjectRecord]) -> dict:
         "lesion_dice_demyelinating": _summary([r.lesion_dice for r in records if r.diagnosis in CLASSES[2:]]),
         "cord_dice": _summary([r.cord_dice for r in records]),
         "lesion_detection_rate": round(float(np.mean(detected)), 4) if detected else None,
+        "lesion_dice_all": _summary([r.lesion_dice for r in records if r.diagnosis in CLASSES]),
+        "outside_cord": _outside_cord(records),
+        "predicted_lesion_mm3": _summary([r.predicted_lesion_mm3 for r in records]),
     }
+
+
+def _outside_cord(records: list[SubjectRecord]) -> dict:
+    """Predicted lesion volume beyond the true cord dilated by CORD_MARGIN_MM: pooled over the set
+    (outside volume / predicted volume) and per subject (subjects with a prediction)."""
+    measured = [r for r in records if r.outside_cord_mm3 is not None and r.predicted_lesion_mm3 is not None]
+    predicted = sum(r.predicted_lesion_mm3 for r in measured)
+    outside = sum(r.outside_cord_mm3 for r in measured)
+    return {"margin_mm": CORD_MARGIN_MM, "n": len(measured),
+            "predicted_mm3": round(predicted, 3), "outside_mm3": round(outside, 3),
+            "share": round(outside / predicted, 4) if predicted > 0 else None,
+            "share_per_subject": _summary([r.outside_cord_mm3 / r.predicted_lesion_mm3 for r in measured
+                                           if r.predicted_lesion_mm3 > 0])}
+
+
+def build_healthy_section(records: list[SubjectRecord], *, description: dict) -> dict:
+    """The section of a set of scans without lesion: false-positive lesion volume and cord Dice."""
+    ok = [r for r in records if r.status == "ok"]
+    volumes = [r.predicted_lesion_mm3 for r in ok if r.predicted_lesion_mm3 is not None]
+    return {
+        "description": description,
+        "subjects": {"total": len(records), "ok": len(ok), "failed": len(records) - len(ok)},
+        "healthy": {
+            "false_positive_mm3": _summary(volumes),
+            "false_positive_mm3_max": round(max(volumes), 3) if volumes else None,
+            "scans_with_false_positive": sum(1 for v in volumes if v > 0),
+            "scans_with_diagnosis": sum(1 for r in ok if r.most_likely_class is not None),
+            "cord_dice": _summary([r.cord_dice for r in ok]),
+        },
+        "records": [r.to_json() for r in records],
+    }
+
+
+def combine_sets(sections: dict[str, dict]) -> dict:
+    """One report of several sets: ``sets`` holds each set's section (report order); the top level
+    keeps the in-distribution section's keys (``description``, ``subjects``, ``segmentation``,
+    ``classifiers``, ``four_class``, ``records``, ...) as a one-set report has them."""
+    if IN_DISTRIBUTION not in sections:
+        raise ValueError("the in-distribution set is always reported")
+    ordered = {name: sections[name] for name in SET_LABELS if name in sections}
+    return {**sections[IN_DISTRIBUTION], "sets": ordered}
 
 
 def _classifier(records, role, baseline, n_resamples, seed) -> dict:
@@ -82,7 +131,7 @@ def _classifier(records, role, baseline, n_resamples, seed) -> dict:
 
 
 def _four_class(records) -> dict:
-    decided = [r for r in records if r.most_likely_class is not None]
+    decided = [r for r in records if r.most_likely_class is not None and r.diagnosis in CLASSES]
     confusion = [[sum(1 for r in decided if r.diagnosis == t and r.most_likely_class == p) for p in CLASSES]
                  for t in CLASSES]
     accuracy = sum(confusion[i][i] for i in range(4)) / len(decided) if decided else None
@@ -116,24 +165,113 @@ def _fmt(estimate: dict | None) -> str:
 
 
 def markdown(report: dict) -> str:
-    """The report as Markdown tables."""
-    lines = ["# Evaluation report", ""]
-    description = report["description"]
-    lines += [f"- {key}: {value}" for key, value in description.items()]
-    subjects = report["subjects"]
-    lines += [f"- subjects: {subjects['total']} ({subjects['ok']} processed, {subjects['failed']} failed)",
-              f"- date: {report['date']}", ""]
+    """The report as Markdown: the table comparing the sets (a column per set), then each set's
+    details (segmentation, classifiers with their intervals, four classes)."""
+    sets = report.get("sets") or {IN_DISTRIBUTION: report}
+    lines = ["# Evaluation report", "", f"- date: {report['date']}", ""]
+    lines += comparison_table(sets) + [""]
+    for name, section in sets.items():
+        lines += [f"## {SET_LABELS.get(name, name)}", ""]
+        lines += [f"- {key}: {value}" for key, value in section["description"].items()]
+        subjects = section["subjects"]
+        lines += [f"- subjects: {subjects['total']} ({subjects['ok']} processed, {subjects['failed']} failed)", ""]
+        if "healthy" in section:
+            lines += _healthy_markdown(section["healthy"])
+        else:
+            lines += _lesion_set_markdown(section)
+    return "\n".join(lines) + "\n"
+
+
+def _cell_summary(summary: dict | None, digits: int = 3) -> str:
+    if not summary or summary.get("mean") is None:
+        return "-"
+    return f"{summary['mean']:.{digits}f} (n {summary['n']})"
+
+
+def _cell_outside(section: dict) -> str:
+    outside = section.get("segmentation", {}).get("outside_cord")
+    if not outside or outside["share"] is None:
+        return "-"
+    return f"{100 * outside['share']:.2f}% ({outside['outside_mm3']:.0f} of {outside['predicted_mm3']:.0f} mm3)"
+
+
+def _cell_classifier(section: dict, role: str) -> str:
+    model = section.get("classifiers", {}).get(role, {}).get("all", {}).get("model")
+    if not model:
+        return "-"
+    return f"{_fmt_value(model['accuracy'])} / {_fmt_value(model['auc'])}"
+
+
+def _fmt_value(estimate: dict) -> str:
+    return "n/a" if estimate.get("value") is None else f"{estimate['value']:.2f}"
+
+
+def comparison_table(sets: dict[str, dict]) -> list[str]:
+    """Markdown lines of the table with one column per set and one row per figure ("-" where a
+    figure does not apply to a set)."""
+    def seg(key, sub=None):
+        def cell(section):
+            data = section.get("segmentation", {}).get(key)
+            return _cell_summary(data.get(sub) if sub and data else data)
+        return cell
+
+    def healthy(key, fmt):
+        def cell(section):
+            value = section.get("healthy", {}).get(key)
+            return "-" if value is None else fmt(value)
+        return cell
+
+    def cord(section):
+        data = section.get("segmentation", section.get("healthy", {})).get("cord_dice")
+        return _cell_summary(data)
+
+    def four(section):
+        value = section.get("four_class", {}).get("accuracy")
+        return "-" if value is None else f"{value:.2f} (n {section['four_class']['n']})"
+
+    rows = [("subjects (processed / total)", lambda s: f"{s['subjects']['ok']} / {s['subjects']['total']}")]
+    rows += [(f"lesion Dice, {name}", seg("lesion_dice", name)) for name in CLASSES]
+    rows += [("lesion Dice, tumours", seg("lesion_dice_tumor")),
+             ("lesion Dice, demyelinating", seg("lesion_dice_demyelinating")),
+             ("lesion Dice, all", seg("lesion_dice_all")),
+             ("lesion detection rate", lambda s: "-" if s.get("segmentation", {}).get("lesion_detection_rate") is None
+              else f"{s['segmentation']['lesion_detection_rate']:.2f}"),
+             (f"predicted lesion volume outside the cord + {CORD_MARGIN_MM:g} mm", _cell_outside),
+             ("false-positive lesion volume per scan, mm3 (mean)",
+              healthy("false_positive_mm3", lambda v: _cell_summary(v, 1))),
+             ("false-positive lesion volume, largest scan, mm3", healthy("false_positive_mm3_max", lambda v: f"{v:.1f}")),
+             ("cord Dice", cord)]
+    rows += [(f"{role}: accuracy / AUC", lambda s, role=role: _cell_classifier(s, role)) for role in ROLE_CLASSES]
+    rows += [("four-class accuracy", four)]
+    lines = ["| | " + " | ".join(SET_LABELS.get(name, name) for name in sets) + " |",
+             "| --- |" + " --- |" * len(sets)]
+    for title, cell in rows:
+        lines.append(f"| {title} | " + " | ".join(cell(section) for section in sets.values()) + " |")
+    return lines
+
+
+def _healthy_markdown(healthy: dict) -> list[str]:
+    fp = healthy["false_positive_mm3"]
+    return [f"False-positive lesion volume per scan: mean {fp['mean']} mm3, largest "
+            f"{healthy['false_positive_mm3_max']} mm3 (n {fp['n']}); scans with a predicted lesion: "
+            f"{healthy['scans_with_false_positive']}, with a diagnosis: {healthy['scans_with_diagnosis']}; "
+            f"cord Dice {_cell_summary(healthy['cord_dice'])}.", ""]
+
+
+def _lesion_set_markdown(report: dict) -> list[str]:
+    lines = []
     seg = report["segmentation"]
-    lines += ["## Segmentation", "", "| | Dice mean | SD | n |", "| --- | --- | --- | --- |"]
+    lines += ["### Segmentation", "", "| | Dice mean | SD | n |", "| --- | --- | --- | --- |"]
     for name, s in list(seg["lesion_dice"].items()) + [("tumour (all)", seg["lesion_dice_tumor"]),
                                                         ("demyelinating (all)", seg["lesion_dice_demyelinating"]),
                                                         ("cord", seg["cord_dice"])]:
         lines.append(f"| {name} | {s['mean'] if s['mean'] is not None else 'n/a'} | "
                      f"{s['sd'] if s['sd'] is not None else 'n/a'} | {s['n']} |")
-    lines += ["", f"Lesion detection rate: {seg['lesion_detection_rate']}", ""]
-    lines += ["## Classifiers (95% bootstrap CI)", ""]
+    lines += ["", f"Lesion detection rate: {seg['lesion_detection_rate']}; predicted lesion volume outside the "
+                  f"true cord dilated by {CORD_MARGIN_MM:g} mm: {_cell_outside(report)}", ""]
+    lines += ["### Classifiers (95% bootstrap CI)", ""]
     for role, entry in report["classifiers"].items():
-        lines += [f"### {role} (positive class: {entry['positive_class']}; n = {entry['n']}, "
+        lines += [f"#### {role} (positive class: {entry['positive_class']}; n = {entry['n']}, "
                   f"no diagnosis: {entry['n_no_diagnosis']})", ""]
         for subset in ("all", "difficult"):
             data = entry.get(subset, {})
@@ -146,9 +284,9 @@ def markdown(report: dict) -> str:
                 lines.append(f"| {name} | {_fmt(data['model'][name])} | {_fmt(data.get('baseline', {}).get(name))} |")
             lines.append("")
     four = report["four_class"]
-    lines += ["## Four classes", "", f"accuracy {four['accuracy']} (n = {four['n']})", "",
+    lines += ["### Four classes", "", f"accuracy {four['accuracy']} (n = {four['n']})", "",
               "| truth \\ predicted | " + " | ".join(four["classes"]) + " |",
               "| --- |" + " --- |" * len(four["classes"])]
     for name, row in zip(four["classes"], four["confusion"]):
         lines.append(f"| {name} | " + " | ".join(map(str, row)) + " |")
-    return "\n".join(lines) + "\n"
+    return lines + [""]

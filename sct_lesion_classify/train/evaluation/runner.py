@@ -3,6 +3,8 @@
 Each subject goes through :func:`~sct_lesion_classify.pipeline.classification.run_classification`
 (the code of ``sct_classify_lesion``, segmentation included unless manual lesion masks are asked
 for); its outputs are written under the evaluation folder and compared with the manual masks.
+Subjects without a diagnosis (healthy scans) go through the same code; their record holds the
+predicted lesion volume (false positives) and the cord Dice.
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ from sct_lesion_classify.pipeline.options import SegmentationOptions
 from sct_lesion_classify.pipeline.outputs import OutputNames
 from sct_lesion_classify.pipeline.segmentation import SegmentationRequest
 from sct_lesion_classify.train.evaluation.baseline import morphometry_features
-from sct_lesion_classify.train.evaluation.metrics import dice
+from sct_lesion_classify.train.evaluation.metrics import dice, volume_outside
+
+#: Margin around the true cord (mm) beyond which predicted lesion volume counts as outside it.
+CORD_MARGIN_MM = 2.0
 
 logger = logging.getLogger(__name__)
 
@@ -34,12 +39,14 @@ class SubjectRecord:
     """What the pipeline gave for one subject, against its manual masks and diagnosis."""
 
     participant_id: str
-    diagnosis: str
+    diagnosis: str  # "" for a subject without one (a healthy scan)
     difficult: bool
     status: str  # "ok" or the error message
     cord_dice: float | None = None
     lesion_dice: float | None = None
     lesion_detected: bool | None = None
+    predicted_lesion_mm3: float | None = None
+    outside_cord_mm3: float | None = None  # predicted lesion beyond the true cord + CORD_MARGIN_MM
     probabilities: dict[str, float] = field(default_factory=dict)  # role -> P(positive class)
     positive_classes: dict[str, str] = field(default_factory=dict)
     class_probabilities: dict[str, float] = field(default_factory=dict)
@@ -60,7 +67,10 @@ class SubjectRecord:
         return {
             "participant_id": self.participant_id, "diagnosis": self.diagnosis, "difficult": self.difficult,
             "status": self.status, "cord_dice": clean(self.cord_dice), "lesion_dice": clean(self.lesion_dice),
-            "lesion_detected": self.lesion_detected, "probabilities": self.probabilities,
+            "lesion_detected": self.lesion_detected,
+            "predicted_lesion_mm3": None if self.predicted_lesion_mm3 is None else round(self.predicted_lesion_mm3, 3),
+            "outside_cord_mm3": None if self.outside_cord_mm3 is None else round(self.outside_cord_mm3, 3),
+            "probabilities": self.probabilities,
             "class_probabilities": self.class_probabilities, "most_likely_class": self.most_likely_class,
         }
 
@@ -103,16 +113,20 @@ def _evaluate_one(subject: BidsSubject, models: ClassificationModels, output_dir
     record = dict(participant_id=subject.participant_id, diagnosis=subject.diagnosis or "",
                   difficult=bool(subject.difficult), status="ok",
                   features=tuple(morphometry_features(outputs.morphometry)))
+    predicted_lesion, _ = load_mask(outputs.lesion_path, image.grid, what="predicted lesion mask")
+    record["predicted_lesion_mm3"] = float(predicted_lesion.sum()) * float(np.prod(image.zooms))
     if subject.lesion_mask is not None:
         truth, _ = load_mask(subject.lesion_mask, image.grid, what="manual lesion mask")
-        predicted, _ = load_mask(outputs.lesion_path, image.grid, what="predicted lesion mask")
-        record["lesion_dice"] = dice(predicted, truth)
-        record["lesion_detected"] = bool((predicted & truth).any())
-    cord_file = folder / names.cord_mask
-    if subject.cord_mask is not None and cord_file.is_file():
-        truth, _ = load_mask(subject.cord_mask, image.grid, what="manual cord mask")
-        predicted, _ = load_mask(cord_file, image.grid, what="predicted cord mask")
-        record["cord_dice"] = dice(predicted, truth)
+        record["lesion_dice"] = dice(predicted_lesion, truth)
+        record["lesion_detected"] = bool((predicted_lesion & truth).any())
+    if subject.cord_mask is not None:
+        true_cord, _ = load_mask(subject.cord_mask, image.grid, what="manual cord mask")
+        record["outside_cord_mm3"] = volume_outside(predicted_lesion, true_cord, image.zooms,
+                                                    CORD_MARGIN_MM).outside_mm3
+        cord_file = folder / names.cord_mask
+        if cord_file.is_file():
+            predicted_cord, _ = load_mask(cord_file, image.grid, what="predicted cord mask")
+            record["cord_dice"] = dice(predicted_cord, true_cord)
     classifiers = outputs.document.classifiers
     record["probabilities"] = {role: round(float(result.probability), 6) for role, result in classifiers.items()}
     record["positive_classes"] = {role: result.positive_class for role, result in classifiers.items()}
