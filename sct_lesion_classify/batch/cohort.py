@@ -102,10 +102,9 @@ def legacy_subject_outputs(output_root: str | os.PathLike, subject: BidsSubject)
     Read only, by :func:`check_complete_any_name`; nothing is written under these names.
     """
     current = subject_outputs(output_root, subject)
-    names = OutputNames.of(subject.t2w)
+    mask, sidecar = OutputNames.of(subject.t2w).legacy_lesion_outputs
     return SubjectOutputs(folder=current.folder, diagnosis_json=current.diagnosis_json,
-                          lesion_mask=current.folder / names.legacy_lesion_mask,
-                          sidecar=current.folder / names.legacy_lesion_sidecar)
+                          lesion_mask=current.folder / mask, sidecar=current.folder / sidecar)
 
 
 def write_description(output_root: str | os.PathLike) -> None:

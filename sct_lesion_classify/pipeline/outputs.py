@@ -14,8 +14,8 @@ a NIfTI output's sidecar is its name with ``.json`` (:func:`sidecar_path`).
 
 The lesion mask is named as SCT 7's lesion tasks name theirs (``sct_deepseg lesion_ms`` ->
 ``<stem>_lesion_seg.nii.gz``). Earlier versions of this package wrote ``<stem>_lesionseg`` (the
-name of SCT's deprecated ``sct_deepseg_lesion``); :attr:`OutputNames.legacy_lesion_mask` spells it,
-for the batch's resume check only (nothing is written under it).
+name of SCT's deprecated ``sct_deepseg_lesion``); :attr:`OutputNames.legacy_lesion_outputs`
+spells it, for the batch's resume check only (nothing is written under it).
 """
 
 from __future__ import annotations
@@ -71,14 +71,10 @@ class OutputNames:
         return sidecar_path(self.lesion_mask).name
 
     @property
-    def legacy_lesion_mask(self) -> str:
-        """``<stem>_lesionseg.nii.gz``: the lesion mask's name in earlier versions."""
-        return f"{self.stem}{LEGACY_LESION_MASK_SUFFIX}{NIFTI}"
-
-    @property
-    def legacy_lesion_sidecar(self) -> str:
-        """``<stem>_lesionseg.json``: the sidecar's name in earlier versions."""
-        return sidecar_path(self.legacy_lesion_mask).name
+    def legacy_lesion_outputs(self) -> tuple[str, str]:
+        """``(<stem>_lesionseg.nii.gz, <stem>_lesionseg.json)``: the mask and sidecar in earlier versions."""
+        mask = f"{self.stem}{LEGACY_LESION_MASK_SUFFIX}{NIFTI}"
+        return mask, sidecar_path(mask).name
 
     @property
     def cord_mask(self) -> str:
