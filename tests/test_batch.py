@@ -333,6 +333,7 @@ def test_usage_errors_exit_2_and_write_nothing(tmp_path, models, bids, capsys):
     assert batch(bids, models, "--scheduler", "localhost") == 2
     assert dispatch(["batch", "--bids", str(bids), "-j", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
+    assert err.pop(-2) == "usage: sct_lesion_classify batch --bids <folder> [options]"  # -j 0: a parser error
     assert len(err) == 6 and all(line.startswith("sct_lesion_classify batch: error: ") for line in err)
     assert "not a BIDS dataset with T2w images" in err[1] and "no subject left" in err[2]
     assert not (bids / "derivatives" / "sct_lesion_classify").exists()
