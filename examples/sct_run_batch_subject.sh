@@ -20,8 +20,9 @@
 # instead of segmenting).
 #
 # Outputs: <PATH_DATA_PROCESSED>/<SUBJECT>/anat/ holds a copy of the T2w image, its lesion mask
-# (<SUBJECT>_T2w_lesionseg.nii.gz) and the diagnosis JSON; the JSON is also copied to
-# <PATH_RESULTS>/<SUBJECT>_T2w_diagnosis.json and the QC report goes to PATH_QC.
+# (<SUBJECT>_T2w_lesion_seg.nii.gz, the name SCT 7's lesion tasks use, and its .json sidecar) and
+# the diagnosis JSON; the JSON is also copied to <PATH_RESULTS>/<SUBJECT>_T2w_diagnosis.json and
+# the QC report goes to PATH_QC.
 #
 # For a whole dataset in one command, with a cohort CSV, resume and a Dask cluster option, see
 # 'sct_lesion_classify batch' (README, section Cohorts).

@@ -7,3 +7,6 @@ trains and evaluates models, ``batch`` runs cohorts and ``cli`` holds the thin c
 """
 
 __version__ = "0.1.0"
+
+#: The project's source repository: ``CodeURL`` of the BIDS ``GeneratedBy`` entries it writes.
+PROJECT_URL = "https://github.com/sct-lesion-classify/sct_lesion_classify"

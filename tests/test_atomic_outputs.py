@@ -187,7 +187,7 @@ def test_four_processes_share_the_output_and_qc_folder(tmp_path, packages):
     outputs = _check_folder(folder, inputs, before)
     names = {p.name for p in outputs}
     for k in range(1, 5):
-        assert {f"sub-0{k}_T2w_lesionseg.nii.gz", f"sub-0{k}_T2w_lesionseg.json",
+        assert {f"sub-0{k}_T2w_lesion_seg.nii.gz", f"sub-0{k}_T2w_lesion_seg.json",
                 f"sub-0{k}_T2w_diagnosis.json"} <= names
     entries = read_index(folder / "qc")
     assert len(entries) == 8

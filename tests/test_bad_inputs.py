@@ -341,8 +341,9 @@ CASES = [
     Case("thr-negative", "argv", ["-thr", "-1"], 2, "argument -thr: must be >= 0, got '-1'", names_path=False),
     Case("thr-nan", "argv", ["-thr", "nan"], 2, "argument -thr: not a finite number: 'nan'", names_path=False),
     Case("largest-2", "argv", ["-largest", "2"], 2, "argument -largest: invalid choice: 2", names_path=False),
-    Case("remove-small-unitless", "argv", ["-remove-small", "5"], 2,
-         "argument -remove-small: expected a size like '20mm3' or '5vox', got '5'", names_path=False),
+    Case("remove-small-bad-unit", "argv", ["-remove-small", "5cm3"], 2,
+         "argument -remove-small: expected a size like '20mm3', '5vox' or '10 20 10vox', got '5cm3'",
+         names_path=False),
     Case("v-5", "argv", ["-v", "5"], 2, "argument -v: invalid choice: 5", names_path=False),
     Case("v-not-int", "argv", ["-v", "x"], 2, "argument -v: invalid int value: 'x'", names_path=False),
 ]
@@ -407,6 +408,9 @@ def test_bad_input(tmp_path, packages, capfd, command, case):
         assert expected in err
         _check_handled(command, case, tmp_path, before, bad)
         return
+    if case.slot == "argv":  # a usage error: the usage line first, as SCT's commands
+        usage, err = err.split("\n", 1)
+        assert usage == f"usage: {command} -i <file> [options]"
     assert err.count("\n") == 1, err
     assert err.startswith(f"{command}: error: "), err
     assert expected in err, err
@@ -423,8 +427,8 @@ def _check_handled(command, case, tmp_path, before, bad):
     if command == "sct_deepseg_imlesion":
         image = bad if case.slot == "image" else tmp_path / "data" / "sub-01_T2w.nii.gz"
         stem = image.name.replace(".nii.gz", "")
-        assert f"data/{stem}_lesionseg.nii.gz" in new and f"data/{stem}_lesionseg.json" in new
-        mask = nib.load(str(tmp_path / "data" / f"{stem}_lesionseg.nii.gz"))
+        assert f"data/{stem}_lesion_seg.nii.gz" in new and f"data/{stem}_lesion_seg.json" in new
+        mask = nib.load(str(tmp_path / "data" / f"{stem}_lesion_seg.nii.gz"))
         np.testing.assert_array_equal(mask.affine, nib.load(str(image)).affine)
     else:
         image = bad if case.slot == "image" else tmp_path / "data" / "sub-01_T2w.nii.gz"

@@ -21,6 +21,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from sct_lesion_classify import PROJECT_URL
 from sct_lesion_classify.batch.cohort import check_complete, select_subjects, subject_outputs
 from sct_lesion_classify.batch.table import (
     COLUMNS,
@@ -92,7 +93,7 @@ def diagnosis_json(bids_root: Path, pid: str) -> Path:
 
 
 def lesion_mask(bids_root: Path, pid: str) -> Path:
-    return bids_root / DERIVATIVES / pid / "anat" / f"{pid}_T2w_lesionseg.nii.gz"
+    return bids_root / DERIVATIVES / pid / "anat" / f"{pid}_T2w_lesion_seg.nii.gz"
 
 
 def break_subjects(bids_root: Path) -> None:
@@ -145,6 +146,7 @@ def test_mixed_cohort_rows_statuses_and_outputs(bids, models, capsys):
     description = json.loads((bids / DERIVATIVES / "dataset_description.json").read_text())
     assert description["DatasetType"] == "derivative"
     assert description["GeneratedBy"][0]["Name"] == "sct_lesion_classify"
+    assert description["GeneratedBy"][0]["CodeURL"] == PROJECT_URL
     assert not list((bids / DERIVATIVES).glob(".diagnoses.csv.*"))  # no temporary file left
     # two workers added their QC entries to one report (segmentation and classification each)
     entries = read_index(bids.parent / "qc")
@@ -216,6 +218,46 @@ def test_resume_skips_complete_subjects_and_redoes_truncated_ones(bids, models):
     redone = {pid for pid in first if diagnosis_json(bids, pid).stat().st_mtime_ns != stamps[pid]}
     assert redone == {"sub-005"}
     assert without_runtimes(table(bids)) == without_runtimes(first)
+
+
+def as_written_by_an_earlier_version(bids_root: Path, pid: str) -> Path:
+    """Rename a subject's automatic mask and sidecar to the old ``_lesionseg`` names, and point its
+    diagnosis JSON at the old mask, as earlier versions wrote them; the old mask's path."""
+    mask = lesion_mask(bids_root, pid)
+    old_mask = mask.with_name(f"{pid}_T2w_lesionseg.nii.gz")
+    mask.rename(old_mask)
+    mask.with_name(f"{pid}_T2w_lesion_seg.json").rename(mask.with_name(f"{pid}_T2w_lesionseg.json"))
+    document_path = diagnosis_json(bids_root, pid)
+    document = json.loads(document_path.read_text())
+    document["lesion_mask"]["path"] = str(old_mask)
+    document_path.write_text(json.dumps(document, indent=2))
+    return old_mask
+
+
+def test_resume_recognises_outputs_under_the_earlier_lesionseg_name(bids, models):
+    assert batch(bids, models, "--include", "sub-00[12]", "-v", "0") == 0
+    old_masks = {pid: as_written_by_an_earlier_version(bids, pid) for pid in ("sub-001", "sub-002")}
+    stamps = {pid: diagnosis_json(bids, pid).stat().st_mtime_ns for pid in old_masks}
+    time.sleep(0.01)
+
+    assert batch(bids, models, "--include", "sub-00[12]", "-v", "0") == 0
+    assert {pid: diagnosis_json(bids, pid).stat().st_mtime_ns for pid in old_masks} == stamps  # skipped
+    rows = table(bids)
+    for pid, old_mask in old_masks.items():
+        assert rows[pid]["status"] == "ok"
+        assert rows[pid]["lesion_mask"] == old_mask.relative_to(bids).as_posix()
+        assert not lesion_mask(bids, pid).exists()  # nothing rewritten under the new name
+
+    # the old outputs are checked like the new ones: a truncated old mask is redone, under the new name
+    broken = old_masks["sub-002"]
+    broken.write_bytes(broken.read_bytes()[: broken.stat().st_size // 2])
+    (bids / DERIVATIVES / "sub-001" / "anat" / "sub-001_T2w_lesionseg.json").unlink()  # no sidecar
+    assert batch(bids, models, "--include", "sub-00[12]", "-v", "0") == 0
+    for pid in old_masks:
+        assert diagnosis_json(bids, pid).stat().st_mtime_ns != stamps[pid]
+        assert lesion_mask(bids, pid).is_file()
+        assert json.loads(diagnosis_json(bids, pid).read_text())["lesion_mask"]["path"] == str(lesion_mask(bids, pid))
+    assert table(bids)["sub-002"]["lesion_mask"] == lesion_mask(bids, "sub-002").relative_to(bids).as_posix()
 
 
 def test_dask_cluster_gives_the_same_table_as_local_processes(bids, models, capsys):
@@ -291,6 +333,7 @@ def test_usage_errors_exit_2_and_write_nothing(tmp_path, models, bids, capsys):
     assert batch(bids, models, "--scheduler", "localhost") == 2
     assert dispatch(["batch", "--bids", str(bids), "-j", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
+    assert err.pop(-2) == "usage: sct_lesion_classify batch --bids <folder> [options]"  # -j 0: a parser error
     assert len(err) == 6 and all(line.startswith("sct_lesion_classify batch: error: ") for line in err)
     assert "not a BIDS dataset with T2w images" in err[1] and "no subject left" in err[2]
     assert not (bids / "derivatives" / "sct_lesion_classify").exists()
@@ -313,6 +356,29 @@ def test_include_exclude_patterns(phantom):
     assert ids(select_subjects(subjects)) == ["sub-001", "sub-002", "sub-003", "sub-004", "sub-005"]
     assert ids(select_subjects(subjects, include=["sub-00[12]", "005"])) == ["sub-001", "sub-002", "sub-005"]
     assert ids(select_subjects(subjects, exclude=["*3", "sub-004"])) == ["sub-001", "sub-002", "sub-005"]
+    # sct_run_batch's -include / -exclude: a regular expression searched in the folder name
+    assert ids(select_subjects(subjects, include_regex="0[12]$")) == ["sub-001", "sub-002"]
+    assert ids(select_subjects(subjects, exclude_regex="^sub-00[1-3]")) == ["sub-004", "sub-005"]
+    assert ids(select_subjects(subjects, include=["sub-00[1-4]"], include_regex="[2-5]",
+                               exclude_regex="3")) == ["sub-002", "sub-004"]
+
+
+def test_batch_takes_sct_run_batch_spellings(phantom, tmp_path, capsys):
+    from sct_lesion_classify.cli.batch import get_parser
+
+    args = get_parser().parse_args(["-bids", "d", "-jobs", "3", "-include-list", "sub-01", "sub-02",
+                                    "-exclude-list", "sub-02", "-include", "^sub-0", "-exclude", "9$"])
+    assert (args.j, args.include, args.exclude) == (3, ["sub-01", "sub-02"], ["sub-02"])
+    assert (args.include_regex, args.exclude_regex) == ("^sub-0", "9$")
+    assert get_parser().parse_args(["-bids", "d", "--jobs", "2", "--include", "a"]).j == 2
+    assert dispatch(["batch", "--bids", "d", "-include", "sub-(", "-v", "0"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("usage: sct_lesion_classify batch --bids <folder>")
+    assert err[1].startswith("sct_lesion_classify batch: error: argument -include: invalid regular expression")
+    # a regex that leaves no subject is a usage error naming it, before anything is written
+    assert dispatch(["batch", "--bids", str(phantom), "-include", "^sub-9", "-o", str(tmp_path / "out")]) == 2
+    assert "-include '^sub-9'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_table_round_trip_and_one_line_errors(tmp_path):
@@ -345,9 +411,9 @@ def test_sct_run_batch_example_script(tmp_path, phantom, models):
     assert result.returncode == 0, result.stderr
     document = json.loads((output / "results" / "sub-002_T2w_diagnosis.json").read_text())
     assert validation_errors(document) == [] and document["lesion_mask"]["source"] == "automatic"
-    assert (output / "data_processed" / "sub-002" / "anat" / "sub-002_T2w_lesionseg.nii.gz").is_file()
+    assert (output / "data_processed" / "sub-002" / "anat" / "sub-002_T2w_lesion_seg.nii.gz").is_file()
     assert (output / "qc" / "index.html").is_file()
-    assert not (phantom / "sub-002" / "anat" / "sub-002_T2w_lesionseg.nii.gz").exists()  # source untouched
+    assert not (phantom / "sub-002" / "anat" / "sub-002_T2w_lesion_seg.nii.gz").exists()  # source untouched
 
     failed = subprocess.run(["bash", str(script), "sub-404"], env=env, capture_output=True, text=True)
     assert failed.returncode == 1 and "sub-404_T2w.nii.gz not found" in failed.stderr

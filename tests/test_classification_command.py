@@ -105,8 +105,8 @@ def test_without_lesion_mask_the_segmentation_runs_and_is_saved(tmp_path, packag
                 + custom(packages["classifiers"] + [packages["lesion"]])) == 0
     stem = paths["t2w"].name.replace(".nii.gz", "")
     document = json.loads((tmp_path / f"{stem}_diagnosis.json").read_text())
-    assert document["lesion_mask"] == {"path": str(tmp_path / f"{stem}_lesionseg.nii.gz"), "source": "automatic"}
-    assert (tmp_path / f"{stem}_lesionseg.nii.gz").is_file()
+    assert document["lesion_mask"] == {"path": str(tmp_path / f"{stem}_lesion_seg.nii.gz"), "source": "automatic"}
+    assert (tmp_path / f"{stem}_lesion_seg.nii.gz").is_file()
     assert "tiny_lesion" in [m["name"] for m in document["provenance"]["models"]]
     assert set(document["provenance"]["runtime_s"]) >= {"load", "morphometry", "segmentation_segment",
                                                          "classify_tumor_vs_demyelinating"}
@@ -152,7 +152,7 @@ def test_with_o_the_segmented_mask_goes_beside_the_json_not_the_input(tmp_path, 
     assert main(["-i", str(paths["t2w"]), "-s", str(paths["cord_mask"]), "-o", str(out)]
                 + custom(packages["classifiers"] + [packages["lesion"]])) == 0
     stem = paths["t2w"].name.replace(".nii.gz", "")
-    mask = tmp_path / "results" / f"{stem}_lesionseg.nii.gz"
+    mask = tmp_path / "results" / f"{stem}_lesion_seg.nii.gz"
     assert json.loads(out.read_text())["lesion_mask"] == {"path": str(mask), "source": "automatic"}
-    assert mask.is_file() and (tmp_path / "results" / f"{stem}_lesionseg.json").is_file()
+    assert mask.is_file() and (tmp_path / "results" / f"{stem}_lesion_seg.json").is_file()
     assert sorted(p.name for p in (tmp_path / "data").rglob("*")) == before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 
@@ -47,12 +48,12 @@ def test_help_shows_sct_groups_and_exits_0(capsys):
         (["-i", "x", "-v", "7"], "invalid choice"),
     ],
 )
-def test_usage_errors_exit_2_with_one_line(capsys, argv, needle):
+def test_usage_errors_exit_2_with_the_usage_line_then_one_error_line(capsys, argv, needle):
     assert run(argv) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1
-    assert err.startswith("sct_dummy: error: ")
-    assert needle in err
+    usage, error = capsys.readouterr().err.splitlines()
+    assert usage == "usage: sct_dummy -i <file> [options]"
+    assert error.startswith("sct_dummy: error: ") and error.endswith("(see sct_dummy -h)")
+    assert needle in error
 
 
 def test_package_errors_map_to_their_exit_codes(capsys):
@@ -85,8 +86,128 @@ def test_dispatcher_lists_subcommands_and_rejects_unknown(capsys):
     for name in dispatcher.SUBCOMMANDS:
         assert name in out
     assert dispatcher.main(["frobnicate"]) == 2
-    assert "unknown subcommand 'frobnicate'" in capsys.readouterr().err
+    usage, error = capsys.readouterr().err.splitlines()
+    assert usage == "usage: sct_lesion_classify <subcommand> [options]"
+    assert error.startswith("sct_lesion_classify: error: unknown subcommand 'frobnicate'")
     assert dispatcher.main([]) == 2
+    usage, error = capsys.readouterr().err.splitlines()
+    assert usage.startswith("usage: ") and "a subcommand is required" in error
+
+
+def _command_mains():
+    from sct_lesion_classify.cli import classify_lesion, deepseg_imlesion
+
+    mains = {"sct_deepseg_imlesion": deepseg_imlesion.main, "sct_classify_lesion": classify_lesion.main,
+             "sct_lesion_classify": dispatcher.main}
+    for name in dispatcher.SUBCOMMANDS:
+        mains[f"sct_lesion_classify {name}"] = lambda argv, name=name: dispatcher.main([name, *argv])
+    return mains
+
+
+@pytest.mark.parametrize("prog", list(_command_mains()))
+def test_every_command_without_arguments_exits_2_with_usage_on_stderr(prog, capsys):
+    """SCT's testing/cli/test_cli.py: a command called without arguments returns 2, "usage" on stderr."""
+    assert _command_mains()[prog]([]) == 2
+    out, err = capsys.readouterr()
+    usage, error = err.splitlines()
+    assert usage.startswith(f"usage: {prog} ") and usage.endswith(" [options]")
+    assert error.startswith(f"{prog}: error: ") and error.endswith(f"(see {prog} -h)")
+    assert out == ""
+
+
+def _parsers():
+    import importlib
+
+    from sct_lesion_classify.cli import classify_lesion, deepseg_imlesion
+
+    parsers = [deepseg_imlesion.get_parser(), classify_lesion.get_parser()]
+    parsers += [importlib.import_module(module).get_parser() for module, _ in dispatcher.SUBCOMMANDS.values()]
+    return parsers
+
+
+def test_hidden_sct_flags_are_accepted_and_not_listed_by_help():
+    for parser in _parsers():
+        subparsers = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+        for one in [parser] + [p for action in subparsers for p in action.choices.values()]:
+            if not any("-v" in action.option_strings for action in one._actions):
+                continue  # a dispatcher level without the MISC options (models' actions have them)
+            help_text = one.format_help()
+            assert "-profile-time" not in help_text and "-trace-memory" not in help_text, one.prog
+            assert "-v " in help_text
+
+
+def test_profile_time_logs_the_stage_table(capsys, tmp_path):
+    def body(args):
+        args.stage_times.add({"load": 0.25, "segment": 1.5})
+        args.stage_times.add({"load": 0.75})
+        return 0
+
+    assert run(["-i", "x"], body) == 0
+    assert "Time profile" not in capsys.readouterr().out  # only when asked
+    report = tmp_path / "profile" / "times.txt"
+    assert run(["-i", "x", "-profile-time", str(report)], body) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:] if line.strip()}
+    assert out.splitlines()[0] == "Time profile (-profile-time):"
+    assert lines["load"][:2] == ["1.000", "2"] and lines["segment"][:2] == ["1.500", "1"]
+    assert lines["total"][0] == "(wall" and float(lines["total"][2]) >= 0
+    assert report.read_text().splitlines() == out.splitlines()
+    assert run(["-profile-time", "-i", "x"], body) == 0  # without a value: logged only
+    assert "load" in capsys.readouterr().out
+
+
+def test_trace_memory_logs_the_peak(capsys, tmp_path):
+    def body(args):
+        args.buffer = bytearray(8 * 2 ** 20)  # 8 MiB traced by tracemalloc
+        return 0
+
+    assert run(["-i", "x", "-trace-memory", str(tmp_path)], body) == 0
+    out = capsys.readouterr().out
+    assert "Peak memory (-trace-memory):" in out
+    resident = float(out.split("resident set, this process:")[1].split()[0])
+    traced = float(out.split("Python allocations (tracemalloc peak):")[1].split()[0])
+    assert resident > 8 and 8 <= traced < resident
+    assert "resident set, this process" in (tmp_path / "peak_memory.txt").read_text()
+    import tracemalloc
+
+    assert not tracemalloc.is_tracing()  # stopped after the report
+
+
+def test_profile_reports_also_after_a_failure(capsys):
+    def failing(args):
+        args.stage_times.add({"load": 0.5})
+        raise InputError("in.nii.gz: T2w image is empty")
+
+    assert run(["-i", "x", "-profile-time", "-v", "1"], failing) == 2
+    out, err = capsys.readouterr()
+    assert "Time profile" in out and err == "sct_dummy: error: in.nii.gz: T2w image is empty\n"
+
+
+@pytest.mark.parametrize("values, expected", [
+    (["10", "20", "10vox"], ("10vox", "20vox", "10vox")),  # SCT: the last value's unit applies to all
+    (["5", "20MM3"], ("5mm3", "20mm3")),
+    (["20mm3", "5vox"], ("20mm3", "5vox")),  # each value with its own unit
+    (["5"], ("5vox",)),  # no unit anywhere: voxels, as sct_deepseg reads it
+    (["2.5", "7"], ("2.5vox", "7vox")),
+])
+def test_remove_small_takes_sct_forms(values, expected):
+    from sct_lesion_classify.cli import classify_lesion, deepseg_imlesion
+    from sct_lesion_classify.cli.common import segmentation_options
+
+    for parser in (deepseg_imlesion.get_parser(), classify_lesion.get_parser()):
+        args = parser.parse_args(["-i", "t2.nii.gz", "-remove-small", *values])
+        assert args.remove_small == expected
+    args.r = 1
+    assert segmentation_options(args).remove_small == expected
+
+
+def test_remove_small_rejects_other_units(capsys):
+    from sct_lesion_classify.cli import deepseg_imlesion
+
+    assert deepseg_imlesion.main(["-i", "t2.nii.gz", "-remove-small", "10", "5cm3"]) == 2
+    usage, error = capsys.readouterr().err.splitlines()
+    assert usage == "usage: sct_deepseg_imlesion -i <file> [options]"
+    assert "argument -remove-small: expected a size like '20mm3', '5vox' or '10 20 10vox', got '5cm3'" in error
 
 
 COMMAND_MODULES = sorted({module for module, _ in dispatcher.SUBCOMMANDS.values()}

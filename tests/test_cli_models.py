@@ -55,7 +55,9 @@ def test_usage_errors(roots, capsys):
     assert cli.main(["install"]) == 2
     assert cli.main(["install", "https://x/y.zip", "-sha256", "xyz"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert all(line.startswith("sct_lesion_classify models: error: ") for line in err)
+    usage = "usage: sct_lesion_classify models {list,verify,install} [options]"
+    assert err[0::2] == [usage] * 4  # each parser error: the usage line, then the error line
+    assert all(line.startswith("sct_lesion_classify models: error: ") for line in err[1::2])
     assert cli.main(["install", "https://127.0.0.1:9/y.zip"]) == 2
     assert "sha256 is required" in capsys.readouterr().err
     assert cli.main(["install", "no_such_model"]) == 2

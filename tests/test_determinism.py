@@ -70,8 +70,8 @@ def test_segmentation_is_byte_identical(tmp_path, packages):
             _in_child("deepseg_imlesion", soft, hash_seed="54321")
         folder = paths["t2w"].parent
         runs.append({name: (folder / name).read_bytes() for name in
-                     (f"{STEM}_lesionseg.nii.gz", f"{STEM}_seg.nii.gz", f"{STEM}_cropbox.nii.gz", "soft.nii.gz")})
-        sidecar = json.loads((folder / f"{STEM}_lesionseg.json").read_text())
+                     (f"{STEM}_lesion_seg.nii.gz", f"{STEM}_seg.nii.gz", f"{STEM}_cropbox.nii.gz", "soft.nii.gz")})
+        sidecar = json.loads((folder / f"{STEM}_lesion_seg.json").read_text())
         runs[-1]["models"] = json.dumps(sidecar["GeneratedBy"][0]["Models"]).encode()
     assert runs[0] == runs[1] == runs[2]
 
@@ -94,7 +94,7 @@ def test_diagnosis_is_identical(tmp_path, packages):
         folder = paths["t2w"].parent
         documents.append(json.loads((folder / f"{STEM}_diagnosis.json").read_text()))
         if not with_lesion:
-            documents[-1]["mask_bytes"] = (folder / f"{STEM}_lesionseg.nii.gz").read_bytes().hex()
+            documents[-1]["mask_bytes"] = (folder / f"{STEM}_lesion_seg.nii.gz").read_bytes().hex()
     with_user_mask, automatic = documents[:3], documents[3:]
     for group in (with_user_mask, automatic):
         first = group[0]

@@ -115,7 +115,7 @@ def document(diagnosis=True) -> dict:
         "schema_version": "1",
         "input": {"path": "/data/sub-01_T2w.nii.gz", "sha256": SHA, "shape": [512, 512, 15],
                   "voxel_size_mm": [0.6, 0.6, 3.5], "orientation": "ASR"},
-        "lesion_mask": {"path": "/data/sub-01_T2w_lesionseg.nii.gz", "source": "automatic"},
+        "lesion_mask": {"path": "/data/sub-01_T2w_lesion_seg.nii.gz", "source": "automatic"},
         "cord_mask": {"path": None, "source": "automatic"},
         "lesions": {"count": 1, "total_volume_mm3": 1234.5,
                     "lesions": [{"label": 1, "volume_mm3": 1234.5, "length_si_mm": 40.0, "width_ap_mm": 8.0, "width_rl_mm": 7.0, "max_equivalent_diameter_mm": 9.0, "eccentricity_ratio": 0.2, "position": "central", "max_axial_damage_ratio": 0.8, "intensity_ratio": 1.9, "vertebral_levels": ["C3", "C4"], "levels_estimated": False, "n_segments_spanned": 2.0,

@@ -35,14 +35,15 @@ def test_split_for_every_subject(tmp_path):
     assert {s.split for s in bids.discover_subjects(out)} == {"test"}
 
 
-def test_bad_arguments_exit_2_with_one_line(tmp_path, capsys):
+def test_bad_arguments_exit_2_with_the_usage_line_and_one_error_line(tmp_path, capsys):
     for argv in (["-o", str(tmp_path / "x"), "--shape", "512x512"],
                  ["-o", str(tmp_path / "x"), "-n", "0"],
                  ["-o", str(tmp_path / "x"), "--split", "dev"],
                  ["-n", "2"]):
         assert phantom.main(argv) == 2
-        err = capsys.readouterr().err.strip()
-        assert len(err.splitlines()) == 1 and err.startswith("sct_lesion_classify phantom: error:")
+        usage, error = capsys.readouterr().err.strip().splitlines()
+        assert usage == "usage: sct_lesion_classify phantom -o <folder> [options]"
+        assert error.startswith("sct_lesion_classify phantom: error:")
 
 
 def test_refuses_a_folder_with_a_dataset(tmp_path, capsys):

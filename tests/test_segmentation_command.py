@@ -15,6 +15,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from sct_lesion_classify import PROJECT_URL
 from sct_lesion_classify.cli.deepseg_imlesion import main
 from sct_lesion_classify.io.image import reorient_canonical
 from sct_lesion_classify.modelpkg.testing import write_tiny_package
@@ -72,7 +73,7 @@ def test_outputs_on_native_grid_for_every_orientation(tmp_path, packages, axcode
     code = main(["-i", str(paths["T2w"]), "-s", str(paths["cord"]), "-custom-model", str(packages["lesion"]),
                  "-v", "0"])
     assert code == 0
-    out = tmp_path / "sub-01_T2w_lesionseg.nii.gz"
+    out = tmp_path / "sub-01_T2w_lesion_seg.nii.gz"
     written, source = nib.load(str(out)), nib.load(str(paths["T2w"]))
     assert written.shape == source.shape
     np.testing.assert_array_equal(written.affine, source.affine)
@@ -103,20 +104,41 @@ def test_builtin_localizer_and_user_mask_agree(tmp_path, packages, capsys):
 def test_sidecar_records_models_and_command(tmp_path, packages):
     paths = write_subject(tmp_path, ("R", "A", "S"))
     assert main(["-i", str(paths["T2w"]), "-s", str(paths["cord"]), "-custom-model", str(packages["lesion"])]) == 0
-    sidecar = json.loads((tmp_path / "sub-01_T2w_lesionseg.json").read_text())
+    sidecar = json.loads((tmp_path / "sub-01_T2w_lesion_seg.json").read_text())
     generated = sidecar["GeneratedBy"][0]
     assert generated["Name"] == "sct_lesion_classify"
     assert generated["CommandLine"].startswith("sct_deepseg_imlesion -i ")
     (model,) = generated["Models"]
     expected_sha = json.loads((packages["lesion"] / "tiny_lesion.json").read_text())["files"]["sha256"]
     assert model["SHA256"] == expected_sha and model["Name"] == "tiny_lesion"
+    # sct_deepseg's keys: the code's repository, and the model's download URL (none for this package)
+    assert generated["CodeURL"] == PROJECT_URL
+    assert generated["ModelURL"] is None and model["ModelURL"] is None
+
+
+def test_model_url_is_the_registry_url_of_that_name_and_version(tmp_path, packages, monkeypatch):
+    from sct_lesion_classify.modelpkg.package import ModelPackage
+    from sct_lesion_classify.pipeline.segmentation import model_url
+
+    package = ModelPackage.load(packages["lesion"])
+    url = "https://example.org/models/tiny_lesion-1.0.0.zip"
+    registry = {"registry_version": 1, "packages": {
+        "tiny_lesion": {"version": "1.0.0", "task": "lesion_segmentation", "url": url, "sha256": "0" * 64}}}
+    (tmp_path / "registry.json").write_text(json.dumps(registry))
+    monkeypatch.setenv("SCT_LESION_CLASSIFY_BUNDLED_DIR", str(tmp_path))
+    assert model_url(package) == url
+    registry["packages"]["tiny_lesion"]["version"] = "1.0.1"  # another version: not this package's URL
+    (tmp_path / "registry.json").write_text(json.dumps(registry))
+    assert model_url(package) is None
+    (tmp_path / "registry.json").write_text("{not json")  # unreadable registry: no URL, no failure
+    assert model_url(package) is None
 
 
 def test_soft_map_with_thr_0(tmp_path, packages):
     paths = write_subject(tmp_path, ("L", "A", "S"))
     assert main(["-i", str(paths["T2w"]), "-s", str(paths["cord"]), "-thr", "0",
                  "-custom-model", str(packages["lesion"])]) == 0
-    soft = nib.load(str(tmp_path / "sub-01_T2w_lesionseg.nii.gz"))
+    soft = nib.load(str(tmp_path / "sub-01_T2w_lesion_seg.nii.gz"))
     assert soft.get_data_dtype() == np.float32
     values = np.asarray(soft.dataobj)
     assert values.min() >= 0 and values.max() <= 1 and len(np.unique(values)) > 2
@@ -137,7 +159,7 @@ def test_empty_prediction_is_a_result(tmp_path, packages, capsys):
     never = write_tiny_package(tmp_path / "models", "tiny_never", "lesion_segmentation", weight=0.0, bias=-10.0)
     paths = write_subject(tmp_path, ("R", "A", "S"))
     assert main(["-i", str(paths["T2w"]), "-s", str(paths["cord"]), "-custom-model", str(never)]) == 0
-    written = nib.load(str(tmp_path / "sub-01_T2w_lesionseg.nii.gz"))
+    written = nib.load(str(tmp_path / "sub-01_T2w_lesion_seg.nii.gz"))
     assert written.shape == nib.load(str(paths["T2w"])).shape
     assert np.asarray(written.dataobj).sum() == 0
     assert "the mask is empty" in capsys.readouterr().err
@@ -172,7 +194,7 @@ def test_sct_method_without_sct_is_a_clear_failure(tmp_path, packages, capsys, m
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
     assert main(["-i", str(paths["T2w"]), "-cord-method", "sct", "-custom-model", str(packages["lesion"])]) == 1
     assert "'sct_deepseg' is not on PATH" in capsys.readouterr().err
-    assert not (tmp_path / "sub-01_T2w_lesionseg.nii.gz").exists()
+    assert not (tmp_path / "sub-01_T2w_lesion_seg.nii.gz").exists()
 
 
 def test_sct_method_runs_sct_deepseg_spinalcord(tmp_path, packages, monkeypatch):
@@ -188,7 +210,7 @@ def test_sct_method_runs_sct_deepseg_spinalcord(tmp_path, packages, monkeypatch)
     script.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
     assert main(["-i", str(paths["T2w"]), "-cord-method", "sct", "-custom-model", str(packages["lesion"])]) == 0
-    written = np.asarray(nib.load(str(tmp_path / "sub-01_T2w_lesionseg.nii.gz")).dataobj)
+    written = np.asarray(nib.load(str(tmp_path / "sub-01_T2w_lesion_seg.nii.gz")).dataobj)
     assert dice(written, np.asarray(nib.load(str(paths["lesion"])).dataobj)) > 0.9
 
 

@@ -5,14 +5,16 @@ Outputs of ``sct_lesion_classify batch`` form a BIDS derivative dataset (default
 
     dataset_description.json                       (DatasetType derivative, GeneratedBy)
     diagnoses.csv                                  (the cohort table, batch.table)
-    sub-XX/anat/sub-XX_T2w_lesionseg.nii.gz        (automatic lesion mask, native grid)
-    sub-XX/anat/sub-XX_T2w_lesionseg.json          (its sidecar)
+    sub-XX/anat/sub-XX_T2w_lesion_seg.nii.gz       (automatic lesion mask, native grid)
+    sub-XX/anat/sub-XX_T2w_lesion_seg.json         (its sidecar)
     sub-XX/anat/sub-XX_T2w_diagnosis.json          (the diagnosis JSON, written last)
 
 A subject is *complete* when :func:`check_complete` accepts its outputs: the diagnosis JSON
 parses and validates against the schema, was computed from the current T2w file (same sha256)
 with the same model packages (names and sha256) and the same kind of lesion mask, and the lesion
 mask it names loads in full with the shape of the T2w image. Anything else means "redo".
+:func:`check_complete_any_name` also accepts the outputs of earlier versions, whose automatic
+mask and sidecar were named ``_lesionseg`` (``sub-XX_T2w_lesionseg.nii.gz`` + ``.json``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
-from sct_lesion_classify import __version__
+from sct_lesion_classify import PROJECT_URL, __version__
 from sct_lesion_classify.io.bids import BidsSubject, write_dataset_description
 from sct_lesion_classify.pipeline.outputs import OutputNames
 
@@ -51,14 +53,26 @@ def matches(participant_id: str, pattern: str) -> bool:
 
 
 def select_subjects(subjects: Iterable[BidsSubject], include: Sequence[str] = (),
-                    exclude: Sequence[str] = ()) -> list[BidsSubject]:
-    """Subjects matching any ``include`` pattern (all when none is given) and no ``exclude`` one."""
+                    exclude: Sequence[str] = (), *, include_regex: str | None = None,
+                    exclude_regex: str | None = None) -> list[BidsSubject]:
+    """Subjects matching any ``include`` pattern (all when none is given) and no ``exclude`` one.
+
+    ``include_regex`` / ``exclude_regex`` filter as ``sct_run_batch -include / -exclude`` do: a
+    regular expression searched in the subject's folder name (``re.search``, ``sub-01``). A
+    subject is kept when it passes both kinds of filter.
+    """
+    import re
+
     chosen = []
     for subject in subjects:
         pid = subject.participant_id
         if include and not any(matches(pid, p) for p in include):
             continue
+        if include_regex is not None and not re.search(include_regex, pid):
+            continue
         if any(matches(pid, p) for p in exclude):
+            continue
+        if exclude_regex is not None and re.search(exclude_regex, pid):
             continue
         chosen.append(subject)
     return chosen
@@ -75,18 +89,30 @@ class SubjectOutputs:
 
 
 def subject_outputs(output_root: str | os.PathLike, subject: BidsSubject) -> SubjectOutputs:
-    """``<output root>/sub-XX/anat/<T2w stem>_{diagnosis.json,lesionseg.nii.gz,lesionseg.json}``."""
+    """``<output root>/sub-XX/anat/<T2w stem>_{diagnosis.json,lesion_seg.nii.gz,lesion_seg.json}``."""
     folder = Path(output_root) / subject.participant_id / "anat"
     names = OutputNames.of(subject.t2w)
     return SubjectOutputs(folder=folder, diagnosis_json=folder / names.diagnosis,
                           lesion_mask=folder / names.lesion_mask, sidecar=folder / names.lesion_sidecar)
 
 
+def legacy_subject_outputs(output_root: str | os.PathLike, subject: BidsSubject) -> SubjectOutputs:
+    """The outputs as earlier versions named them: ``<T2w stem>_lesionseg.{nii.gz,json}``.
+
+    Read only, by :func:`check_complete_any_name`; nothing is written under these names.
+    """
+    current = subject_outputs(output_root, subject)
+    mask, sidecar = OutputNames.of(subject.t2w).legacy_lesion_outputs
+    return SubjectOutputs(folder=current.folder, diagnosis_json=current.diagnosis_json,
+                          lesion_mask=current.folder / mask, sidecar=current.folder / sidecar)
+
+
 def write_description(output_root: str | os.PathLike) -> None:
-    """The derivative dataset's ``dataset_description.json`` (DatasetType, GeneratedBy)."""
+    """The derivative dataset's ``dataset_description.json`` (DatasetType, GeneratedBy with CodeURL)."""
     generated_by = [{"Name": "sct_lesion_classify", "Version": __version__,
                      "Description": "sct_lesion_classify batch: cascaded intramedullary lesion "
-                                    "segmentation and differential diagnosis (research use only)"}]
+                                    "segmentation and differential diagnosis (research use only)",
+                     "CodeURL": PROJECT_URL}]
     write_dataset_description(Path(output_root), "sct_lesion_classify: lesion masks and diagnoses",
                               generated_by, derivative=True)
 
@@ -172,6 +198,34 @@ def check_complete(subject: BidsSubject, outputs: SubjectOutputs, *, lesion_path
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             return None, f"lesion mask sidecar missing or unreadable ({type(exc).__name__})"
     return document, ""
+
+
+def check_complete_any_name(subject: BidsSubject, output_root: str | os.PathLike, *,
+                            lesion_path: Path, lesion_source: str, models: Sequence[ModelFingerprint]
+                            ) -> tuple[dict | None, str, Path]:
+    """:func:`check_complete` for the current output names, then, for an automatic mask, the old ones.
+
+    A subject processed by an earlier version has ``<stem>_lesionseg.nii.gz`` + ``.json`` and a
+    diagnosis JSON naming that mask; those outputs are complete under the same rules.
+
+    Returns
+    -------
+    (document, "", accepted lesion mask) when complete; (None, reason, lesion_path) otherwise
+    (the reason is the one of the current names).
+    """
+    outputs = subject_outputs(output_root, subject)
+    document, reason = check_complete(subject, outputs, lesion_path=lesion_path,
+                                      lesion_source=lesion_source, models=models)
+    if document is not None or lesion_source != "automatic" or lesion_path != outputs.lesion_mask:
+        return document, reason, lesion_path
+    legacy = legacy_subject_outputs(output_root, subject)
+    if not legacy.lesion_mask.is_file():
+        return None, reason, lesion_path
+    legacy_document, _ = check_complete(subject, legacy, lesion_path=legacy.lesion_mask,
+                                        lesion_source=lesion_source, models=models)
+    if legacy_document is None:
+        return None, reason, lesion_path
+    return legacy_document, "", legacy.lesion_mask
 
 
 def _mask_problem(mask_path: Path, image_path: Path) -> str:

@@ -6,7 +6,8 @@ The steps, as the command runs them:
    include/exclude patterns (nothing is written yet; errors are ``InputError``);
 2. ``subject_job.resolve_models``: the model packages, verified, without sessions;
 3. :func:`batch_lock`: one batch at a time per output folder;
-4. :func:`plan_batch`: which subjects are complete already (checked, ``cohort.check_complete``;
+4. :func:`plan_batch`: which subjects are complete already (checked,
+   ``cohort.check_complete_any_name``, which also accepts the earlier ``_lesionseg`` names;
    their rows are rebuilt from their diagnosis JSON) and which are to run;
 5. :func:`execute`: writes ``dataset_description.json`` and the table, runs the jobs and
    rewrites the table (atomically, sorted by subject) after every finished subject, in the
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from sct_lesion_classify.batch.cohort import (
     TABLE_NAME,
-    check_complete,
+    check_complete_any_name,
     display_path,
     remove_stale_temporaries,
     select_subjects,
@@ -74,7 +75,8 @@ class Cohort:
     all_ids: frozenset[str]
 
 
-def select_cohort(bids_root: Path, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> Cohort:
+def select_cohort(bids_root: Path, include: Sequence[str] = (), exclude: Sequence[str] = (), *,
+                  include_regex: str | None = None, exclude_regex: str | None = None) -> Cohort:
     """Subjects with a T2w image, filtered by the patterns (``cohort.select_subjects``).
 
     Raises
@@ -87,10 +89,13 @@ def select_cohort(bids_root: Path, include: Sequence[str] = (), exclude: Sequenc
     if not subjects:
         raise InputError(f"{bids_root}: not a BIDS dataset with T2w images (no "
                          "sub-<label>/anat/sub-<label>_T2w.nii.gz)")
-    selected = select_subjects(subjects, include, exclude)
+    selected = select_subjects(subjects, include, exclude, include_regex=include_regex,
+                               exclude_regex=exclude_regex)
     if not selected:
+        regexes = "".join(f" {flag} {regex!r}" for flag, regex in (("-include", include_regex),
+                                                                    ("-exclude", exclude_regex)) if regex)
         raise InputError(f"{bids_root}: no subject left after --include {list(include) or '*'} "
-                         f"--exclude {list(exclude)} ({len(subjects)} subjects with a T2w image)")
+                         f"--exclude {list(exclude)}{regexes} ({len(subjects)} subjects with a T2w image)")
     return Cohort(selected=tuple(selected), all_ids=frozenset(s.participant_id for s in subjects))
 
 
@@ -152,8 +157,9 @@ def plan_batch(settings: BatchSettings, cohort: Cohort, models: ModelSelection, 
         fingerprints = subject_models(models, subject, settings)
         lesion_path = subject.lesion_mask if settings.use_manual_lesion else outputs.lesion_mask
         if not overwrite and lesion_path is not None:
-            document, reason = check_complete(subject, outputs, lesion_path=lesion_path,
-                                              lesion_source=settings.lesion_source, models=fingerprints)
+            document, reason, lesion_path = check_complete_any_name(
+                subject, settings.output_root, lesion_path=lesion_path,
+                lesion_source=settings.lesion_source, models=fingerprints)
             if document is not None:
                 done.append(outcome_from_document(
                     subject.participant_id, document,

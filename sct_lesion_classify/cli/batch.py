@@ -43,8 +43,9 @@ def get_parser() -> SCTArgumentParser:
         "-o", "--output", dest="o", metavar="<folder>", default=None,
         help="Output derivative dataset. Default: <BIDS>/derivatives/sct_lesion_classify.")
     opt.add_argument(
-        "-j", "--jobs", dest="j", metavar="<int>", type=positive_int, default=1,
-        help="Local worker processes (each loads the models once). Default: 1.")
+        "-j", "--jobs", "-jobs", dest="j", metavar="<int>", type=positive_int, default=1,
+        help="Local worker processes (each loads the models once; '-jobs' as in sct_run_batch). "
+             "Default: 1.")
     opt.add_argument(
         "--threads", metavar="<int>", type=positive_int, default=None,
         help="ONNX Runtime threads per worker. Default: the usable cores divided by -j (locally), "
@@ -55,12 +56,24 @@ def get_parser() -> SCTArgumentParser:
              "on its workers instead of local processes (-j is then ignored). The workers need this "
              "package, the models and the dataset at the same paths (shared file system).")
     opt.add_argument(
-        "--include", metavar="<pattern>", nargs="+", action="extend", default=[],
+        "--include", "-include-list", dest="include", metavar="<pattern>", nargs="+", action="extend",
+        default=[],
         help="Only subjects matching one of these shell patterns (e.g. 'sub-01*' or '01?'; the "
-             "'sub-' prefix is optional). Default: every subject with a T2w image.")
+             "'sub-' prefix is optional; '-include-list sub-01 sub-02' as in sct_run_batch). "
+             "Default: every subject with a T2w image.")
     opt.add_argument(
-        "--exclude", metavar="<pattern>", nargs="+", action="extend", default=[],
-        help="Skip the subjects matching one of these shell patterns.")
+        "--exclude", "-exclude-list", dest="exclude", metavar="<pattern>", nargs="+", action="extend",
+        default=[],
+        help="Skip the subjects matching one of these shell patterns ('-exclude-list' as in "
+             "sct_run_batch).")
+    opt.add_argument(
+        "-include", dest="include_regex", metavar="<regex>", type=regex, default=None,
+        help="As sct_run_batch's -include: only subjects whose folder name (sub-<label>) contains a "
+             "match of this regular expression (e.g. '^sub-0[12]'). Combines with --include.")
+    opt.add_argument(
+        "-exclude", dest="exclude_regex", metavar="<regex>", type=regex, default=None,
+        help="As sct_run_batch's -exclude: skip the subjects whose folder name contains a match of "
+             "this regular expression. Combines with --exclude.")
     opt.add_argument(
         "--overwrite", action="store_true",
         help="Redo every selected subject (needed after changing segmentation options). Default: skip "
@@ -110,7 +123,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.scheduler and "://" not in args.scheduler:
         raise InputError(f"--scheduler {args.scheduler!r}: expected an address such as tcp://host:8786")
     settings = _settings(args)
-    cohort = select_cohort(settings.bids_root, args.include, args.exclude)
+    cohort = select_cohort(settings.bids_root, args.include, args.exclude, include_regex=args.include_regex,
+                           exclude_regex=args.exclude_regex)
     models = resolve_models(settings)
     with batch_lock(settings.output_root):
         plan = plan_batch(settings, cohort, models, overwrite=args.overwrite)
@@ -123,13 +137,24 @@ def _run(args: argparse.Namespace) -> int:
                  len(cohort.selected), len(plan.done), len(plan.jobs), where)
         for pid, reason in plan.redo_reasons.items():
             log.info("%s: redone (%s)", pid, reason)
-        with _Progress(len(plan.jobs), args.v) as progress:
+        with _Progress(len(plan.jobs), args.v, args.stage_times) as progress:
             report = execute(plan, jobs=args.j, scheduler=args.scheduler, on_result=progress.on_result)
     statuses = Counter(o.status for o in report.outcomes)
     log.info("%d ok, %d without lesion, %d failed; %d of them were complete already. Table: %s",
              statuses[STATUS_OK], statuses[STATUS_NO_LESION], statuses[STATUS_FAILED], report.n_skipped,
              plan.table_path)
     return 1 if report.n_failed else 0
+
+
+def regex(text: str) -> str:
+    """``argparse`` type: a valid Python regular expression (sct_run_batch's -include / -exclude)."""
+    import re
+
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise argparse.ArgumentTypeError(f"invalid regular expression {text!r}: {exc}") from None
+    return text
 
 
 def _settings(args: argparse.Namespace) -> BatchSettings:
@@ -166,13 +191,14 @@ class _Progress:
     """The progress bar of the subjects (stderr), failures as they happen, and with -v 2 each
     subject's summary and log lines (stdout)."""
 
-    def __init__(self, total: int, verbosity: int) -> None:
+    def __init__(self, total: int, verbosity: int, stage_times=None) -> None:
         import sys
         from collections import Counter
 
         from tqdm import tqdm
 
         self.verbosity = verbosity
+        self.stage_times = stage_times  # cli.frame.StageTimes: the subjects' seconds per stage
         self.counts: Counter[str] = Counter()
         self.bar = tqdm(total=total, desc="batch", unit="subject", file=sys.stderr,
                         disable=verbosity == 0 or not total, dynamic_ncols=True)
@@ -193,6 +219,9 @@ class _Progress:
 
         outcome = result.outcome
         self.counts[outcome.status] += 1
+        if self.stage_times is not None:
+            self.stage_times.add({("subject total" if stage == "total" else stage): seconds
+                                  for stage, seconds in outcome.runtime_s.items()})
         self.bar.set_postfix({"ok": self.counts[STATUS_OK] + self.counts[STATUS_NO_LESION],
                               "failed": self.counts[STATUS_FAILED]}, refresh=False)
         self.bar.update(1)

@@ -68,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     import logging
+    import time
     from pathlib import Path
 
     from sct_lesion_classify.cli.common import segmentation_request
@@ -93,8 +94,11 @@ def _run(args: argparse.Namespace) -> int:
     )
     selection = select_models(args.custom_model, segment=request.lesion_path is None,
                               cord_localizer=seg_request.needs_builtin_cord, t1c=request.t1c_path is not None)
+    start = time.perf_counter()
     models = ClassificationModels.load(selection)
+    args.stage_times.add({"load_models": time.perf_counter() - start})
     outputs = run_classification(request, models)
+    args.stage_times.add(outputs.document.provenance.runtime_s)
     log = logging.getLogger("sct_lesion_classify")
     if outputs.diagnosis is None:
         log.info("No diagnosis (empty lesion mask).")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from sct_lesion_classify.cli.frame import SCTArgumentParser, non_negative_float
 
@@ -55,8 +55,11 @@ def add_segmentation_args(parser: SCTArgumentParser, *, cord_mask_option: bool =
         help="Fill holes in the lesion mask. Default: the model card's.")
     opt.add_argument(
         "-remove-small", metavar="<size>", nargs="+", default=None, type=size_text,
-        help="Remove lesions smaller than this, in mm3 or voxels (e.g. '20mm3' or '5vox'). "
-             "Default: the model card's.")
+        action=RemoveSmallAction,
+        help="Remove lesions smaller than this, in mm3 or voxels: '20mm3', '5vox', or SCT's form "
+             "'10 20 10vox' where the unit of the last value applies to the values without one (no "
+             "unit at all: voxels, as in SCT). With several sizes, a lesion smaller than any is "
+             "removed. Default: the model card's.")
     opt.add_argument(
         "-custom-model", metavar="<folder>", action="append", default=[],
         help="A model package folder (<name>.onnx + <name>.json model card) to use instead of the "
@@ -64,15 +67,48 @@ def add_segmentation_args(parser: SCTArgumentParser, *, cord_mask_option: bool =
 
 
 def size_text(text: str) -> str:
-    """``argparse`` type for ``-remove-small``: a size that ``lesion.postprocess.parse_size`` reads."""
+    """``argparse`` type for one ``-remove-small`` value: ``20mm3``, ``5vox`` or a bare ``5``.
+
+    Returned stripped and lower case; a bare number gets its unit from :class:`RemoveSmallAction`.
+    """
     from sct_lesion_classify.errors import InputError
     from sct_lesion_classify.lesion.postprocess import parse_size
 
+    text = text.strip().lower()
     try:
         parse_size(text)
+        return text
     except InputError:
-        raise argparse.ArgumentTypeError(f"expected a size like '20mm3' or '5vox', got {text!r}") from None
-    return text.strip().lower()
+        pass
+    try:
+        parse_size(text + "vox")  # a bare number
+    except InputError:
+        raise argparse.ArgumentTypeError(
+            f"expected a size like '20mm3', '5vox' or '10 20 10vox', got {text!r}") from None
+    return text
+
+
+def remove_small_sizes(values: Sequence[str]) -> tuple[str, ...]:
+    """The ``-remove-small`` values with a unit each (SCT's rule for values given without one).
+
+    A value without a unit takes the unit of the last value (``10 20 10vox`` -> 10vox 20vox
+    10vox; ``5 20mm3`` -> 5mm3 20mm3), or voxels when the last value has none either (``5`` ->
+    5vox, as ``sct_deepseg`` reads it). Values with their own unit keep it (``20mm3 5vox``).
+    """
+    from sct_lesion_classify.lesion.postprocess import SIZE_UNITS
+
+    def unit_of(value: str) -> str | None:
+        return next((unit for unit in SIZE_UNITS if value.endswith(unit)), None)
+
+    last_unit = unit_of(values[-1]) or "vox"
+    return tuple(value if unit_of(value) else f"{value}{last_unit}" for value in values)
+
+
+class RemoveSmallAction(argparse.Action):
+    """``-remove-small``: store the values (checked by :func:`size_text`) with their units."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, remove_small_sizes(list(values)))
 
 
 def segmentation_options(args: argparse.Namespace) -> SegmentationOptions:

@@ -48,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     import logging
+    import time
 
     from sct_lesion_classify.cli.common import segmentation_request, viewer_syntax
     from sct_lesion_classify.pipeline.models import select_models
@@ -56,8 +57,11 @@ def _run(args: argparse.Namespace) -> int:
     request = segmentation_request(args, output_path=args.o)
     selection = select_models(args.custom_model, segment=True, cord_localizer=request.needs_builtin_cord,
                               classify=False)
+    start = time.perf_counter()
     models = SegmentationModels.load(selection)
+    args.stage_times.add({"load_models": time.perf_counter() - start})
     outputs = run_segmentation(request, models)
+    args.stage_times.add(outputs.runtime_s)
     log = logging.getLogger("sct_lesion_classify")
     for message in outputs.warnings:
         log.warning(message)

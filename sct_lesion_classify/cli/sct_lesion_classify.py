@@ -50,16 +50,23 @@ def usage() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Dispatch to the subcommand named by the first argument."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
+    if argv and argv[0] in ("-h", "--help"):
         print(usage())
-        return 0 if argv else EXIT_USAGE
+        return 0
+    if not argv:
+        return _usage_error(f"a subcommand is required; choose from {', '.join(SUBCOMMANDS)}")
     name, rest = argv[0], argv[1:]
     if name not in SUBCOMMANDS:
-        print(f"{PROG}: error: unknown subcommand {name!r}; choose from {', '.join(SUBCOMMANDS)}",
-              file=sys.stderr)
-        return EXIT_USAGE
+        return _usage_error(f"unknown subcommand {name!r}; choose from {', '.join(SUBCOMMANDS)}")
     module = importlib.import_module(SUBCOMMANDS[name][0])
     return module.main(rest)
+
+
+def _usage_error(message: str) -> int:
+    """As the commands' usage errors (``cli.frame``): the usage line, then one error line; exit 2."""
+    print(usage().splitlines()[0], file=sys.stderr)
+    print(f"{PROG}: error: {message} (see {PROG} -h)", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def console_entry() -> None:

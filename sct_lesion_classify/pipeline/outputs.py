@@ -2,8 +2,8 @@
 
 For ``-i sub-01_T2w.nii.gz`` (stem ``sub-01_T2w``)::
 
-    sub-01_T2w_lesionseg.nii.gz        lesion mask (sct_deepseg_imlesion, or sct_classify_lesion
-    sub-01_T2w_lesionseg.json          without -lesion) and its BIDS sidecar
+    sub-01_T2w_lesion_seg.nii.gz       lesion mask (sct_deepseg_imlesion, or sct_classify_lesion
+    sub-01_T2w_lesion_seg.json         without -lesion) and its BIDS sidecar
     sub-01_T2w_seg.nii.gz              cord mask (-save-cord 1; also SCT's, -cord-method sct)
     sub-01_T2w_cropbox.nii.gz          crop box (-save-cord 1)
     sub-01_T2w_diagnosis.json          diagnosis JSON (sct_classify_lesion)
@@ -11,6 +11,11 @@ For ``-i sub-01_T2w.nii.gz`` (stem ``sub-01_T2w``)::
 
 The folder is the caller's (beside the input, beside ``-o``, or a batch's derivative folder);
 a NIfTI output's sidecar is its name with ``.json`` (:func:`sidecar_path`).
+
+The lesion mask is named as SCT 7's lesion tasks name theirs (``sct_deepseg lesion_ms`` ->
+``<stem>_lesion_seg.nii.gz``). Earlier versions of this package wrote ``<stem>_lesionseg`` (the
+name of SCT's deprecated ``sct_deepseg_lesion``); :attr:`OutputNames.legacy_lesion_outputs`
+spells it, for the batch's resume check only (nothing is written under it).
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from pathlib import Path
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 NIFTI = ".nii.gz"
 
-LESION_MASK_SUFFIX = "_lesionseg"
+LESION_MASK_SUFFIX = "_lesion_seg"
+LEGACY_LESION_MASK_SUFFIX = "_lesionseg"  # earlier versions' name; only read (batch resume)
 CORD_MASK_SUFFIX = "_seg"
 CROP_BOX_SUFFIX = "_cropbox"
 DIAGNOSIS_SUFFIX = "_diagnosis"
@@ -56,13 +62,19 @@ class OutputNames:
 
     @property
     def lesion_mask(self) -> str:
-        """``<stem>_lesionseg.nii.gz``."""
+        """``<stem>_lesion_seg.nii.gz``."""
         return f"{self.stem}{LESION_MASK_SUFFIX}{NIFTI}"
 
     @property
     def lesion_sidecar(self) -> str:
-        """``<stem>_lesionseg.json``."""
+        """``<stem>_lesion_seg.json``."""
         return sidecar_path(self.lesion_mask).name
+
+    @property
+    def legacy_lesion_outputs(self) -> tuple[str, str]:
+        """``(<stem>_lesionseg.nii.gz, <stem>_lesionseg.json)``: the mask and sidecar in earlier versions."""
+        mask = f"{self.stem}{LEGACY_LESION_MASK_SUFFIX}{NIFTI}"
+        return mask, sidecar_path(mask).name
 
     @property
     def cord_mask(self) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sct_lesion_classify import __version__
+from sct_lesion_classify import PROJECT_URL, __version__
 from sct_lesion_classify.cord.crop import crop_box_around
 from sct_lesion_classify.cord.localize import (
     BuiltinCordLocalizer,
@@ -64,7 +64,7 @@ class SegmentationRequest:
         return self.options.needs_builtin_cord(cord_mask_given=self.cord_mask_path is not None)
 
     def lesion_output(self) -> Path:
-        """``-o``, or ``<folder of -i>/<stem>_lesionseg.nii.gz``."""
+        """``-o``, or ``<folder of -i>/<stem>_lesion_seg.nii.gz``."""
         if self.output_path is not None:
             return self.output_path
         return self.image_path.parent / OutputNames.of(self.image_path).lesion_mask
@@ -244,22 +244,48 @@ def _postprocessing(options: SegmentationOptions, defaults: Postprocessing) -> P
 
 
 def _sidecar(request: SegmentationRequest, models: SegmentationModels, soft: bool) -> dict:
-    """BIDS derivative sidecar with GeneratedBy (name, version, models with sha256, command)."""
+    """BIDS derivative sidecar with GeneratedBy (name, version, models with sha256, command).
+
+    Beside our keys, the two that ``sct_deepseg`` writes in its sidecars: ``CodeURL`` (the
+    project's repository) and ``ModelURL`` (the download URLs of the packages in use, as
+    :func:`model_url` finds them; null when none has one, e.g. the bundled packages).
+    """
+    urls = [model_url(p) for p in models.packages]
     return {
         "Description": "lesion probability map" if soft else "intramedullary lesion mask",
         "GeneratedBy": [{
             "Name": "sct_lesion_classify",
             "Version": __version__,
             "Description": "sct_deepseg_imlesion: cord localization, crop, 2D MultiResUNet",
+            "CodeURL": PROJECT_URL,
+            "ModelURL": [url for url in urls if url] or None,
             "CommandLine": request.command_line,
             "Models": [
-                {"Name": p.name, "Version": p.version, "SHA256": p.sha256,
+                {"Name": p.name, "Version": p.version, "SHA256": p.sha256, "ModelURL": url,
                  "TrainingData": p.card.training.data, "SyntheticTrainingData": p.card.training.synthetic_data}
-                for p in models.packages
+                for p, url in zip(models.packages, urls)
             ],
         }],
         "Sources": [str(request.image_path)],
     }
+
+
+def model_url(package: ModelPackage) -> str | None:
+    """Where ``package`` is downloaded from: the registry's ``url`` for its name and version.
+
+    None for a package the registry does not list with a URL (the bundled packages, a user's
+    ``-custom-model`` of another name or version), or when the registry cannot be read.
+    """
+    from sct_lesion_classify.errors import ModelError
+    from sct_lesion_classify.modelpkg.registry import load_registry
+
+    try:
+        entry = load_registry().get(package.name)
+    except ModelError:
+        return None
+    if entry is None or entry.version != package.version:
+        return None
+    return entry.url
 
 
 def _qc(request: SegmentationRequest, image: Image, cord: CordLocalization | None,
