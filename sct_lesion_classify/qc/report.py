@@ -279,7 +279,7 @@ def add_entry(qc_folder: str | os.PathLike, draft: QcDraft,
         })
         page = _html_path(qc_folder)
         write_text_atomic(page, render_html(entries))
-    logger.info("QC report: %s", page)
+    logger.debug("QC entry added to %s", page)
     return page
 
 
