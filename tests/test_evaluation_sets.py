@@ -57,6 +57,7 @@ def tiny_models(tmp_path_factory):
 
 
 def test_three_sets_side_by_side(tmp_path, tiny_models):
+    pytest.importorskip("matplotlib")  # the figures; part of the train extra, absent in SCT's environment
     in_distribution = make_set(tmp_path / "heldout", [row("sub-002")])
     shifted = make_set(tmp_path / "shifted", [row("sub-007", style="shifted")])
     healthy = make_set(tmp_path / "healthy", [{"participant_id": "sub-004"}], labels=False, participants=False)
@@ -132,3 +133,12 @@ def test_a_set_without_split_is_taken_whole_and_a_shifted_set_keeps_its_split(tm
                                                                                     style="shifted")])
     assert [s.participant_id for s in select_set(SHIFTED, shifted, "test").subjects] == ["sub-002"]
     assert [s.participant_id for s in select_set(SHIFTED, shifted, "val").subjects] == ["sub-007"]
+
+
+def test_missing_matplotlib_is_one_line_before_any_work(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "matplotlib", None)  # import matplotlib -> ImportError
+    heldout = make_set(tmp_path / "heldout", [row("sub-002")])
+    assert main(["--bids", str(heldout), "-o", str(tmp_path / "out"), "--split", "test"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "matplotlib" in error and "pip install" in error
+    assert not (tmp_path / "out").exists()

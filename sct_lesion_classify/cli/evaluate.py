@@ -90,6 +90,7 @@ def _run(args: argparse.Namespace) -> int:
                        REAL_HEALTHY: args.real_healthy}
     # every set is checked before any work
     sets = [select_set(name, Path(folder), args.split) for name, folder in folders_of_sets.items() if folder]
+    plots.require_matplotlib()
     folders = list(args.custom_model)
     if args.models:
         folders += [str(Path(args.models) / name) for name in bundled_names(args.models)]

@@ -6,8 +6,18 @@ from pathlib import Path
 
 import numpy as np
 
+from sct_lesion_classify.errors import InputError
 from sct_lesion_classify.io.atomic import atomic_path
 from sct_lesion_classify.train.evaluation.metrics import roc_auc, roc_curve
+
+
+def require_matplotlib() -> None:
+    """Raise ``InputError`` (one line) when matplotlib, which draws the figures, is missing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise InputError("evaluate draws its figures with matplotlib, which is not installed: "
+                         "pip install 'sct_lesion_classify[train]'") from None
 
 
 def _pyplot():
