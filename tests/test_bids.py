@@ -46,6 +46,14 @@ def test_participants_round_trip_and_discovery(tmp_path):
     assert second.t1c is None
 
 
+def test_discovery_reads_the_style_column(tmp_path):
+    bids.write_participants(tmp_path, [{"participant_id": "sub-001", "style": "shifted"},
+                                       {"participant_id": "sub-002", "style": ""}])
+    for pid in ("sub-001", "sub-002", "sub-003"):  # sub-003: not in participants.tsv
+        _touch_subject(tmp_path, pid)
+    assert [s.style for s in bids.discover_subjects(tmp_path)] == ["shifted", None, None]
+
+
 def test_discovery_without_participants(tmp_path):
     _touch_subject(tmp_path, "sub-01")
     (subject,) = bids.discover_subjects(tmp_path)

@@ -175,3 +175,25 @@ def test_float16_storage_is_lossless_with_trained_batch_norm(tmp_path):
     assert storage["converted_initializers"] > 0 and storage["kept_float32_initializers"] == 0
     assert storage["bytes_after"] < storage["bytes_before"]
     assert onnx_parity(model, path, ((2, 1, 32, 32), (1, 1, 48, 48)), seed=1) < 1e-5
+
+
+def test_held_out_metrics_score_only_the_classifier_subjects_with_a_lesion_slice():
+    from sct_lesion_classify.train.family import held_out_metrics
+    from sct_lesion_classify.train.objectives import ClassifierObjective, finite_or_none
+    from sct_lesion_classify.train.recipes import RECIPES
+
+    def patient(label, n_slices):
+        return SimpleNamespace(label=label, has_t1c=False, slice_indices=np.arange(n_slices),
+                               slices=np.zeros((n_slices, 3, 8, 8), np.float32))
+
+    train, val = [patient(0, 2), patient(1, 2)], [patient(0, 2), patient(1, 1), patient(1, 0)]
+    objective = ClassifierObjective(None, RECIPES["tumor_vs_demyelinating"], train, val,
+                                    batch_size=2, steps_per_epoch=1)
+    result = SimpleNamespace(best_epoch=1, epochs_run=1, stopped_early=False, seconds_per_step=0.1)
+    data = SimpleNamespace(val=val, test=[patient(1, 0)])
+    metrics = held_out_metrics(objective, result, data, lambda batch: torch.zeros(len(batch), 1))
+    # the patient without a lesion slice is left out of val, as in training's validation; no test set
+    assert metrics["val"]["patients"] == 2 and metrics["val"]["slices"] == 3
+    validated = finite_or_none(objective.validate(lambda b: torch.zeros(len(b), 1)))
+    assert metrics["val"] == {key[len("val_"):]: value for key, value in validated.items()}
+    assert "test" not in metrics

@@ -70,6 +70,7 @@ class BidsSubject:
     difficult: bool | None
     age: float | None
     sex: str | None
+    style: str | None = None
 
 
 def subject_paths(root: Path, participant_id: str) -> dict[str, Path]:
@@ -205,5 +206,6 @@ def discover_subjects(root: Path) -> list[BidsSubject]:
             difficult=None if difficult is None else difficult == "1",
             age=None if age is None else float(age),
             sex=value("sex"),
+            style=value("style"),
         ))
     return subjects

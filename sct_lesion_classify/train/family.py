@@ -227,7 +227,8 @@ def held_out_metrics(objective: Any, result: FitResult, data: TrainingData,
         "epochs_run": result.epochs_run,
         "stopped_early": result.stopped_early,
         "monitor": objective.monitor.name,
-        "val": finite_or_none(objective.evaluate(data.val, predict)),
+        # the subjects validation scored during training (objective.val): evaluable ones only
+        "val": finite_or_none(objective.evaluate(objective.evaluable(data.val), predict)),
         "seconds_per_training_step": round(result.seconds_per_step, 4),
     }
     test = objective.evaluable(data.test)

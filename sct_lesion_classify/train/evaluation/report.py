@@ -33,7 +33,7 @@ def build_report(records: list[SubjectRecord], *, baselines: dict[str, LogisticB
     report = {
         "description": description,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "subjects": {"total": len(records), "ok": len(ok), "failed": len(records) - len(ok)},
+        "subjects": _subject_counts(records, ok),
         "segmentation": _segmentation(ok),
         "classifiers": {},
         "four_class": _four_class(ok),
@@ -43,6 +43,11 @@ def build_report(records: list[SubjectRecord], *, baselines: dict[str, LogisticB
     for role in ROLE_CLASSES:
         report["classifiers"][role] = _classifier(ok, role, baselines.get(role), n_resamples, seed)
     return report
+
+
+def _subject_counts(records: list[SubjectRecord], ok: list[SubjectRecord]) -> dict:
+    """A section's ``subjects``: all of them, those processed (``ok``) and those that failed."""
+    return {"total": len(records), "ok": len(ok), "failed": len(records) - len(ok)}
 
 
 def _summary(values: list[float]) -> dict:
@@ -87,7 +92,7 @@ def build_healthy_section(records: list[SubjectRecord], *, description: dict) ->
     volumes = [r.predicted_lesion_mm3 for r in ok if r.predicted_lesion_mm3 is not None]
     return {
         "description": description,
-        "subjects": {"total": len(records), "ok": len(ok), "failed": len(records) - len(ok)},
+        "subjects": _subject_counts(records, ok),
         "healthy": {
             "false_positive_mm3": _summary(volumes),
             "false_positive_mm3_max": round(max(volumes), 3) if volumes else None,
@@ -166,8 +171,9 @@ def _fmt(estimate: dict | None) -> str:
 
 def markdown(report: dict) -> str:
     """The report as Markdown: the table comparing the sets (a column per set), then each set's
-    details (segmentation, classifiers with their intervals, four classes)."""
-    sets = report.get("sets") or {IN_DISTRIBUTION: report}
+    details (segmentation, classifiers with their intervals, four classes). ``report`` is
+    :func:`combine_sets`' output."""
+    sets = report["sets"]
     lines = ["# Evaluation report", "", f"- date: {report['date']}", ""]
     lines += comparison_table(sets) + [""]
     for name, section in sets.items():

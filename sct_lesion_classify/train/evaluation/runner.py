@@ -114,6 +114,9 @@ def _evaluate_one(subject: BidsSubject, models: ClassificationModels, output_dir
                   difficult=bool(subject.difficult), status="ok",
                   features=tuple(morphometry_features(outputs.morphometry)))
     predicted_lesion, _ = load_mask(outputs.lesion_path, image.grid, what="predicted lesion mask")
+    # counted on the mask read back (not outputs.morphometry.total_volume_mm3): the Dice and the volume
+    # outside the cord use this mask, and a soft map (threshold 0) is binarized at >= 0.5 here but at > 0.5
+    # by the pipeline, so the two volumes can differ there; they agree for a binary mask
     record["predicted_lesion_mm3"] = float(predicted_lesion.sum()) * float(np.prod(image.zooms))
     if subject.lesion_mask is not None:
         truth, _ = load_mask(subject.lesion_mask, image.grid, what="manual lesion mask")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sct_lesion_classify.errors import InputError
-from sct_lesion_classify.io.bids import BidsSubject, discover_subjects, read_participants
+from sct_lesion_classify.io.bids import BidsSubject, discover_subjects
 
 logger = logging.getLogger(__name__)
 
@@ -110,12 +110,12 @@ def select_set(name: str, bids: Path, split: str) -> EvaluationSet:
 
 
 def _check_held_out_style(bids: Path, chosen: list[BidsSubject]) -> None:
-    styles = {pid: row.get("style", "") for pid, row in read_participants(bids).items()}
-    training = sorted({styles.get(s.participant_id, "") for s in chosen} & set(TRAINING_STYLES))
+    option = _OPTIONS[SHIFTED]
+    training = sorted({s.style for s in chosen} & set(TRAINING_STYLES))
     if training:
-        raise InputError(f"--shifted {bids}/participants.tsv: style {', '.join(training)} is a training style; "
-                         f"--shifted takes a held-out style (e.g. 'phantom --style shifted')")
-    unknown = [s.participant_id for s in chosen if styles.get(s.participant_id, "") in ("", "n/a")]
+        raise InputError(f"{option} {bids}/participants.tsv: style {', '.join(training)} is a training style; "
+                         f"{option} takes a held-out style (e.g. 'phantom --style shifted')")
+    unknown = [s.participant_id for s in chosen if s.style is None]
     if unknown:
-        logger.warning("--shifted %s: no style for %d subject(s) in participants.tsv; make sure no model was "
-                       "trained on them", bids, len(unknown))
+        logger.warning("%s %s: no style for %d subject(s) in participants.tsv; make sure no model was "
+                       "trained on them", option, bids, len(unknown))
