@@ -72,10 +72,17 @@ class SegmentationRequest:
 
 @dataclass
 class SegmentationModels:
-    """The packages of the segmentation, loaded and verified once, with their sessions."""
+    """The packages of the segmentation, loaded and verified once, with their sessions.
+
+    ``packages`` are the selection's segmentation packages (cord localizer, lesion) and
+    ``model_urls`` their download URLs (:func:`model_url`, one each), worked out once here so
+    that writing a sidecar reads no registry.
+    """
 
     lesion: LesionSegmenter
-    cord: BuiltinCordLocalizer | None = None
+    cord: BuiltinCordLocalizer | None
+    packages: tuple[ModelPackage, ...]
+    model_urls: tuple[str | None, ...]
 
     @classmethod
     def load(cls, selection: ModelSelection, *, threads: int | None = None) -> "SegmentationModels":
@@ -84,12 +91,9 @@ class SegmentationModels:
             raise InputError("no lesion segmentation package selected for this run")
         lesion = LesionSegmenter(selection.lesion, threads=threads)
         cord = BuiltinCordLocalizer(selection.cord, threads=threads) if selection.cord is not None else None
-        return cls(lesion=lesion, cord=cord)
-
-    @property
-    def packages(self) -> list[ModelPackage]:
-        """The packages in use, in pipeline order."""
-        return [p for p in ((self.cord.package if self.cord else None), self.lesion.package) if p]
+        packages = selection.segmentation
+        return cls(lesion=lesion, cord=cord, packages=packages,
+                   model_urls=tuple(model_url(p) for p in packages))
 
 
 @dataclass(frozen=True)
@@ -248,9 +252,10 @@ def _sidecar(request: SegmentationRequest, models: SegmentationModels, soft: boo
 
     Beside our keys, the two that ``sct_deepseg`` writes in its sidecars: ``CodeURL`` (the
     project's repository) and ``ModelURL`` (the download URLs of the packages in use, as
-    :func:`model_url` finds them; null when none has one, e.g. the bundled packages).
+    :func:`model_url` found them when the models were loaded; null when none has one, e.g. the
+    bundled packages).
     """
-    urls = [model_url(p) for p in models.packages]
+    urls = models.model_urls
     return {
         "Description": "lesion probability map" if soft else "intramedullary lesion mask",
         "GeneratedBy": [{
