@@ -110,13 +110,9 @@ class SegmentationPaths:
 class SegmentationOutputs:
     """What :func:`run_segmentation` computed and wrote."""
 
-    image: Image = field(repr=False)
+    paths: SegmentationPaths
     cord: CordLocalization | None = field(repr=False)
     segmentation: LesionSegmentation = field(repr=False)
-    mask_path: Path
-    sidecar_path: Path
-    cord_path: Path | None
-    cropbox_path: Path | None
     qc_page: Path | None
     warnings: tuple[str, ...]
     runtime_s: dict[str, float]
@@ -164,9 +160,8 @@ def run_segmentation(request: SegmentationRequest, models: SegmentationModels, *
         start = time.perf_counter()
         qc_page = _qc(request, image, cord, segmentation, models, warnings)
         runtime["qc"] = time.perf_counter() - start
-    return SegmentationOutputs(image=image, cord=cord, segmentation=segmentation, mask_path=paths.mask,
-                               sidecar_path=paths.sidecar, cord_path=paths.cord, cropbox_path=paths.crop_box,
-                               qc_page=qc_page, warnings=tuple(warnings), runtime_s=runtime)
+    return SegmentationOutputs(paths=paths, cord=cord, segmentation=segmentation, qc_page=qc_page,
+                               warnings=tuple(warnings), runtime_s=runtime)
 
 
 def _check_outputs(request: SegmentationRequest, protected: tuple[Path, ...] = ()) -> SegmentationPaths:
