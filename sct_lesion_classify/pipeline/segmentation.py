@@ -238,7 +238,7 @@ def _postprocessing(options: SegmentationOptions, defaults: Postprocessing) -> P
         threshold=defaults.threshold if options.threshold is None else options.threshold,
         fill_holes=defaults.fill_holes if options.fill_holes is None else options.fill_holes,
         largest=defaults.largest if options.largest is None else options.largest,
-        remove_small=defaults.remove_small if options.remove_small is None else tuple(options.remove_small),
+        remove_small=defaults.remove_small if options.remove_small is None else options.remove_small,
     )
 
 
