@@ -206,3 +206,15 @@ def test_typed_document_gives_the_schema_object_in_its_order(tmp_path):
     assert json.loads(path.read_text()) == with_map.to_json()
     empty = typed_document(with_results=False).to_json()
     assert empty["classifiers"] == {} and empty["diagnosis"] is None and validation_errors(empty) == []
+
+
+def test_input_record_writes_shape_as_ints_and_voxel_sizes_as_floats():
+    import numpy as np
+
+    from sct_lesion_classify.classify.document import InputRecord
+
+    record = InputRecord(path="/data/x.nii.gz", sha256=SHA, shape=tuple(np.int64([64, 48, 12])),
+                         voxel_size_mm=(1, np.float32(0.5), 3), orientation="RPI")
+    assert json.dumps(record.to_json()) == (
+        f'{{"path": "/data/x.nii.gz", "sha256": "{SHA}", "shape": [64, 48, 12], '
+        '"voxel_size_mm": [1.0, 0.5, 3.0], "orientation": "RPI", "t1c_path": null}')

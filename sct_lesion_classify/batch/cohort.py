@@ -96,12 +96,12 @@ def subject_outputs(output_root: str | os.PathLike, subject: BidsSubject) -> Sub
                           lesion_mask=folder / names.lesion_mask, sidecar=folder / names.lesion_sidecar)
 
 
-def legacy_subject_outputs(output_root: str | os.PathLike, subject: BidsSubject) -> SubjectOutputs:
+def legacy_subject_outputs(current: SubjectOutputs, subject: BidsSubject) -> SubjectOutputs:
     """The outputs as earlier versions named them: ``<T2w stem>_lesionseg.{nii.gz,json}``.
 
-    Read only, by :func:`check_complete_any_name`; nothing is written under these names.
+    ``current``: the subject's outputs under the current names (:func:`subject_outputs`). Read
+    only, by :func:`check_complete_any_name`; nothing is written under these names.
     """
-    current = subject_outputs(output_root, subject)
     mask, sidecar = OutputNames.of(subject.t2w).legacy_lesion_outputs
     return SubjectOutputs(folder=current.folder, diagnosis_json=current.diagnosis_json,
                           lesion_mask=current.folder / mask, sidecar=current.folder / sidecar)
@@ -163,10 +163,57 @@ def check_complete(subject: BidsSubject, outputs: SubjectOutputs, *, lesion_path
     -------
     (document, "") when complete; (None, reason) otherwise.
     """
-    from sct_lesion_classify.classify.document import validation_errors
-    from sct_lesion_classify.modelpkg.package import file_sha256
+    document, reason = _read_diagnosis(outputs.diagnosis_json)
+    if document is None:
+        return None, reason
+    reason = _input_problem(subject, document) or _outputs_problem(
+        subject, document, outputs, lesion_path=lesion_path, lesion_source=lesion_source, models=models)
+    return (None, reason) if reason else (document, "")
 
-    path = outputs.diagnosis_json
+
+def check_complete_any_name(subject: BidsSubject, outputs: SubjectOutputs, *, lesion_path: Path,
+                            lesion_source: str, models: Sequence[ModelFingerprint]
+                            ) -> tuple[dict | None, str, Path]:
+    """:func:`check_complete` for the current output names, then, for an automatic mask, the old ones.
+
+    A subject processed by an earlier version has ``<stem>_lesionseg.nii.gz`` + ``.json`` and a
+    diagnosis JSON naming that mask; those outputs are complete under the same rules. The
+    diagnosis JSON is read and validated once; the old outputs are checked only when it names
+    the old mask.
+
+    Parameters
+    ----------
+    outputs
+        The subject's outputs under the current names (:func:`subject_outputs`).
+
+    Returns
+    -------
+    (document, "", accepted lesion mask) when complete; (None, reason, lesion_path) otherwise
+    (the reason is the one of the current names).
+    """
+    document, reason = _read_diagnosis(outputs.diagnosis_json)
+    if document is None:
+        return None, reason, lesion_path
+    reason = _input_problem(subject, document)
+    if reason:
+        return None, reason, lesion_path
+    reason = _outputs_problem(subject, document, outputs, lesion_path=lesion_path,
+                              lesion_source=lesion_source, models=models)
+    if not reason:
+        return document, "", lesion_path
+    if lesion_source != "automatic" or lesion_path != outputs.lesion_mask:
+        return None, reason, lesion_path
+    legacy = legacy_subject_outputs(outputs, subject)
+    if Path(document["lesion_mask"]["path"]).name != legacy.lesion_mask.name or _outputs_problem(
+            subject, document, legacy, lesion_path=legacy.lesion_mask, lesion_source=lesion_source, models=models):
+        return None, reason, lesion_path
+    return document, "", legacy.lesion_mask
+
+
+def _read_diagnosis(path: Path) -> tuple[dict | None, str]:
+    """The diagnosis JSON at ``path``, parsed and valid against the schema; else (None, reason)."""
+    from sct_lesion_classify.classify.document import validation_errors
+
     if not path.is_file():
         return None, "no diagnosis JSON"
     try:
@@ -178,54 +225,40 @@ def check_complete(subject: BidsSubject, outputs: SubjectOutputs, *, lesion_path
     problems = validation_errors(document)
     if problems:
         return None, f"diagnosis JSON breaks the schema ({problems[0]})"
-    try:
-        if document["input"]["sha256"] != file_sha256(subject.t2w):
-            return None, "the T2w image changed since the diagnosis was computed"
-    except OSError as exc:
-        return None, f"T2w image unreadable ({exc.strerror or exc})"
-    mask = document["lesion_mask"]
-    if mask["source"] != lesion_source or Path(mask["path"]).name != lesion_path.name:
-        return None, f"the diagnosis used another lesion mask ({mask['source']}: {Path(mask['path']).name})"
-    recorded = [(m["name"], m["version"], m["sha256"]) for m in document["provenance"]["models"]]
-    if recorded != [(m.name, m.version, m.sha256) for m in models]:
-        return None, "the diagnosis was computed with other model packages"
-    if lesion_source == "automatic":
-        reason = _mask_problem(lesion_path, subject.t2w)
-        if reason:
-            return None, reason
-        try:
-            json.loads(outputs.sidecar.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            return None, f"lesion mask sidecar missing or unreadable ({type(exc).__name__})"
     return document, ""
 
 
-def check_complete_any_name(subject: BidsSubject, output_root: str | os.PathLike, *,
-                            lesion_path: Path, lesion_source: str, models: Sequence[ModelFingerprint]
-                            ) -> tuple[dict | None, str, Path]:
-    """:func:`check_complete` for the current output names, then, for an automatic mask, the old ones.
+def _input_problem(subject: BidsSubject, document: dict) -> str:
+    """Why ``document`` was not computed from the current T2w file ("" if it was)."""
+    from sct_lesion_classify.modelpkg.package import file_sha256
 
-    A subject processed by an earlier version has ``<stem>_lesionseg.nii.gz`` + ``.json`` and a
-    diagnosis JSON naming that mask; those outputs are complete under the same rules.
+    try:
+        if document["input"]["sha256"] != file_sha256(subject.t2w):
+            return "the T2w image changed since the diagnosis was computed"
+    except OSError as exc:
+        return f"T2w image unreadable ({exc.strerror or exc})"
+    return ""
 
-    Returns
-    -------
-    (document, "", accepted lesion mask) when complete; (None, reason, lesion_path) otherwise
-    (the reason is the one of the current names).
-    """
-    outputs = subject_outputs(output_root, subject)
-    document, reason = check_complete(subject, outputs, lesion_path=lesion_path,
-                                      lesion_source=lesion_source, models=models)
-    if document is not None or lesion_source != "automatic" or lesion_path != outputs.lesion_mask:
-        return document, reason, lesion_path
-    legacy = legacy_subject_outputs(output_root, subject)
-    if not legacy.lesion_mask.is_file():
-        return None, reason, lesion_path
-    legacy_document, _ = check_complete(subject, legacy, lesion_path=legacy.lesion_mask,
-                                        lesion_source=lesion_source, models=models)
-    if legacy_document is None:
-        return None, reason, lesion_path
-    return legacy_document, "", legacy.lesion_mask
+
+def _outputs_problem(subject: BidsSubject, document: dict, outputs: SubjectOutputs, *, lesion_path: Path,
+                     lesion_source: str, models: Sequence[ModelFingerprint]) -> str:
+    """Why ``document`` does not fit this lesion mask, these packages and (for an automatic mask)
+    the mask and sidecar in ``outputs`` ("" if it does)."""
+    mask = document["lesion_mask"]
+    if mask["source"] != lesion_source or Path(mask["path"]).name != lesion_path.name:
+        return f"the diagnosis used another lesion mask ({mask['source']}: {Path(mask['path']).name})"
+    recorded = [(m["name"], m["version"], m["sha256"]) for m in document["provenance"]["models"]]
+    if recorded != [(m.name, m.version, m.sha256) for m in models]:
+        return "the diagnosis was computed with other model packages"
+    if lesion_source == "automatic":
+        reason = _mask_problem(lesion_path, subject.t2w)
+        if reason:
+            return reason
+        try:
+            json.loads(outputs.sidecar.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            return f"lesion mask sidecar missing or unreadable ({type(exc).__name__})"
+    return ""
 
 
 def _mask_problem(mask_path: Path, image_path: Path) -> str:

@@ -158,7 +158,7 @@ def plan_batch(settings: BatchSettings, cohort: Cohort, models: ModelSelection, 
         lesion_path = subject.lesion_mask if settings.use_manual_lesion else outputs.lesion_mask
         if not overwrite and lesion_path is not None:
             document, reason, lesion_path = check_complete_any_name(
-                subject, settings.output_root, lesion_path=lesion_path,
+                subject, outputs, lesion_path=lesion_path,
                 lesion_source=settings.lesion_source, models=fingerprints)
             if document is not None:
                 done.append(outcome_from_document(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
@@ -16,6 +16,7 @@ from sct_lesion_classify import __version__
 from sct_lesion_classify.classify.diagnosis import ClassifierResult, Diagnosis
 from sct_lesion_classify.errors import ProcessingError
 from sct_lesion_classify.io.atomic import write_json_atomic
+from sct_lesion_classify.modelpkg.card import JsonRecord
 
 if TYPE_CHECKING:
     from sct_lesion_classify.lesion.morphometry import LesionMorphometry
@@ -66,17 +67,13 @@ def write_diagnosis(path: str | Path, document: dict) -> None:
         raise ProcessingError(f"{path}: cannot write ({exc.strerror or exc})") from exc
 
 
-class _FieldsRecord:
-    """A record whose JSON object is its fields, in their order (strings, numbers, booleans)."""
-
-    def to_json(self) -> dict:
-        """The fields as a JSON object."""
-        return asdict(self)
-
-
 @dataclass(frozen=True)
-class InputRecord:
-    """The ``input`` object: the T2w image (and the cT1w image, if any)."""
+class InputRecord(JsonRecord):
+    """The ``input`` object: the T2w image (and the cT1w image, if any).
+
+    ``shape`` is kept as ints and ``voxel_size_mm`` as floats, so the JSON has ``[512, 512, 15]``
+    and ``[0.6, 0.6, 3.0]`` whatever numbers it was built from.
+    """
 
     path: str
     sha256: str
@@ -85,15 +82,13 @@ class InputRecord:
     orientation: str
     t1c_path: str | None = None
 
-    def to_json(self) -> dict:
-        """The ``input`` object of the diagnosis JSON."""
-        return {"path": self.path, "sha256": self.sha256, "shape": [int(n) for n in self.shape],
-                "voxel_size_mm": [float(z) for z in self.voxel_size_mm], "orientation": self.orientation,
-                "t1c_path": self.t1c_path}
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shape", tuple(int(n) for n in self.shape))
+        object.__setattr__(self, "voxel_size_mm", tuple(float(z) for z in self.voxel_size_mm))
 
 
 @dataclass(frozen=True)
-class MaskRecord(_FieldsRecord):
+class MaskRecord(JsonRecord):
     """The ``lesion_mask`` / ``cord_mask`` objects: where a mask came from."""
 
     path: str | None
@@ -101,7 +96,7 @@ class MaskRecord(_FieldsRecord):
 
 
 @dataclass(frozen=True)
-class ModelRecord(_FieldsRecord):
+class ModelRecord(JsonRecord):
     """One entry of ``provenance.models``."""
 
     name: str
@@ -138,7 +133,7 @@ class Provenance:
 
 
 @dataclass(frozen=True)
-class GradcamRecord(_FieldsRecord):
+class GradcamRecord(JsonRecord):
     """One entry of the ``gradcam`` object (``-gradcam 1``): a written map and how it is scaled."""
 
     path: str

@@ -15,7 +15,7 @@ import logging
 import numpy as np
 
 from sct_lesion_classify.classify.diagnosis import ROLE_CLASSES, ClassifierResult
-from sct_lesion_classify.classify.inputs import ClassifierSlices, build_classifier_slices, takes_t1c
+from sct_lesion_classify.classify.inputs import ClassifierSlices, build_classifier_slices
 from sct_lesion_classify.errors import ModelError
 from sct_lesion_classify.modelpkg.card import InputSpec
 from sct_lesion_classify.modelpkg.package import ModelPackage
@@ -54,11 +54,6 @@ class Classifier:
         self.role = role
         self.batch_size = batch_size
         self._predictor = Predictor.create(package, threads=threads)
-
-    @property
-    def uses_t1c(self) -> bool:
-        """Whether the first input channel is a contrast-enhanced T1w (else zeros)."""
-        return takes_t1c(self.package.card.input)
 
     @property
     def low_confidence_band(self) -> float:

@@ -20,6 +20,7 @@ def add_segmentation_args(parser: SCTArgumentParser, *, cord_mask_option: bool =
     ``-lesion`` mask is given; ``sct_lesion_classify batch`` takes them without ``-s``
     (``cord_mask_option=False``: the cord masks come from the dataset).
     """
+    from sct_lesion_classify.pipeline.options import CORD_METHODS  # standard library only
     from sct_lesion_classify.pipeline.outputs import OutputNames  # standard library only
 
     names = OutputNames("<stem>")
@@ -30,7 +31,7 @@ def add_segmentation_args(parser: SCTArgumentParser, *, cord_mask_option: bool =
             help="Spinal cord mask on the grid of -i (e.g. the '_seg' output of 'sct_deepseg spinalcord'). "
                  "Skips cord localization.")
     opt.add_argument(
-        "-cord-method", choices=("auto", "builtin", "sct"), default="auto",
+        "-cord-method", choices=CORD_METHODS, default="auto",
         help="R|How to find the cord when -s is not given:\n"
              "  builtin: the bundled cord localizer (default for auto);\n"
              "  sct: SCT's own cord segmentation ('sct_deepseg spinalcord'; needs SCT on PATH);\n"
@@ -108,7 +109,7 @@ class RemoveSmallAction(argparse.Action):
     """``-remove-small``: store the values (checked by :func:`size_text`) with their units."""
 
     def __call__(self, parser, namespace, values, option_string=None) -> None:
-        setattr(namespace, self.dest, remove_small_sizes(list(values)))
+        setattr(namespace, self.dest, remove_small_sizes(values))
 
 
 def segmentation_options(args: argparse.Namespace) -> SegmentationOptions:
@@ -122,7 +123,7 @@ def segmentation_options(args: argparse.Namespace) -> SegmentationOptions:
         threshold=args.thr,
         largest=None if args.largest is None else bool(args.largest),
         fill_holes=None if args.fill_holes is None else bool(args.fill_holes),
-        remove_small=None if args.remove_small is None else tuple(args.remove_small),
+        remove_small=args.remove_small,
         remove_temp=bool(args.r),
     )
 

@@ -65,9 +65,9 @@ def _run(args: argparse.Namespace) -> int:
     log = logging.getLogger("sct_lesion_classify")
     for message in outputs.warnings:
         log.warning(message)
-    overlays = [(outputs.mask_path, "red")]
-    if outputs.cord_path is not None:
-        overlays = [(outputs.cord_path, "green"), (outputs.cropbox_path, "blue")] + overlays
+    overlays = [(outputs.paths.mask, "red")]
+    if outputs.paths.cord is not None:
+        overlays = [(outputs.paths.cord, "green"), (outputs.paths.crop_box, "blue")] + overlays
     log.info(viewer_syntax(request.image_path, overlays))
     if outputs.qc_page is not None:
         log.info("QC report: %s", outputs.qc_page)

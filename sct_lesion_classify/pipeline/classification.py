@@ -129,7 +129,6 @@ class ClassificationOutputs:
     document: DiagnosisDocument = field(repr=False)
     lesion_path: Path
     qc_page: Path | None
-    warnings: tuple[str, ...]
     gradcam_paths: Mapping[str, Path] = field(default_factory=dict)  # role -> written map
 
     @property
@@ -229,7 +228,7 @@ def run_classification(request: ClassificationRequest, models: ClassificationMod
         logger.warning(message)
     qc_page = qc_stage(request, inputs.image, lesion, document, classified.saliency)
     return ClassificationOutputs(json_path=json_path, document=document, lesion_path=lesion.path,
-                                 qc_page=qc_page, warnings=warnings, gradcam_paths=gradcam_paths)
+                                 qc_page=qc_page, gradcam_paths=gradcam_paths)
 
 
 def check_outputs(request: ClassificationRequest) -> Path:
@@ -294,7 +293,7 @@ def _segment_lesion(request: ClassificationRequest, models: ClassificationModels
     mask = outputs.segmentation.mask
     if mask.dtype != bool:
         mask = mask > 0.5
-    return LesionMaskStage(mask=mask, path=outputs.mask_path, source="automatic", cord=outputs.cord,
+    return LesionMaskStage(mask=mask, path=outputs.paths.mask, source="automatic", cord=outputs.cord,
                            warnings=_with_cord_warnings(outputs.warnings, outputs.cord),
                            runtime_s={f"segmentation_{k}": v for k, v in outputs.runtime_s.items() if k != "load"})
 

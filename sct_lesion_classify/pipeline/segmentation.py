@@ -72,10 +72,17 @@ class SegmentationRequest:
 
 @dataclass
 class SegmentationModels:
-    """The packages of the segmentation, loaded and verified once, with their sessions."""
+    """The packages of the segmentation, loaded and verified once, with their sessions.
+
+    ``packages`` are the selection's segmentation packages (cord localizer, lesion) and
+    ``model_urls`` their download URLs (:func:`model_url`, one each), worked out once here so
+    that writing a sidecar reads no registry.
+    """
 
     lesion: LesionSegmenter
-    cord: BuiltinCordLocalizer | None = None
+    cord: BuiltinCordLocalizer | None
+    packages: tuple[ModelPackage, ...]
+    model_urls: tuple[str | None, ...]
 
     @classmethod
     def load(cls, selection: ModelSelection, *, threads: int | None = None) -> "SegmentationModels":
@@ -84,12 +91,9 @@ class SegmentationModels:
             raise InputError("no lesion segmentation package selected for this run")
         lesion = LesionSegmenter(selection.lesion, threads=threads)
         cord = BuiltinCordLocalizer(selection.cord, threads=threads) if selection.cord is not None else None
-        return cls(lesion=lesion, cord=cord)
-
-    @property
-    def packages(self) -> list[ModelPackage]:
-        """The packages in use, in pipeline order."""
-        return [p for p in ((self.cord.package if self.cord else None), self.lesion.package) if p]
+        packages = selection.segmentation
+        return cls(lesion=lesion, cord=cord, packages=packages,
+                   model_urls=tuple(model_url(p) for p in packages))
 
 
 @dataclass(frozen=True)
@@ -106,13 +110,9 @@ class SegmentationPaths:
 class SegmentationOutputs:
     """What :func:`run_segmentation` computed and wrote."""
 
-    image: Image = field(repr=False)
+    paths: SegmentationPaths
     cord: CordLocalization | None = field(repr=False)
     segmentation: LesionSegmentation = field(repr=False)
-    mask_path: Path
-    sidecar_path: Path
-    cord_path: Path | None
-    cropbox_path: Path | None
     qc_page: Path | None
     warnings: tuple[str, ...]
     runtime_s: dict[str, float]
@@ -160,9 +160,8 @@ def run_segmentation(request: SegmentationRequest, models: SegmentationModels, *
         start = time.perf_counter()
         qc_page = _qc(request, image, cord, segmentation, models, warnings)
         runtime["qc"] = time.perf_counter() - start
-    return SegmentationOutputs(image=image, cord=cord, segmentation=segmentation, mask_path=paths.mask,
-                               sidecar_path=paths.sidecar, cord_path=paths.cord, cropbox_path=paths.crop_box,
-                               qc_page=qc_page, warnings=tuple(warnings), runtime_s=runtime)
+    return SegmentationOutputs(paths=paths, cord=cord, segmentation=segmentation, qc_page=qc_page,
+                               warnings=tuple(warnings), runtime_s=runtime)
 
 
 def _check_outputs(request: SegmentationRequest, protected: tuple[Path, ...] = ()) -> SegmentationPaths:
@@ -239,7 +238,7 @@ def _postprocessing(options: SegmentationOptions, defaults: Postprocessing) -> P
         threshold=defaults.threshold if options.threshold is None else options.threshold,
         fill_holes=defaults.fill_holes if options.fill_holes is None else options.fill_holes,
         largest=defaults.largest if options.largest is None else options.largest,
-        remove_small=defaults.remove_small if options.remove_small is None else tuple(options.remove_small),
+        remove_small=defaults.remove_small if options.remove_small is None else options.remove_small,
     )
 
 
@@ -248,9 +247,10 @@ def _sidecar(request: SegmentationRequest, models: SegmentationModels, soft: boo
 
     Beside our keys, the two that ``sct_deepseg`` writes in its sidecars: ``CodeURL`` (the
     project's repository) and ``ModelURL`` (the download URLs of the packages in use, as
-    :func:`model_url` finds them; null when none has one, e.g. the bundled packages).
+    :func:`model_url` found them when the models were loaded; null when none has one, e.g. the
+    bundled packages).
     """
-    urls = [model_url(p) for p in models.packages]
+    urls = models.model_urls
     return {
         "Description": "lesion probability map" if soft else "intramedullary lesion mask",
         "GeneratedBy": [{
