@@ -70,6 +70,22 @@ class LesionPart:
         return self.radius_x * scale, self.radius_y * scale
 
 
+def mask_parts(parts: list[LesionPart]) -> list[LesionPart]:
+    """The parts that count for the lesion mask (all of them if none does)."""
+    return [p for p in parts if p.in_mask] or parts
+
+
+def lesion_span(parts: list[LesionPart]) -> tuple[float, float]:
+    """Lowest and highest position along the cord (mm) of the parts that count for the mask.
+
+    The phantoms' z or, for lesions inserted into a real cord, the arc coordinate
+    (``insertion.plan``): whichever the parts' ``z_center`` is in.
+    """
+    counted = mask_parts(parts)
+    return (min(p.z_center - p.half_length for p in counted),
+            max(p.z_center + p.half_length for p in counted))
+
+
 def _kappa(profile: float) -> float:
     """Mean of the squared radius profile along the part (volume = pi rx ry 2 hl kappa)."""
     u = np.linspace(0.0, 1.0, 2001)
