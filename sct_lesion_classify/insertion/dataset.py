@@ -48,7 +48,7 @@ from sct_lesion_classify.insertion.sources import HealthyScan, LoadedScan, load_
 from sct_lesion_classify.io import bids
 from sct_lesion_classify.io.atomic import write_json_atomic
 from sct_lesion_classify.io.image import save_like
-from sct_lesion_classify.phantom.cohort import DIAGNOSES, is_difficult
+from sct_lesion_classify.phantom.cohort import DIAGNOSES, is_difficult_measured
 from sct_lesion_classify.phantom.dataset import SPLIT_CHOICES, participant_id, subject_split
 
 logger = logging.getLogger(__name__)
@@ -235,8 +235,8 @@ def _write_case(root: Path, loaded: LoadedScan, case: PlannedCase, seed: int,
     save_like(_fit_dtype(painted.t2w, dtype), grid, paths["t2w"], dtype)
     save_like(loaded.cord_mask, grid, paths["cord_mask"], np.uint8)
     save_like(painted.lesion_mask, grid, paths["lesion_mask"], np.uint8)
-    difficult = is_difficult(plan.diagnosis, max(stats.volume_ml, 1e-3), max(stats.extent_segments, 0.1),
-                             max(stats.count, 1), stats.eccentricity)
+    difficult = is_difficult_measured(plan.diagnosis, stats.volume_ml, stats.extent_segments, stats.count,
+                                      stats.eccentricity)
     write_json_atomic(paths["t2w"].with_name(f"{case.participant_id}_T2w.json"),
                       _sidecar(loaded, case, seed, segment_mm, stats, painted.noise_sigma))
     logger.info("%s: %s painted into %s: %.2f ml, %d lesion(s), %.1f segments, T2 ratio %.2f%s",

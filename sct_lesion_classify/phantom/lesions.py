@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from sct_lesion_classify.phantom.anatomy import TISSUE, Anatomy, CordModel
+from sct_lesion_classify.phantom.anatomy import TISSUE, Anatomy, CordModel, cord_model
 from sct_lesion_classify.phantom.cohort import SubjectParams
 from sct_lesion_classify.phantom.geometry import AcquisitionGeometry
 from sct_lesion_classify.phantom.raster import Layer, crop_box, make_layer, superellipse_half
@@ -259,6 +259,18 @@ def cord_expansion(parts: list[LesionPart], z: np.ndarray, native_x: np.ndarray,
         need_x = np.maximum(need_x, np.where(present, abs(part.offset_x) + rx + 0.9, 0.0))
         need_y = np.maximum(need_y, np.where(present, abs(part.offset_y) + ry + 0.7, 0.0))
     return need_x, need_y
+
+
+def expanded_cord(parts: list[LesionPart], anatomy: Anatomy, geometry: AcquisitionGeometry,
+                  narrowing: np.ndarray | None = None) -> CordModel:
+    """The subject's cord on ``geometry``, widened where the parts need it (:func:`cord_expansion`).
+
+    ``narrowing``: see ``anatomy.cord_model`` (a compressed level of the random styles).
+    """
+    z = geometry.z_centers().astype(np.float64)
+    native = cord_model(anatomy, geometry)
+    need_x, need_y = cord_expansion(parts, z, native.radius_x, native.radius_y)
+    return cord_model(anatomy, geometry, need_x, need_y, narrowing)
 
 
 def lesion_layers(parts: list[LesionPart], cord: CordModel, geometry: AcquisitionGeometry,
