@@ -47,6 +47,7 @@ from sct_lesion_classify.insertion.plan import DEFAULT_SEGMENT_MM, LesionPlan, d
 from sct_lesion_classify.insertion.sources import HealthyScan, LoadedScan, load_scan
 from sct_lesion_classify.io import bids
 from sct_lesion_classify.io.atomic import write_json_atomic
+from sct_lesion_classify.io.bids import check_output_folder
 from sct_lesion_classify.io.image import save_like
 from sct_lesion_classify.phantom.cohort import DIAGNOSES, is_difficult_measured
 from sct_lesion_classify.phantom.dataset import SPLIT_CHOICES, participant_id, subject_split
@@ -136,26 +137,6 @@ def plan_insertion(scans: Sequence[HealthyScan], *, cases_per_scan: int, seed: i
     return InsertionPlan(tuple(scans), tuple(planned), seed, segment_mm)
 
 
-def check_output_folder(out_dir: Path, input_root: Path | None = None) -> None:
-    """Refuse an output that exists and is not an empty folder, or that lies inside ``input_root``.
-
-    Raises
-    ------
-    InputError
-        As above (inputs are never modified).
-    """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"{out_dir}: output exists and is not a folder")
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-        raise InputError(f"{out_dir}: output folder is not empty; choose a new or empty folder")
-    if input_root is not None:
-        root, resolved = Path(input_root).resolve(), out_dir.resolve()
-        if resolved == root or root in resolved.parents:
-            raise InputError(f"{out_dir}: the output would be inside the input dataset {input_root}; "
-                             "choose a folder outside it (inputs are never modified)")
-
-
 def write_insertion_dataset(out_dir: Path, plan: InsertionPlan, *, input_root: Path | None = None,
                             progress: Callable[[int], None] | None = None) -> list[bids.BidsSubject]:
     """Paint the planned lesions and write the BIDS dataset ``out_dir`` (staged, then renamed).
@@ -170,7 +151,7 @@ def write_insertion_dataset(out_dir: Path, plan: InsertionPlan, *, input_root: P
     Raises
     ------
     InputError
-        The output folder (:func:`check_output_folder`), or a source changed since it was planned;
+        The output folder (``io.bids.check_output_folder``), or a source changed since it was planned;
         nothing is left written then.
     ProcessingError
         The output cannot be written.
