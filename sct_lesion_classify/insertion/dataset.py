@@ -22,17 +22,14 @@ painted into one person's scan never sit on both sides of a train/test boundary.
 Atomicity. Every source is read and every lesion planned before anything is written, so a bad
 input (an empty cord mask, a mask on another grid, a cord too short for a lesion) leaves nothing
 behind. The dataset is then written into a hidden folder beside the output
-(``.<name>.partial-XXXX``) and renamed onto the output at the end; a failure removes that folder.
-Only a killed process can leave the hidden folder (never a half-written output).
+(``.<name>.partial-XXXX``, ``io.atomic.atomic_folder``) and renamed onto the output at the end; a
+failure removes that folder. Only a killed process can leave the hidden folder (never a half-written
+output).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -40,13 +37,13 @@ from typing import Callable, Sequence
 import numpy as np
 
 from sct_lesion_classify import __version__
-from sct_lesion_classify.errors import InputError, ProcessingError
+from sct_lesion_classify.errors import InputError
 from sct_lesion_classify.insertion.measure import InsertedLesionStats, measure_inserted
 from sct_lesion_classify.insertion.paint import paint_lesion
 from sct_lesion_classify.insertion.plan import DEFAULT_SEGMENT_MM, LesionPlan, draw_lesion_plan
 from sct_lesion_classify.insertion.sources import HealthyScan, LoadedScan, load_scan
 from sct_lesion_classify.io import bids
-from sct_lesion_classify.io.atomic import write_json_atomic
+from sct_lesion_classify.io.atomic import atomic_folder, write_json_atomic
 from sct_lesion_classify.io.bids import check_output_folder
 from sct_lesion_classify.io.image import save_like
 from sct_lesion_classify.phantom.cohort import DIAGNOSES, is_difficult_measured
@@ -159,12 +156,7 @@ def write_insertion_dataset(out_dir: Path, plan: InsertionPlan, *, input_root: P
     out_dir = Path(out_dir)
     check_output_folder(out_dir, input_root)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    except OSError as exc:
-        raise ProcessingError(f"{out_dir}: cannot write in {out_dir.parent} ({exc.strerror})") from exc
-    try:
-        os.chmod(staging, 0o755)
+    with atomic_folder(out_dir, "dataset") as staging:
         rows = []
         for scan, cases in zip(plan.scans, plan.cases):
             loaded = load_scan(scan)
@@ -173,15 +165,6 @@ def write_insertion_dataset(out_dir: Path, plan: InsertionPlan, *, input_root: P
                 if progress is not None:
                     progress(1)
         _write_dataset_files(staging, rows, plan.seed, len(plan.scans), plan.n_cases)
-        try:
-            os.replace(staging, out_dir)  # onto a missing or empty folder
-        except OSError as exc:
-            raise ProcessingError(f"{out_dir}: cannot move the finished dataset into place "
-                                  f"({exc.strerror})") from exc
-    except BaseException:
-        with contextlib.suppress(OSError):
-            shutil.rmtree(staging)
-        raise
     return bids.discover_subjects(out_dir)
 
 
