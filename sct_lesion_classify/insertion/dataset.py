@@ -22,17 +22,14 @@ painted into one person's scan never sit on both sides of a train/test boundary.
 Atomicity. Every source is read and every lesion planned before anything is written, so a bad
 input (an empty cord mask, a mask on another grid, a cord too short for a lesion) leaves nothing
 behind. The dataset is then written into a hidden folder beside the output
-(``.<name>.partial-XXXX``) and renamed onto the output at the end; a failure removes that folder.
-Only a killed process can leave the hidden folder (never a half-written output).
+(``.<name>.partial-XXXX``, ``io.atomic.atomic_folder``) and renamed onto the output at the end; a
+failure removes that folder. Only a killed process can leave the hidden folder (never a half-written
+output).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -40,15 +37,16 @@ from typing import Callable, Sequence
 import numpy as np
 
 from sct_lesion_classify import __version__
-from sct_lesion_classify.errors import InputError, ProcessingError
+from sct_lesion_classify.errors import InputError
 from sct_lesion_classify.insertion.measure import InsertedLesionStats, measure_inserted
 from sct_lesion_classify.insertion.paint import paint_lesion
 from sct_lesion_classify.insertion.plan import DEFAULT_SEGMENT_MM, LesionPlan, draw_lesion_plan
 from sct_lesion_classify.insertion.sources import HealthyScan, LoadedScan, load_scan
 from sct_lesion_classify.io import bids
-from sct_lesion_classify.io.atomic import write_json_atomic
+from sct_lesion_classify.io.atomic import atomic_folder, write_json_atomic
+from sct_lesion_classify.io.bids import check_output_folder
 from sct_lesion_classify.io.image import save_like
-from sct_lesion_classify.phantom.cohort import DIAGNOSES, is_difficult
+from sct_lesion_classify.phantom.cohort import DIAGNOSES, is_difficult_measured
 from sct_lesion_classify.phantom.dataset import SPLIT_CHOICES, participant_id, subject_split
 
 logger = logging.getLogger(__name__)
@@ -136,26 +134,6 @@ def plan_insertion(scans: Sequence[HealthyScan], *, cases_per_scan: int, seed: i
     return InsertionPlan(tuple(scans), tuple(planned), seed, segment_mm)
 
 
-def check_output_folder(out_dir: Path, input_root: Path | None = None) -> None:
-    """Refuse an output that exists and is not an empty folder, or that lies inside ``input_root``.
-
-    Raises
-    ------
-    InputError
-        As above (inputs are never modified).
-    """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"{out_dir}: output exists and is not a folder")
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-        raise InputError(f"{out_dir}: output folder is not empty; choose a new or empty folder")
-    if input_root is not None:
-        root, resolved = Path(input_root).resolve(), out_dir.resolve()
-        if resolved == root or root in resolved.parents:
-            raise InputError(f"{out_dir}: the output would be inside the input dataset {input_root}; "
-                             "choose a folder outside it (inputs are never modified)")
-
-
 def write_insertion_dataset(out_dir: Path, plan: InsertionPlan, *, input_root: Path | None = None,
                             progress: Callable[[int], None] | None = None) -> list[bids.BidsSubject]:
     """Paint the planned lesions and write the BIDS dataset ``out_dir`` (staged, then renamed).
@@ -170,7 +148,7 @@ def write_insertion_dataset(out_dir: Path, plan: InsertionPlan, *, input_root: P
     Raises
     ------
     InputError
-        The output folder (:func:`check_output_folder`), or a source changed since it was planned;
+        The output folder (``io.bids.check_output_folder``), or a source changed since it was planned;
         nothing is left written then.
     ProcessingError
         The output cannot be written.
@@ -178,12 +156,7 @@ def write_insertion_dataset(out_dir: Path, plan: InsertionPlan, *, input_root: P
     out_dir = Path(out_dir)
     check_output_folder(out_dir, input_root)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    except OSError as exc:
-        raise ProcessingError(f"{out_dir}: cannot write in {out_dir.parent} ({exc.strerror})") from exc
-    try:
-        os.chmod(staging, 0o755)
+    with atomic_folder(out_dir, "dataset") as staging:
         rows = []
         for scan, cases in zip(plan.scans, plan.cases):
             loaded = load_scan(scan)
@@ -192,15 +165,6 @@ def write_insertion_dataset(out_dir: Path, plan: InsertionPlan, *, input_root: P
                 if progress is not None:
                     progress(1)
         _write_dataset_files(staging, rows, plan.seed, len(plan.scans), plan.n_cases)
-        try:
-            os.replace(staging, out_dir)  # onto a missing or empty folder
-        except OSError as exc:
-            raise ProcessingError(f"{out_dir}: cannot move the finished dataset into place "
-                                  f"({exc.strerror})") from exc
-    except BaseException:
-        with contextlib.suppress(OSError):
-            shutil.rmtree(staging)
-        raise
     return bids.discover_subjects(out_dir)
 
 
@@ -235,8 +199,8 @@ def _write_case(root: Path, loaded: LoadedScan, case: PlannedCase, seed: int,
     save_like(_fit_dtype(painted.t2w, dtype), grid, paths["t2w"], dtype)
     save_like(loaded.cord_mask, grid, paths["cord_mask"], np.uint8)
     save_like(painted.lesion_mask, grid, paths["lesion_mask"], np.uint8)
-    difficult = is_difficult(plan.diagnosis, max(stats.volume_ml, 1e-3), max(stats.extent_segments, 0.1),
-                             max(stats.count, 1), stats.eccentricity)
+    difficult = is_difficult_measured(plan.diagnosis, stats.volume_ml, stats.extent_segments, stats.count,
+                                      stats.eccentricity)
     write_json_atomic(paths["t2w"].with_name(f"{case.participant_id}_T2w.json"),
                       _sidecar(loaded, case, seed, segment_mm, stats, painted.noise_sigma))
     logger.info("%s: %s painted into %s: %.2f ml, %d lesion(s), %.1f segments, T2 ratio %.2f%s",

@@ -13,10 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from sct_lesion_classify.insertion.cord_frame import CordFrame
-from sct_lesion_classify.phantom.measure import MIN_COMPONENT_MM3
+from sct_lesion_classify.phantom.measure import count_components
 
 
 @dataclass(frozen=True)
@@ -38,9 +37,7 @@ def measure_inserted(lesion_mask: np.ndarray, t2w: np.ndarray, cord_reference: n
     voxels = np.nonzero(lesion_mask)
     if voxels[0].size == 0:
         return InsertedLesionStats(0.0, 0, 0.0, 0.0, 0.0, 0.0)
-    labels, _ = ndimage.label(lesion_mask, structure=np.ones((3, 3, 3), dtype=bool))
-    sizes_mm3 = np.bincount(labels[voxels])[1:] * voxel_mm3
-    count = int(np.count_nonzero(sizes_mm3 >= MIN_COMPONENT_MM3))
+    count = count_components(lesion_mask, voxel_mm3)
     half = frame.zooms_mm[2] / 2
     low, high = frame.arc_of_z(np.array([voxels[2].min() * frame.zooms_mm[2] - half,
                                          voxels[2].max() * frame.zooms_mm[2] + half]))

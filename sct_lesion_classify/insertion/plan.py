@@ -33,7 +33,7 @@ import numpy as np
 from sct_lesion_classify.errors import InputError
 from sct_lesion_classify.insertion.cord_frame import CordFrame
 from sct_lesion_classify.phantom.cohort import SubjectParams, sample_subject_params
-from sct_lesion_classify.phantom.lesions import LesionPart, build_parts
+from sct_lesion_classify.phantom.lesions import LesionPart, build_parts, lesion_span
 
 #: Adult cervical vertebral segment (body and disc), mm: ``phantom.anatomy``'s C3-C7 height.
 DEFAULT_SEGMENT_MM = 17.5
@@ -130,7 +130,7 @@ def draw_lesion_plan(rng: np.random.Generator, diagnosis: str, frame: CordFrame,
         lesion_top = float(rng.uniform(top, bottom + drawn_mm))
     anatomy = _CordAsAnatomy(frame, lesion_top, segment_mm)
     parts = build_parts(rng, params, anatomy, 0.0, params.extent_segments)
-    low, high = _mask_extent(parts)
+    low, high = lesion_span(parts)
     needed_mm = high - low
     if needed_mm <= cord_mm:  # the parts may reach past the drawn span (cysts, plaque gaps)
         shift = max(bottom - low, 0.0) + min(top - high, 0.0)
@@ -167,13 +167,6 @@ def _refuse_unless_partial(allow_partial: bool, where: str, cord_mm: float, need
         f"--allow-partial to let lesions run out of the image")
 
 
-def _mask_extent(parts: list[LesionPart]) -> tuple[float, float]:
-    """Lowest and highest arc coordinates of the parts that belong to the lesion mask."""
-    in_mask = [p for p in parts if p.in_mask]
-    return (min(p.z_center - p.half_length for p in in_mask),
-            max(p.z_center + p.half_length for p in in_mask))
-
-
 def _visible_mm(parts: list[LesionPart], shift: float, bottom: float, top: float) -> float:
     """Length of cord in [bottom, top] covered by the lesion-mask parts once shifted."""
     cover = np.zeros(256, dtype=bool)
@@ -190,7 +183,7 @@ def _partial_shift(parts: list[LesionPart], bottom: float, top: float) -> float:
     wanted = min(MIN_VISIBLE_MM, top - bottom)
     if _visible_mm(parts, 0.0, bottom, top) >= wanted:
         return 0.0
-    low, high = _mask_extent(parts)
+    low, high = lesion_span(parts)
     candidates = np.linspace(top - high, bottom - low, 201)
     candidates = candidates[np.argsort(np.abs(candidates))]
     visible = np.array([_visible_mm(parts, float(c), bottom, top) for c in candidates])

@@ -1,6 +1,8 @@
 """Atomic file writes: a temporary file in the destination folder, then a rename.
 
-An interrupted run therefore leaves either no output or a complete one (SPEC section 2).
+An interrupted run therefore leaves either no output or a complete one (SPEC section 2). A whole
+folder (a dataset) is written the same way: a hidden folder beside it, renamed at the end
+(:func:`atomic_folder`).
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -50,6 +53,50 @@ def atomic_path(destination: str | os.PathLike, suffix: str = "") -> Iterator[Pa
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def atomic_folder(destination: str | os.PathLike, what: str = "folder") -> Iterator[Path]:
+    """Yield a hidden staging folder beside ``destination``; rename it onto ``destination`` on success.
+
+    The staging folder is ``.<name>.partial-XXXX`` (mode 0755) in ``destination``'s parent. On
+    success it replaces ``destination``, which must then be missing or an empty folder; on any
+    failure (in the block or in the rename) it is removed and the error goes on. Only a killed
+    process can leave it behind, never a half-written ``destination``.
+
+    Parameters
+    ----------
+    destination
+        The final folder. Its parent must exist and be writable.
+    what
+        What the folder holds, for the error message of a failed rename (e.g. ``"dataset"``).
+
+    Raises
+    ------
+    ProcessingError
+        The parent does not exist or is not writable, or the finished folder cannot be renamed onto
+        ``destination`` (e.g. a non-empty folder is there).
+    """
+    destination = Path(destination)
+    parent = destination.parent
+    if not parent.is_dir():
+        raise ProcessingError(f"{destination}: output folder {parent} does not exist")
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.partial-", dir=parent))
+    except OSError as exc:
+        raise ProcessingError(f"{destination}: cannot write in {parent} ({exc.strerror})") from exc
+    try:
+        os.chmod(staging, 0o755)
+        yield staging
+        try:
+            os.replace(staging, destination)  # onto a missing or empty folder
+        except OSError as exc:
+            raise ProcessingError(f"{destination}: cannot move the finished {what} into place "
+                                  f"({exc.strerror})") from exc
+    except BaseException:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(staging)
         raise
 
 

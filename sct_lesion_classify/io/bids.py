@@ -166,6 +166,27 @@ def write_dataset_description(root: Path, name: str, generated_by: list[dict[str
     write_json_atomic(Path(root) / "dataset_description.json", document)
 
 
+def check_output_folder(out_dir: Path, input_root: Path | None = None) -> None:
+    """Refuse a dataset output that exists and is not an empty folder, or that lies inside
+    ``input_root`` (the dataset the inputs come from, if any).
+
+    Raises
+    ------
+    InputError
+        As above (inputs are never modified).
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{out_dir}: output exists and is not a folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        raise InputError(f"{out_dir}: output folder is not empty; choose a new or empty folder")
+    if input_root is not None:
+        root, resolved = Path(input_root).resolve(), out_dir.resolve()
+        if resolved == root or root in resolved.parents:
+            raise InputError(f"{out_dir}: the output would be inside the input dataset {input_root}; "
+                             "choose a folder outside it (inputs are never modified)")
+
+
 def discover_subjects(root: Path) -> list[BidsSubject]:
     """Subjects of a BIDS dataset that have a T2w image, sorted by participant_id.
 

@@ -50,6 +50,19 @@ TISSUE: dict[str, tuple[float, float]] = {
     "lung": (25.0, 20.0), "flow_void": (40.0, 60.0), "heart": (230.0, 420.0),
     "joint": (430.0, 250.0), "viscera": (300.0, 480.0),
 }
+#: Reference (T2w, cT1w) value of tissues that only the random styles paint (``lookalikes``).
+EXTRA_REFERENCE: dict[str, tuple[float, float]] = {"vessel": (450.0, 450.0)}
+
+
+def reference(tissue: str) -> tuple[float, float]:
+    """Realistic (T2w, cT1w) value of a tissue: :data:`TISSUE`, else :data:`EXTRA_REFERENCE`.
+
+    Raises
+    ------
+    KeyError
+        A tissue in neither table.
+    """
+    return TISSUE.get(tissue) or EXTRA_REFERENCE[tissue]
 
 
 def disc_level(segment: int) -> float:

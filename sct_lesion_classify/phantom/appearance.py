@@ -1,6 +1,6 @@
 """Contrast of the random styles: each layer's intensity from the tissue it is made of.
 
-In the realistic style a layer's intensity is its tissue's value in ``anatomy.TISSUE`` times a
+In the realistic style a layer's intensity is its tissue's value (``anatomy.reference``) times a
 pattern (fat in the marrow of each vertebra, a degenerated nucleus, a lesion's texture). A random
 style swaps the tissue's value for the one it drew (``style.ContrastDraw``) and keeps the pattern:
 this is SynthSeg's "intensity per label", applied to the phantom's own label layers, so that partial
@@ -20,7 +20,7 @@ import dataclasses
 import numpy as np
 from scipy.ndimage import zoom
 
-from sct_lesion_classify.phantom.anatomy import TISSUE
+from sct_lesion_classify.phantom.anatomy import reference
 from sct_lesion_classify.phantom.geometry import AcquisitionGeometry
 from sct_lesion_classify.phantom.raster import Layer
 from sct_lesion_classify.phantom.style import ContrastDraw
@@ -37,15 +37,6 @@ LAYER_TISSUE: dict[str, str] = {
 }
 #: Layers whose intensity is a ratio to the cord's (lesion parts, lesion-like spots).
 CORD_RELATIVE = frozenset({"halo", "solid", "cyst", "cap", "focus", "bright_blob"})
-#: Reference value of tissues the realistic table lacks (T2w, T1w).
-EXTRA_REFERENCE = {"vessel": (450.0, 450.0)}
-
-
-def reference(tissue: str) -> tuple[float, float]:
-    """Realistic (T2w, T1w) value of a tissue: the scale its layers' patterns are relative to."""
-    return TISSUE.get(tissue) or EXTRA_REFERENCE[tissue]
-
-
 def restyle(layer: Layer, contrast: ContrastDraw) -> Layer:
     """``layer`` with both channels' intensities taken from ``contrast``.
 

@@ -132,5 +132,16 @@ def is_difficult(diagnosis: str, volume_ml: float, extent_segments: float, count
     return bool(others >= own + np.log(ratio))
 
 
+def is_difficult_measured(diagnosis: str, volume_ml: float, extent_segments: float, count: int,
+                          eccentricity: float) -> bool:
+    """:func:`is_difficult` of features measured from a lesion mask, which may be tiny or empty.
+
+    The volume is raised to at least 1e-3 ml, the extension to 0.1 segment and the count to one
+    lesion (a speck below the component size counts none) before the rule is applied.
+    """
+    return is_difficult(diagnosis, max(volume_ml, 1e-3), max(extent_segments, 0.1), max(count, 1),
+                        eccentricity)
+
+
 def _log_normal_pdf(x: float, mu: float, sigma: float) -> float:
     return float(-0.5 * ((x - mu) / sigma) ** 2 - np.log(sigma * np.sqrt(2 * np.pi)))

@@ -113,10 +113,7 @@ def write_dataset(out_dir: Path, n_subjects: int, seed: int, *, with_t1c: bool =
         raise InputError(f"style must be one of {', '.join(STYLES)}, got {style!r}")
     if style != "realistic":
         require_monai(style)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"{out_dir}: output exists and is not a folder")
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-        raise InputError(f"{out_dir}: output folder is not empty; choose a new or empty folder")
+    bids.check_output_folder(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     description = f"synthetic sagittal T2w spine MRI, seed {seed}, {n_subjects} subjects"
     if style != "realistic":

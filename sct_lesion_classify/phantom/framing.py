@@ -31,7 +31,7 @@ import numpy as np
 
 from sct_lesion_classify.phantom.anatomy import SEGMENT_NAMES, Anatomy, AnatomyParams, Spine
 from sct_lesion_classify.phantom.geometry import STORAGE_ORIENTATIONS, AcquisitionGeometry
-from sct_lesion_classify.phantom.lesions import LesionPart
+from sct_lesion_classify.phantom.lesions import LesionPart, lesion_span, mask_parts
 from sct_lesion_classify.phantom.style import AcquisitionDraw, PostureDraw, StyleRanges
 
 SI_MARGIN_MM = 10.0
@@ -76,19 +76,12 @@ def tilt_about(params: AnatomyParams, posture: PostureDraw, z_origin_mm: float) 
                                tilt_origin_z_mm=z_origin_mm)
 
 
-def lesion_span_z(parts: list[LesionPart]) -> tuple[float, float]:
-    """Lowest and highest z (mm) of the lesion parts that count for the mask."""
-    counted = [p for p in parts if p.in_mask] or parts
-    return (min(p.z_center - p.half_length for p in counted),
-            max(p.z_center + p.half_length for p in counted))
-
-
 def frame(acq: AcquisitionDraw, anatomy: Anatomy, parts: list[LesionPart],
           shape: tuple[int, int, int] | None, ranges: StyleRanges,
           rng: np.random.Generator) -> Framed:
     """Place the field of view (module docstring)."""
     pixel, spacing = acq.pixel_mm, acq.slice_spacing_mm
-    z_lo, z_hi = lesion_span_z(parts)
+    z_lo, z_hi = lesion_span(parts)
     # the cord's excursion over the lesion, in each in-plane direction
     z_lesion = np.linspace(z_lo, z_hi, 64)
     y_path, x_path = anatomy.center_y(z_lesion), anatomy.center_x(z_lesion)
@@ -110,7 +103,7 @@ def frame(acq: AcquisitionDraw, anatomy: Anatomy, parts: list[LesionPart],
         a, b = max(lo, anat_lo), min(hi, Z_TOP_MAX_MM)
         z_top = float(rng.uniform(a, b)) if a <= b else float(rng.uniform(lo, hi))
     else:
-        counted = [p for p in parts if p.in_mask] or parts
+        counted = mask_parts(parts)
         part = counted[int(rng.integers(len(counted)))]
         z_top = part.z_center + float(rng.uniform(-0.5, 0.5)) * part.half_length + fov[2] / 2
     z_first = z_top - (counts[2] - 1) * pixel

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from sct_lesion_classify.phantom.anatomy import TISSUE, Anatomy, CordModel
+from sct_lesion_classify.phantom.anatomy import TISSUE, Anatomy, CordModel, cord_model
 from sct_lesion_classify.phantom.cohort import SubjectParams
 from sct_lesion_classify.phantom.geometry import AcquisitionGeometry
 from sct_lesion_classify.phantom.raster import Layer, crop_box, make_layer, superellipse_half
@@ -68,6 +68,22 @@ class LesionPart:
             np.sin(z / 7.0 + self.phases[0]) * 0.6 + np.sin(z / 3.1 + self.phases[1]) * 0.4)
         scale = np.where(u < 1.0, shape * wobble, 0.0)
         return self.radius_x * scale, self.radius_y * scale
+
+
+def mask_parts(parts: list[LesionPart]) -> list[LesionPart]:
+    """The parts that count for the lesion mask (all of them if none does)."""
+    return [p for p in parts if p.in_mask] or parts
+
+
+def lesion_span(parts: list[LesionPart]) -> tuple[float, float]:
+    """Lowest and highest position along the cord (mm) of the parts that count for the mask.
+
+    The phantoms' z or, for lesions inserted into a real cord, the arc coordinate
+    (``insertion.plan``): whichever the parts' ``z_center`` is in.
+    """
+    counted = mask_parts(parts)
+    return (min(p.z_center - p.half_length for p in counted),
+            max(p.z_center + p.half_length for p in counted))
 
 
 def _kappa(profile: float) -> float:
@@ -243,6 +259,18 @@ def cord_expansion(parts: list[LesionPart], z: np.ndarray, native_x: np.ndarray,
         need_x = np.maximum(need_x, np.where(present, abs(part.offset_x) + rx + 0.9, 0.0))
         need_y = np.maximum(need_y, np.where(present, abs(part.offset_y) + ry + 0.7, 0.0))
     return need_x, need_y
+
+
+def expanded_cord(parts: list[LesionPart], anatomy: Anatomy, geometry: AcquisitionGeometry,
+                  narrowing: np.ndarray | None = None) -> CordModel:
+    """The subject's cord on ``geometry``, widened where the parts need it (:func:`cord_expansion`).
+
+    ``narrowing``: see ``anatomy.cord_model`` (a compressed level of the random styles).
+    """
+    z = geometry.z_centers().astype(np.float64)
+    native = cord_model(anatomy, geometry)
+    need_x, need_y = cord_expansion(parts, z, native.radius_x, native.radius_y)
+    return cord_model(anatomy, geometry, need_x, need_y, narrowing)
 
 
 def lesion_layers(parts: list[LesionPart], cord: CordModel, geometry: AcquisitionGeometry,

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sct_lesion_classify.phantom.anatomy import TISSUE, Anatomy, CordModel, disc_level
+from sct_lesion_classify.phantom.anatomy import TISSUE, Anatomy, CordModel, disc_level, reference
 from sct_lesion_classify.phantom.geometry import AcquisitionGeometry
 from sct_lesion_classify.phantom.raster import Layer, make_layer, superellipse_half
 from sct_lesion_classify.phantom.style import LookalikeDraw
@@ -101,7 +101,7 @@ def lookalike_layers(draw: LookalikeDraw, compression: Compression | None, anato
                   (rng.uniform(-15.0, 15.0), -rng.uniform(15.0, 40.0)))[site]
         radius = rng.uniform(0.8, 2.5)
         spots.append(Spot("vessel", rng.uniform(z_lo, z_hi), rng.uniform(15.0, 75.0), ox, oy,
-                          radius, radius, 450.0, 450.0, profile=8.0))
+                          radius, radius, *reference("vessel"), profile=8.0))
     for _ in range(draw.flow_voids):
         side = 1.0 if rng.random() < 0.5 else -1.0
         ry = rng.uniform(0.6, 1.4)

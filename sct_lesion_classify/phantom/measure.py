@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
+from sct_lesion_classify.lesion.postprocess import label_components
 from sct_lesion_classify.phantom.anatomy import Anatomy, CordModel, Spine
 from sct_lesion_classify.phantom.geometry import AcquisitionGeometry
 
@@ -44,6 +44,14 @@ class LesionStats:
     eccentricity: float
 
 
+def count_components(mask: np.ndarray, voxel_mm3: float) -> int:
+    """Lesions in ``mask``: 26-connected components (``lesion.postprocess.label_components``) of at
+    least :data:`MIN_COMPONENT_MM3`."""
+    labels, _ = label_components(mask)
+    sizes_mm3 = np.bincount(labels.ravel())[1:] * voxel_mm3
+    return int(np.count_nonzero(sizes_mm3 >= MIN_COMPONENT_MM3))
+
+
 def measure_lesions(lesion_mask: np.ndarray, cord: CordModel, geometry: AcquisitionGeometry,
                     anatomy: Anatomy, enhancing: bool) -> LesionStats:
     """Measure :class:`LesionStats` from a canonical lesion mask."""
@@ -51,9 +59,7 @@ def measure_lesions(lesion_mask: np.ndarray, cord: CordModel, geometry: Acquisit
     n_voxels = int(np.count_nonzero(lesion_mask))
     if n_voxels == 0:
         return LesionStats(0.0, 0, 0.0, (), enhancing, 0.0)
-    labels, n = ndimage.label(lesion_mask, structure=np.ones((3, 3, 3), dtype=bool))
-    sizes = np.bincount(labels.ravel())[1:] * voxel_mm3
-    count = int(np.count_nonzero(sizes >= MIN_COMPONENT_MM3))
+    count = count_components(lesion_mask, voxel_mm3)
     rows = np.flatnonzero(lesion_mask.any(axis=(0, 1)))
     z = geometry.z_centers().astype(np.float64)
     half = geometry.pixel_mm / 2

@@ -432,7 +432,7 @@ def draw_contrast(rng: np.random.Generator, ranges: StyleRanges) -> ContrastDraw
     than the cord: the shifted family). The CSF/cord ratio never falls in ``exclude.csf_to_cord``
     (CSF is drawn again).
     """
-    from sct_lesion_classify.phantom.anatomy import TISSUE
+    from sct_lesion_classify.phantom.anatomy import reference
 
     con = ranges.contrast
     names, weights = zip(*con.modes)
@@ -443,11 +443,8 @@ def draw_contrast(rng: np.random.Generator, ranges: StyleRanges) -> ContrastDraw
         low, high = con.air if tissue == "air" else con.tissue
         return float(np.clip(value, low, high))
 
-    def reference(tissue: str, channel: int) -> float:
-        return TISSUE[tissue][channel] if tissue in TISSUE else (450.0, 450.0)[channel]
-
     def jittered(channel: int) -> dict[str, float]:
-        return {t: bounded(t, reference(t, channel) * float(np.exp(rng.normal(0.0, con.t2_jitter))))
+        return {t: bounded(t, reference(t)[channel] * float(np.exp(rng.normal(0.0, con.t2_jitter))))
                 for t in TISSUES}
 
     if mode == "independent":

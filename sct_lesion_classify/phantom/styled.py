@@ -15,6 +15,7 @@ renders the plan.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +24,6 @@ from sct_lesion_classify.phantom import anatomy as anat
 from sct_lesion_classify.phantom import appearance, cohort, framing, lesions, lookalikes, render, style
 from sct_lesion_classify.phantom.artefacts import apply_artefacts, require_monai
 from sct_lesion_classify.phantom.cohort import SubjectParams
-from sct_lesion_classify.phantom.measure import measure_lesions
 
 #: Textures: coarse-grid spacing (right-left, anterior-posterior, superior-inferior), mm.
 MUSCLE_TEXTURE_MM = (4.0, 3.0, 12.0)
@@ -96,7 +96,7 @@ def generate_styled(seed: int, diagnosis: str, *, participant_id: str, shape: tu
     ValueError
         Unknown diagnosis or style.
     """
-    from sct_lesion_classify.phantom.subject import PhantomSubject
+    from sct_lesion_classify.phantom.subject import measured_subject
 
     if style_name in style.RANGES:
         require_monai(style_name)
@@ -105,13 +105,8 @@ def generate_styled(seed: int, diagnosis: str, *, participant_id: str, shape: tu
     draw, anatomy, geometry = plan.draw, plan.anatomy, plan.framed.geometry
     t2w = apply_artefacts(painted.t2w, draw.artefacts)
     t1c = None if painted.t1c is None else apply_artefacts(painted.t1c, draw.artefacts, seed_offset=1)
-    stats = measure_lesions(painted.lesion_mask, cord, geometry, anatomy, plan.cohort.enhancing)
-    difficult = cohort.is_difficult(diagnosis, max(stats.total_volume_ml, 1e-3),
-                                    max(stats.extent_segments, 0.1), max(stats.count, 1),
-                                    stats.eccentricity)
-    return PhantomSubject(participant_id, diagnosis, plan.cohort.age, plan.cohort.sex, difficult,
-                          t2w, t1c, painted.cord_mask, painted.lesion_mask, geometry.affine(),
-                          geometry.storage_axcodes, stats, style_name, draw, plan.framed.lesion_in_view)
+    return measured_subject(participant_id, plan.cohort, dataclasses.replace(painted, t2w=t2w, t1c=t1c),
+                            cord, geometry, anatomy, style_name, draw, plan.framed.lesion_in_view)
 
 
 def paint_plan(plan: StyledPlan, *, with_t1c: bool = False
@@ -120,12 +115,9 @@ def paint_plan(plan: StyledPlan, *, with_t1c: bool = False
     compressed level."""
     rng, srng, draw, anatomy, parts = plan.rng, plan.style_rng, plan.draw, plan.anatomy, plan.parts
     geometry = plan.framed.geometry
-    z = geometry.z_centers().astype(np.float64)
-    native = anat.cord_model(anatomy, geometry)
-    need_x, need_y = lesions.cord_expansion(parts, z, native.radius_x, native.radius_y)
     compression = lookalikes.place_compression(draw.lookalikes, anatomy, geometry, plan.lesion_levels, srng)
     narrowing = None if compression is None else compression.narrowing(anatomy, geometry)
-    cord = anat.cord_model(anatomy, geometry, need_x, need_y, narrowing)
+    cord = lesions.expanded_cord(parts, anatomy, geometry, narrowing)
     layers = anat.anatomy_layers(anatomy, geometry, cord, rng)
     layers += lookalikes.lookalike_layers(draw.lookalikes, compression, anatomy, geometry, cord, srng)
     cord_layer = anat.cord_layer(cord, geometry)

@@ -110,23 +110,29 @@ def generate_subject(seed: int, diagnosis: str, *, participant_id: str = "sub-00
     anatomy = anatomy.with_shift(float(np.mean(anatomy.center_y(fov_z))), float(rng.normal(0.0, 1.5)))
     geometry = geom.place(plan, rng, z_top_mm=z_top, x_center_mm=0.0)
 
-    z = geometry.z_centers().astype(np.float64)
-    native = anat.cord_model(anatomy, geometry)
-    need_x, need_y = lesions.cord_expansion(parts, z, native.radius_x, native.radius_y)
-    cord = anat.cord_model(anatomy, geometry, need_x, need_y)
+    cord = lesions.expanded_cord(parts, anatomy, geometry)
     layers = anat.anatomy_layers(anatomy, geometry, cord, rng)
     cord_layer = anat.cord_layer(cord, geometry)
     lesion_layers = lesions.lesion_layers(parts, cord, geometry, rng)
     rendered = render.render(geometry, layers, cord_layer, cord.in_mask,
                              [(part.in_mask, layer) for part, layer in lesion_layers], rng,
                              with_t1c=with_t1c)
-    stats = measure_lesions(rendered.lesion_mask, cord, geometry, anatomy, params.enhancing)
-    difficult = cohort.is_difficult(diagnosis, max(stats.total_volume_ml, 1e-3),
-                                    max(stats.extent_segments, 0.1), max(stats.count, 1),
-                                    stats.eccentricity)
-    return PhantomSubject(participant_id, diagnosis, params.age, params.sex, difficult,
-                          rendered.t2w, rendered.t1c, rendered.cord_mask, rendered.lesion_mask,
-                          geometry.affine(), geometry.storage_axcodes, stats)
+    return measured_subject(participant_id, params, rendered, cord, geometry, anatomy)
+
+
+def measured_subject(participant_id: str, params: cohort.SubjectParams, images: render.Rendered,
+                     cord: anat.CordModel, geometry: geom.AcquisitionGeometry, anatomy: anat.Anatomy,
+                     style_name: str = "realistic", style_params: StyleParams | None = None,
+                     lesion_in_view: bool = True) -> PhantomSubject:
+    """The :class:`PhantomSubject` of final images and masks: its lesion measured
+    (``measure.measure_lesions``) and the ``difficult`` rule applied to the measures."""
+    stats = measure_lesions(images.lesion_mask, cord, geometry, anatomy, params.enhancing)
+    difficult = cohort.is_difficult_measured(params.diagnosis, stats.total_volume_ml,
+                                             stats.extent_segments, stats.count, stats.eccentricity)
+    return PhantomSubject(participant_id, params.diagnosis, params.age, params.sex, difficult,
+                          images.t2w, images.t1c, images.cord_mask, images.lesion_mask,
+                          geometry.affine(), geometry.storage_axcodes, stats, style_name, style_params,
+                          lesion_in_view)
 
 
 def _fov_top(rng: np.random.Generator, region: str, parts: list[lesions.LesionPart],
