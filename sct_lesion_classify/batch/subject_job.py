@@ -39,7 +39,7 @@ from sct_lesion_classify.io.bids import BidsSubject
 from sct_lesion_classify.pipeline.options import QcOptions, SegmentationOptions
 
 if TYPE_CHECKING:
-    from sct_lesion_classify.pipeline.classification import ClassificationModels
+    from sct_lesion_classify.pipeline.classification import ClassificationModels, ClassificationRequest
     from sct_lesion_classify.pipeline.models import ModelFingerprint, ModelSelection
 
 logger = logging.getLogger(__name__)

@@ -65,11 +65,8 @@ def _body(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from sct_lesion_classify.errors import InputError
-    from sct_lesion_classify.insertion.dataset import (
-        check_output_folder,
-        plan_insertion,
-        write_insertion_dataset,
-    )
+    from sct_lesion_classify.insertion.dataset import plan_insertion, write_insertion_dataset
+    from sct_lesion_classify.io.bids import check_output_folder
     from sct_lesion_classify.insertion.sources import scan_from_files, scans_from_bids
 
     input_root = Path(args.bids) if args.bids else None
