@@ -36,7 +36,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from sct_lesion_classify import __version__
+from sct_lesion_classify import PROJECT_URL, __version__
 from sct_lesion_classify.errors import InputError
 from sct_lesion_classify.insertion.measure import InsertedLesionStats, measure_inserted
 from sct_lesion_classify.insertion.paint import paint_lesion
@@ -224,7 +224,7 @@ def _sidecar(loaded: LoadedScan, case: PlannedCase, seed: int, segment_mm: float
              stats: InsertedLesionStats, noise: float) -> dict[str, object]:
     params = asdict(case.plan.params)
     return {
-        "GeneratedBy": [{"Name": COMMAND, "Version": __version__}],
+        "GeneratedBy": [{"Name": COMMAND, "Version": __version__, "CodeURL": PROJECT_URL}],
         "SourceImage": str(loaded.scan.t2w),
         "SourceCordMask": str(loaded.scan.cord_mask),
         "Style": STYLE,
@@ -243,7 +243,7 @@ def _sidecar(loaded: LoadedScan, case: PlannedCase, seed: int, segment_mm: float
 
 def _write_dataset_files(root: Path, rows: list[dict[str, str]], seed: int, n_scans: int,
                          n_cases: int) -> None:
-    generated_by = [{"Name": COMMAND, "Version": __version__,
+    generated_by = [{"Name": COMMAND, "Version": __version__, "CodeURL": PROJECT_URL,
                      "Description": f"synthetic lesions painted into {n_scans} healthy scan(s), "
                                     f"seed {seed}, {n_cases} cases"}]
     for folder, name in ((root, "sct_lesion_classify real-background lesions"),

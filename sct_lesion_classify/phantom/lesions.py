@@ -114,7 +114,6 @@ def build_parts(rng: np.random.Generator, params: SubjectParams, anatomy: Anatom
     spine = anatomy.spine
     z_top = float(spine.z_of_level(top_level))
     z_bottom = float(spine.z_of_level(bottom_level))
-    z_mid = (z_top + z_bottom) / 2
     zs = np.linspace(z_bottom, z_top, 9)
     a0, b0 = anatomy.cord_radii(zs)
     a0 = float(np.mean(a0))
