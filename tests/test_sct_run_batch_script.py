@@ -26,8 +26,8 @@ script (SCT 7, ``spinalcordtoolbox/scripts/sct_run_batch.py``, stored copy at co
 The dataset is a phantom (``phantom.dataset.write_dataset``: four small subjects) rearranged as
 two subjects with two sessions each, with manual masks under several of SCT's names, and a third
 subject whose image is not a NIfTI file. The model packages are tiny ONNX graphs
-(``modelpkg.testing``), passed through the script's ``CUSTOM_MODELS``: these tests check the
-script's mechanics, not accuracy. The console scripts come from the environment running the tests
+(``reliability_data.write_packages``), passed through the script's ``CUSTOM_MODELS``: these tests
+check the script's mechanics, not accuracy. The console scripts come from the environment running the tests
 (``shutil.which``) or, when the package is not installed, from small wrappers around
 ``sys.executable``.
 """
@@ -51,7 +51,6 @@ import numpy as np
 import pytest
 
 import sct_lesion_classify
-from sct_lesion_classify.classify.diagnosis import ROLE_CLASSES
 from sct_lesion_classify.phantom.dataset import write_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -187,18 +186,12 @@ def console_scripts_environment(bin_dir: Path) -> dict[str, str]:
 
 # ----------------------------------------------------------------------------- the dataset
 def tiny_models(root: Path) -> str:
-    """CUSTOM_MODELS: five tiny packages (cord, lesion, the three classifiers), space-separated."""
+    """CUSTOM_MODELS: the tiny packages of the reliability tests (cord, lesion, three classifiers)."""
     pytest.importorskip("onnx")
-    from sct_lesion_classify.modelpkg.testing import tiny_card, write_tiny_package
+    from reliability_data import write_packages
 
-    folders = [write_tiny_package(root, "tiny_cord", "cord_localization", weight=4.0, bias=-2.0),
-               write_tiny_package(root, "tiny_lesion", "lesion_segmentation", weight=4.0, bias=-6.0)]
-    for k, (role, classes) in enumerate(ROLE_CLASSES.items()):
-        card = tiny_card(role, "classification", spatial_size=(32, 32))
-        output = dict(card["output"], classes=list(classes), positive_class=classes[k % 2])
-        folders.append(write_tiny_package(root, role, "classification", spatial_size=(32, 32), weight=0.7,
-                                          bias=-0.4 + 0.2 * k, card_overrides={"output": output}))
-    return " ".join(str(folder) for folder in folders)
+    packages = write_packages(root)
+    return " ".join(str(folder) for folder in (packages["cord"], packages["lesion"], *packages["classifiers"]))
 
 
 def file_stem(subject_dir: str) -> str:
