@@ -152,8 +152,8 @@ def test_testing_data_subject(tmp_path):
     """A testing_data subject with its manual masks and the bundled models."""
     image = TESTING_DATA / "sub-002" / "anat" / "sub-002_T2w.nii.gz"
     labels_dir = TESTING_DATA / "derivatives" / "labels" / "sub-002" / "anat"
-    lesion = labels_dir / "sub-002_T2w_lesion-manual.nii.gz"
-    assert classify_main(["-i", str(image), "-lesion", str(lesion), "-s", str(labels_dir / "sub-002_T2w_seg-manual.nii.gz"),
+    lesion, cord = labels_dir / "sub-002_T2w_lesion-manual.nii.gz", labels_dir / "sub-002_T2w_seg-manual.nii.gz"
+    assert classify_main(["-i", str(image), "-lesion", str(lesion), "-s", str(cord),
                           "-o", str(tmp_path / "sub-002_T2w_diagnosis.json"), "-v", "0"]) == 0
     rows = read_measures(tmp_path / "sub-002_T2w_lesion_seg_analysis.csv")
     given = nib.load(str(lesion))

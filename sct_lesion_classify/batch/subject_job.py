@@ -292,9 +292,8 @@ def _process(job: SubjectJob, settings: BatchSettings) -> SubjectOutcome:
             "worker, or pass -custom-model folders on a shared file system")
     outputs = job.outputs
     outputs.folder.mkdir(parents=True, exist_ok=True)
-    names = OutputNames.of(job.subject.t2w)
     remove_stale_temporaries(outputs.folder, (outputs.diagnosis_json.name, outputs.lesion_mask.name,
-                                              outputs.sidecar.name, names.lesion_table, names.lesion_labels))
+                                              outputs.sidecar.name, *OutputNames.of(job.subject.t2w).lesion_analysis))
     result = run_classification(_request(job, settings), models)
     return outcome_from_document(job.participant_id, result.document.to_json(),
                                  diagnosis_json=display_path(result.json_path, settings.bids_root),

@@ -99,14 +99,9 @@ class OutputNames:
         return f"{self.stem}{DIAGNOSIS_SUFFIX}.json"
 
     @property
-    def lesion_table(self) -> str:
-        """``<stem>_lesion_seg_analysis.csv``."""
-        return f"{self.stem}{LESION_TABLE_SUFFIX}.csv"
-
-    @property
-    def lesion_labels(self) -> str:
-        """``<stem>_lesion_seg_label.nii.gz``."""
-        return f"{self.stem}{LESION_LABELS_SUFFIX}{NIFTI}"
+    def lesion_analysis(self) -> tuple[str, str]:
+        """``(<stem>_lesion_seg_analysis.csv, <stem>_lesion_seg_label.nii.gz)``: the lesion table, its label map."""
+        return f"{self.stem}{LESION_TABLE_SUFFIX}.csv", f"{self.stem}{LESION_LABELS_SUFFIX}{NIFTI}"
 
     def gradcam(self, role: str) -> str:
         """``<stem>_gradcam-<role>.nii.gz``."""
@@ -120,6 +115,6 @@ def gradcam_output(json_path: str | Path, image_path: str | Path, role: str) -> 
 
 def lesion_table_outputs(json_path: str | Path, image_path: str | Path) -> tuple[Path, Path]:
     """``(<stem>_lesion_seg_analysis.csv, <stem>_lesion_seg_label.nii.gz)`` in the diagnosis JSON's folder."""
-    names = OutputNames.of(image_path)
+    table, labels = OutputNames.of(image_path).lesion_analysis
     folder = Path(json_path).parent
-    return folder / names.lesion_table, folder / names.lesion_labels
+    return folder / table, folder / labels
