@@ -32,6 +32,7 @@ import pytest
 
 from reliability_data import SHAPE, custom_args, run_in_child, write_packages, write_subject
 from sct_lesion_classify.classify.document import validation_errors
+from sct_lesion_classify.lesion.analysis_table import read_lesion_table
 from sct_lesion_classify.qc.report import read_index
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,6 +93,9 @@ def _check_valid(path: Path, subject_shape=None) -> None:
         json.loads(path.read_text())
     elif name.endswith(".html"):
         assert path.read_text().rstrip().endswith("</html>"), path
+    elif name.endswith("_lesion_seg_analysis.csv"):
+        read_lesion_table(path)  # a whole table: its header, and every row with every cell
+        assert path.read_text().endswith("\n"), path
     elif name.endswith(".png"):
         payload = path.read_bytes()
         assert payload.startswith(PNG_SIGNATURE) and payload.endswith(PNG_END), path

@@ -8,6 +8,8 @@
   local worker processes and on Dask workers.
 - :mod:`~sct_lesion_classify.batch.table`: one typed row per subject and the cohort CSV
   (``diagnoses.csv``), written atomically.
+- :mod:`~sct_lesion_classify.batch.lesion_table`: every subject's lesion table in one CSV
+  (``lesion_seg_analysis.csv``), rebuilt from the subjects' files.
 - :mod:`~sct_lesion_classify.batch.runner`: local processes or a Dask distributed scheduler;
   the CSV is rewritten after every finished subject.
 """

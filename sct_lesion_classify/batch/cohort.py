@@ -5,8 +5,11 @@ Outputs of ``sct_lesion_classify batch`` form a BIDS derivative dataset (default
 
     dataset_description.json                       (DatasetType derivative, GeneratedBy)
     diagnoses.csv                                  (the cohort table, batch.table)
+    lesion_seg_analysis.csv                        (every subject's lesion table, batch.lesion_table)
     sub-XX/anat/sub-XX_T2w_lesion_seg.nii.gz       (automatic lesion mask, native grid)
     sub-XX/anat/sub-XX_T2w_lesion_seg.json         (its sidecar)
+    sub-XX/anat/sub-XX_T2w_lesion_seg_analysis.csv (lesion table, sct_analyze_lesion's columns)
+    sub-XX/anat/sub-XX_T2w_lesion_seg_label.nii.gz (its lesions numbered, native grid)
     sub-XX/anat/sub-XX_T2w_diagnosis.json          (the diagnosis JSON, written last)
 
 A subject is *complete* when :func:`check_complete` accepts its outputs: the diagnosis JSON

@@ -11,7 +11,8 @@ The steps, as the command runs them:
    their rows are rebuilt from their diagnosis JSON) and which are to run;
 5. :func:`execute`: writes ``dataset_description.json`` and the table, runs the jobs and
    rewrites the table (atomically, sorted by subject) after every finished subject, in the
-   order they finish.
+   order they finish; the cohort lesion table (``batch.lesion_table``) is rebuilt with it from
+   the subjects' own lesion tables.
 
 Local mode uses a ``ProcessPoolExecutor`` with the ``spawn`` start method (no fork of a process
 that holds ONNX Runtime threads) and :func:`subject_job.init_worker` as initializer; at most ``jobs``
@@ -40,6 +41,7 @@ from sct_lesion_classify.batch.cohort import (
     subject_outputs,
     write_description,
 )
+from sct_lesion_classify.batch.lesion_table import CohortLesionTable
 from sct_lesion_classify.batch.subject_job import (
     BatchSettings,
     JobResult,
@@ -215,17 +217,23 @@ def execute(plan: BatchPlan, *, jobs: int = 1, scheduler: str | None = None,
         Called in the calling process with each result, in the order the subjects finish
         (after the table has been rewritten).
     """
-    remove_stale_temporaries(plan.settings.output_root, ("dataset_description.json", TABLE_NAME))
+    lesions = CohortLesionTable(plan.settings.output_root)
+    remove_stale_temporaries(plan.settings.output_root, ("dataset_description.json", TABLE_NAME, lesions.path.name))
     write_description(plan.settings.output_root)
     rows: dict[str, dict[str, str]] = {row["participant_id"]: row for row in plan.kept_rows}
     rows.update({outcome.participant_id: outcome.to_row() for outcome in plan.done})
     write_table(plan.table_path, rows.values())
+    for participant_id, row in rows.items():
+        lesions.update(participant_id, row["status"])
+    lesions.write()
     finished: list[SubjectOutcome] = list(plan.done)
 
     def finish(result: JobResult) -> None:
         finished.append(result.outcome)
         rows[result.outcome.participant_id] = result.outcome.to_row()
         write_table(plan.table_path, rows.values())
+        lesions.update(result.outcome.participant_id, result.outcome.status)
+        lesions.write()
         if on_result is not None:
             on_result(result)
 

@@ -37,6 +37,7 @@ from sct_lesion_classify.batch.table import (
 )
 from sct_lesion_classify.io.bids import BidsSubject
 from sct_lesion_classify.pipeline.options import QcOptions, SegmentationOptions
+from sct_lesion_classify.pipeline.outputs import OutputNames
 
 if TYPE_CHECKING:
     from sct_lesion_classify.pipeline.classification import ClassificationModels, ClassificationRequest
@@ -292,7 +293,7 @@ def _process(job: SubjectJob, settings: BatchSettings) -> SubjectOutcome:
     outputs = job.outputs
     outputs.folder.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(outputs.folder, (outputs.diagnosis_json.name, outputs.lesion_mask.name,
-                                              outputs.sidecar.name))
+                                              outputs.sidecar.name, *OutputNames.of(job.subject.t2w).lesion_analysis))
     result = run_classification(_request(job, settings), models)
     return outcome_from_document(job.participant_id, result.document.to_json(),
                                  diagnosis_json=display_path(result.json_path, settings.bids_root),

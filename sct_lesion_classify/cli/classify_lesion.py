@@ -107,6 +107,9 @@ def _run(args: argparse.Namespace) -> int:
         log.info("Most likely: %s (%s, confidence %s): %s", d.most_likely_class, d.group, d.confidence,
                  ", ".join(f"{k} {v:.2f}" for k, v in d.probabilities.items()))
     log.info("Diagnosis written to %s", outputs.json_path)
+    if outputs.lesion_table is not None:
+        log.info("Lesion table (sct_analyze_lesion's columns) written to %s, labels to %s", outputs.lesion_table,
+                 outputs.lesion_labels)
     for path in outputs.gradcam_paths.values():
         log.info("Grad-CAM map written to %s", path)
     if outputs.qc_page is not None:

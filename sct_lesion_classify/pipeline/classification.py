@@ -12,7 +12,9 @@ record:
 6. :func:`compose` -> ``Diagnosis`` (None for an empty lesion mask);
 7. :func:`saliency_maps` -> :class:`SaliencyMaps` (Grad-CAM volumes on the image's grid);
    (4-7 together: :func:`classification_stage` -> :class:`Classification`)
-8. :func:`build_document` -> ``DiagnosisDocument`` (written once, validated);
+8. :func:`write_lesion_table` -> the lesion table in ``sct_analyze_lesion``'s columns and its
+   label map (``lesion.analysis_table``), then :func:`build_document` -> ``DiagnosisDocument``
+   (written once, validated, last);
 9. :func:`qc_stage` -> the QC page.
 
 Warnings are values of these records, gathered in pipeline order by :func:`gather_warnings`.
@@ -30,7 +32,13 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from sct_lesion_classify.classify.diagnosis import ROLE_CLASSES, ClassifierResult, Diagnosis, compose_diagnosis
+from sct_lesion_classify.classify.diagnosis import (
+    CLASSES,
+    ROLE_CLASSES,
+    ClassifierResult,
+    Diagnosis,
+    compose_diagnosis,
+)
 from sct_lesion_classify.classify.document import (
     SYNTHETIC_WARNING,
     DiagnosisDocument,
@@ -46,11 +54,12 @@ from sct_lesion_classify.classify.inputs import ClassifierSlices
 from sct_lesion_classify.cord.localize import CordLocalization, cord_from_mask_file
 from sct_lesion_classify.errors import InputError
 from sct_lesion_classify.io.image import Image, load_image, load_mask, save_like
-from sct_lesion_classify.lesion.morphometry import LesionMorphometry, measure_lesions
+from sct_lesion_classify.lesion.analysis_table import build_table, label_map_dtype, number_cell
+from sct_lesion_classify.lesion.morphometry import LesionMorphometry, label_lesions, measure_lesions
 from sct_lesion_classify.modelpkg.card import InputSpec
 from sct_lesion_classify.modelpkg.package import ModelPackage, file_sha256
 from sct_lesion_classify.pipeline.models import ModelSelection, choose_classifiers
-from sct_lesion_classify.pipeline.outputs import OutputNames, gradcam_output
+from sct_lesion_classify.pipeline.outputs import OutputNames, gradcam_output, lesion_table_outputs, output_stem
 from sct_lesion_classify.pipeline.paths import check_output_path, check_qc_folder, make_output_folder
 from sct_lesion_classify.pipeline.segmentation import (
     SegmentationModels,
@@ -130,6 +139,8 @@ class ClassificationOutputs:
     lesion_path: Path
     qc_page: Path | None
     gradcam_paths: Mapping[str, Path] = field(default_factory=dict)  # role -> written map
+    lesion_table: Path | None = None  # <stem>_lesion_seg_analysis.csv
+    lesion_labels: Path | None = None  # <stem>_lesion_seg_label.nii.gz
 
     @property
     def diagnosis(self) -> Diagnosis | None:
@@ -220,6 +231,8 @@ def run_classification(request: ClassificationRequest, models: ClassificationMod
     gradcam_paths, gradcam_s = write_saliency(json_path, request.image_path, inputs.image, classified.saliency)
     if gradcam_s is not None:
         runtime["gradcam_write"] = gradcam_s
+    table_path, labels_path = write_lesion_table(json_path, request.image_path, inputs.image, lesion,
+                                                 morphometry, classified.diagnosis)
     packages = models.selection.packages(with_t1c=inputs.t1c is not None, segmented=lesion.source == "automatic")
     document = build_document(request, inputs, lesion, morphometry, classified, warnings, runtime, packages,
                               _gradcam_records(used, gradcam_paths) if request.gradcam else None)
@@ -228,7 +241,8 @@ def run_classification(request: ClassificationRequest, models: ClassificationMod
         logger.warning(message)
     qc_page = qc_stage(request, inputs.image, lesion, document, classified.saliency)
     return ClassificationOutputs(json_path=json_path, document=document, lesion_path=lesion.path,
-                                 qc_page=qc_page, gradcam_paths=gradcam_paths)
+                                 qc_page=qc_page, gradcam_paths=gradcam_paths, lesion_table=table_path,
+                                 lesion_labels=labels_path)
 
 
 def check_outputs(request: ClassificationRequest) -> Path:
@@ -236,6 +250,9 @@ def check_outputs(request: ClassificationRequest) -> Path:
     json_path = check_output_path(request.diagnosis_output(), request.inputs, what="diagnosis JSON",
                                   nifti=False)
     check_qc_folder(request.segmentation.qc.folder)
+    table, labels = lesion_table_outputs(json_path, request.image_path)
+    check_output_path(table, request.inputs, what="lesion table", nifti=False)
+    check_output_path(labels, request.inputs, what="lesion label map")
     if request.gradcam:
         for role in ROLE_CLASSES:
             check_output_path(gradcam_output(json_path, request.image_path, role), request.inputs,
@@ -393,6 +410,27 @@ def write_saliency(json_path: Path, image_path: Path, image: Image,
     for role, volume in saliency.volumes.items():
         save_like(volume, image.grid, paths[role], dtype=np.float32)
     return paths, (time.perf_counter() - start if paths else None)
+
+
+def write_lesion_table(json_path: Path, image_path: Path, image: Image, lesion: LesionMaskStage,
+                       morphometry: LesionMorphometry, diagnosis: Diagnosis | None) -> tuple[Path, Path]:
+    """Write the lesion table (``lesion.analysis_table``) and its label map beside the JSON; their paths.
+
+    The label map holds the lesions' numbers on the input's grid (``save_like``, as the mask);
+    the table's last columns are the diagnosis probabilities ``p_<class>`` and
+    ``most_likely_class`` (empty without a diagnosis), the same on every row.
+    """
+    table_path, labels_path = lesion_table_outputs(json_path, image_path)
+    labels, count = label_lesions(lesion.mask)
+    subject = {f"p_{name}": number_cell(None if diagnosis is None else diagnosis.probabilities[name])
+               for name in CLASSES}
+    subject["most_likely_class"] = "" if diagnosis is None else diagnosis.most_likely_class
+    table = build_table(labels, morphometry.lesions, image.zooms, image_name=output_stem(image_path),
+                        image=image.data, cord_mask=lesion.cord.mask if lesion.cord else None,
+                        subject_values=subject)
+    save_like(labels, image.grid, labels_path, dtype=label_map_dtype(count))
+    table.write(table_path)
+    return table_path, labels_path
 
 
 def _gradcam_records(used: Mapping[str, Classifier], paths: Mapping[str, Path]) -> dict[str, GradcamRecord]:

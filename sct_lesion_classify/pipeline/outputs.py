@@ -7,10 +7,15 @@ For ``-i sub-01_T2w.nii.gz`` (stem ``sub-01_T2w``)::
     sub-01_T2w_seg.nii.gz              cord mask (-save-cord 1; also SCT's, -cord-method sct)
     sub-01_T2w_cropbox.nii.gz          crop box (-save-cord 1)
     sub-01_T2w_diagnosis.json          diagnosis JSON (sct_classify_lesion)
+    sub-01_T2w_lesion_seg_analysis.csv lesion table, sct_analyze_lesion's columns (sct_classify_lesion)
+    sub-01_T2w_lesion_seg_label.nii.gz the lesions numbered as in the table (sct_classify_lesion)
     sub-01_T2w_gradcam-<role>.nii.gz   Grad-CAM map of one classifier (-gradcam 1)
 
 The folder is the caller's (beside the input, beside ``-o``, or a batch's derivative folder);
-a NIfTI output's sidecar is its name with ``.json`` (:func:`sidecar_path`).
+a NIfTI output's sidecar is its name with ``.json`` (:func:`sidecar_path`). The lesion table and
+the label map are named as ``sct_analyze_lesion -m <stem>_lesion_seg.nii.gz`` names its
+``_analysis`` workbook and ``_label`` map, and lie beside the diagnosis JSON
+(:func:`lesion_table_outputs`).
 
 The lesion mask is named as SCT 7's lesion tasks name theirs (``sct_deepseg lesion_ms`` ->
 ``<stem>_lesion_seg.nii.gz``). Earlier versions of this package wrote ``<stem>_lesionseg`` (the
@@ -32,6 +37,8 @@ CORD_MASK_SUFFIX = "_seg"
 CROP_BOX_SUFFIX = "_cropbox"
 DIAGNOSIS_SUFFIX = "_diagnosis"
 GRADCAM_SUFFIX = "_gradcam-"
+LESION_TABLE_SUFFIX = f"{LESION_MASK_SUFFIX}_analysis"  # sct_analyze_lesion's <mask stem>_analysis
+LESION_LABELS_SUFFIX = f"{LESION_MASK_SUFFIX}_label"  # and its <mask stem>_label
 
 
 def output_stem(path: str | Path) -> str:
@@ -91,6 +98,11 @@ class OutputNames:
         """``<stem>_diagnosis.json``."""
         return f"{self.stem}{DIAGNOSIS_SUFFIX}.json"
 
+    @property
+    def lesion_analysis(self) -> tuple[str, str]:
+        """``(<stem>_lesion_seg_analysis.csv, <stem>_lesion_seg_label.nii.gz)``: the lesion table, its label map."""
+        return f"{self.stem}{LESION_TABLE_SUFFIX}.csv", f"{self.stem}{LESION_LABELS_SUFFIX}{NIFTI}"
+
     def gradcam(self, role: str) -> str:
         """``<stem>_gradcam-<role>.nii.gz``."""
         return f"{self.stem}{GRADCAM_SUFFIX}{role}{NIFTI}"
@@ -99,3 +111,10 @@ class OutputNames:
 def gradcam_output(json_path: str | Path, image_path: str | Path, role: str) -> Path:
     """``<folder of the diagnosis JSON>/<stem of -i>_gradcam-<role>.nii.gz`` (``-gradcam 1``)."""
     return Path(json_path).parent / OutputNames.of(image_path).gradcam(role)
+
+
+def lesion_table_outputs(json_path: str | Path, image_path: str | Path) -> tuple[Path, Path]:
+    """``(<stem>_lesion_seg_analysis.csv, <stem>_lesion_seg_label.nii.gz)`` in the diagnosis JSON's folder."""
+    table, labels = OutputNames.of(image_path).lesion_analysis
+    folder = Path(json_path).parent
+    return folder / table, folder / labels
