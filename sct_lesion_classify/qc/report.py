@@ -13,8 +13,9 @@ Layout of a QC folder (``-qc FOLDER``)::
 
 Every entry is also recorded in SCT 7's QC format (:mod:`.sct_records`), so that it appears in
 SCT's own QC report beside SCT's entries (``sct_deepseg``...), and this module's page lists every
-SCT-format record of the folder (SCT's and ours) below our entries, each as its background
-picture with the overlay drawn on top (click to hide or show the overlay).
+SCT-format record of the folder (SCT's and ours) between the table of entries and the entries'
+details, each as its background picture with the overlay drawn on top (click to hide or show
+the overlay).
 
 Several processes may write to the same folder at once (a cohort run with local workers): each
 writes its PNGs into its own uniquely named entry folder first, then takes an exclusive lock
@@ -341,12 +342,14 @@ figcaption{font-size:12px;color:#3b4150;margin-top:3px}
 .hidden{display:none}
 h2.records{font-size:16px;margin:26px 0 4px}
 p.records{font-size:12px;color:#5a6170;margin:0 0 10px}
-section.record{background:#fff;border:1px solid #d6d9de;border-left:4px solid #8a94a6;border-radius:6px;margin:0 0 16px;padding:8px 12px}
+.records-grid{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start;margin-bottom:20px}
+section.record{background:#fff;border:1px solid #d6d9de;border-left:4px solid #8a94a6;border-radius:6px;padding:8px 12px;width:400px;max-width:100%;box-sizing:border-box}
 section.record.ours{border-left-color:#1f3a5f}
-section.record h3{font-size:14px;margin:0 0 4px}
+section.record h3{font-size:13px;margin:0 0 4px}
+section.record .meta{font-size:11px}
 section.record h3 .date{font-weight:400;color:#5a6170;font-size:12px;margin-left:8px}
-.composed{position:relative;display:inline-block;max-width:100%;cursor:pointer;background:#181818}
-.composed img{display:block;max-width:100%;height:auto}
+.composed{position:relative;display:block;cursor:pointer;background:#181818}
+.composed img{display:block;width:100%;height:auto}
 .composed img.overlay{position:absolute;left:0;top:0;width:100%;height:100%}
 .composed.off img.overlay{visibility:hidden}
 """
@@ -438,12 +441,13 @@ def _records_html(entries: Sequence[QcEntry], records: Sequence[SctRecord]) -> s
             f'<p class="records">Every record of {RECORDS_FOLDER}/ in SCT 7\'s QC format, written '
             "by SCT's commands and by ours (open SCT's own page, index.html where SCT wrote it, to "
             "mark them Pass / Fail / Artifact). Click a picture to hide or show its overlay.</p>"
-            + "".join(sections))
+            + f'<div class="records-grid">{"".join(sections)}</div>')
 
 
 def render_html(entries: Sequence[QcEntry], records: Sequence[SctRecord] = ()) -> str:
-    """The report page for ``entries`` (shown newest first), then the SCT-format ``records`` of
-    the folder (:func:`.sct_records.read_records`), as one self-contained HTML string."""
+    """The report page, as one self-contained HTML string: the table of ``entries``, the
+    SCT-format ``records`` of the folder (:func:`.sct_records.read_records`, SCT's and ours) as
+    a grid, then each entry with its details and pictures; newest first."""
     ordered = list(reversed(list(entries)))
     rows, sections = [], []
     for number, entry in zip(range(len(ordered), 0, -1), ordered):
@@ -485,7 +489,7 @@ def render_html(entries: Sequence[QcEntry], records: Sequence[SctRecord] = ()) -
         '<input id="filter" type="search" placeholder="Filter: subject, command, diagnosis...">'
         '<span class="note">Research use only; not a medical device.</span></header>'
         '<div id="missing"></div><main>'
-        f"{_LEGEND}{table}{''.join(sections)}{_records_html(entries, records)}</main>"
+        f"{_LEGEND}{table}{_records_html(entries, records)}{''.join(sections)}</main>"
         f"<script>{_SCRIPT}</script></body></html>\n"
     )
 
