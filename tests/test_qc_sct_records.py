@@ -16,11 +16,8 @@ import json
 import multiprocessing
 import os
 import re
-import shutil
 import struct
-import subprocess
 import sys
-import tempfile
 import types
 import zlib
 from pathlib import Path
@@ -43,6 +40,7 @@ from sct_lesion_classify.qc import (
 )
 from sct_lesion_classify.qc.mosaic import REGION_RGB
 from sct_lesion_classify.qc.png import encode_png, write_png
+from test_qc_report import _chromium, _run_chromium   # the same headless Chromium runner
 
 INPUT = "/data/ds/sub-01/anat/sub-01_T2w.nii.gz"
 RECORD_NAME = re.compile(r"qc_(\d{4}_\d{2}_\d{2}_\d{6}\.\d{6})\.json")
@@ -396,29 +394,6 @@ def test_sct_writer_failure_is_a_processing_error(tmp_path, monkeypatch):
 
 # --------------------------------------------------------------------------------------------
 # Real browser
-
-_CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                   "--no-first-run", "--disable-background-networking",
-                   "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-                   "--allow-file-access-from-files"]
-
-
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        if shutil.which(name):
-            return shutil.which(name)
-    return None
-
-
-def _run_chromium(executable: str, *arguments: str) -> subprocess.CompletedProcess:
-    profile = tempfile.mkdtemp(prefix="qc-chromium-")
-    try:
-        return subprocess.run([executable, *_CHROMIUM_FLAGS, f"--user-data-dir={profile}",
-                               "--virtual-time-budget=10000", *arguments],
-                              capture_output=True, text=True, timeout=180)
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
-
 
 def _root_attributes(dom: str) -> dict:
     root = re.search(r"<html[^>]*>", dom)
