@@ -211,7 +211,10 @@ def test_page_renders_in_headless_chromium(tmp_path):
     root = re.search(r"<html[^>]*>", dom.stdout)
     assert root, dom.stdout[:500]
     attributes = dict(re.findall(r'(data-images-[a-z]+)="([^"]*)"', root.group(0)))
-    expected = sum(len(e.pictures) for e in read_index(qc))
+    entries = read_index(qc)
+    records = sum(len(e.sct_records) for e in entries)
+    assert records == 3                    # lesion; lesion and Grad-CAM (SCT-format records)
+    expected = sum(len(e.pictures) for e in entries) + 2 * records   # + background and overlay
     assert attributes == {"data-images-total": str(expected), "data-images-broken": "0",
                           "data-images-checked": "yes"}
 

@@ -16,7 +16,8 @@ cord). Intensities are windowed between robust percentiles (1st and 99th by defa
 volume.
 
 Overlay colours: lesion filled in red with transparency and outlined in solid red; cord mask
-outlined in yellow; cord box outlined in green; saliency (Grad-CAM) as a "jet" heat map whose
+outlined in yellow; cord box outlined in green; the region searched for the lesion filled in
+light blue with transparency and outlined in solid light blue; saliency (Grad-CAM) as a "jet" heat map whose
 opacity grows with the saliency value, so low values leave the anatomy visible.
 """
 
@@ -33,6 +34,7 @@ DISPLAY_CONVENTION = "sagittal slices, superior up, anterior left"
 LESION_RGB = (255, 32, 32)
 CORD_MASK_RGB = (255, 220, 0)
 CORD_BOX_RGB = (0, 230, 0)
+REGION_RGB = (0, 190, 255)
 BACKGROUND_RGB = (24, 24, 24)
 
 #: A canonical-index box: ((x0, x1), (y0, y1), (z0, z1)), half-open voxel index ranges.
@@ -272,6 +274,7 @@ def sagittal_mosaic(
     cord_mask: np.ndarray | None = None,
     cord_box: Box | None = None,
     saliency: np.ndarray | None = None,
+    region: np.ndarray | None = None,
     view_box: Box | None = None,
     max_slices: int = 12,
     columns: int = 6,
@@ -279,6 +282,7 @@ def sagittal_mosaic(
     lesion_alpha: float = 0.45,
     lesion_outline_rgb: tuple[int, int, int] = LESION_RGB,
     saliency_alpha: float = 0.6,
+    region_alpha: float = 0.25,
     label_slices: bool = True,
 ) -> Mosaic:
     """Render sagittal slices of a canonical volume with overlays into one RGB picture.
@@ -298,6 +302,9 @@ def sagittal_mosaic(
     saliency
         Float array of the image's shape (e.g. Grad-CAM), shown as a heat map after division by
         its maximum (values <= 0 are transparent), or None.
+    region
+        Boolean array of the image's shape: the region searched for the lesion, filled with
+        ``region_alpha`` opacity and outlined, or None.
     view_box
         Optional box whose in-plane part (axes 1 and 2) crops the field of view before display,
         e.g. the cord box, to zoom on the cord.
@@ -316,7 +323,8 @@ def sagittal_mosaic(
     if image.ndim != 3:
         raise ValueError(f"sagittal_mosaic needs a 3D array, got shape {image.shape}")
     shape = image.shape
-    for name, array in (("lesion", lesion), ("cord_mask", cord_mask), ("saliency", saliency)):
+    for name, array in (("lesion", lesion), ("cord_mask", cord_mask), ("saliency", saliency),
+                        ("region", region)):
         if array is not None and np.shape(array) != shape:
             raise ValueError(f"{name} has shape {np.shape(array)}, image has {shape}")
     zooms = tuple(float(z) for z in zooms_mm)[:3]
@@ -356,6 +364,11 @@ def sagittal_mosaic(
             heat = _resample_stack(stack_of(np.clip(sal / peak, 0, 1)), row_mm, col_mm,
                                    pixel_mm, True)
             _blend(rgb, heat > 0.02, jet_colormap(heat), saliency_alpha * np.sqrt(heat))
+    if region is not None:
+        searched = _resample_stack(stack_of(np.asarray(region) != 0), row_mm, col_mm, pixel_mm,
+                                   False)
+        _blend(rgb, searched, REGION_RGB, region_alpha)
+        _blend(rgb, outline(searched), REGION_RGB, 1.0)
     if cord_mask is not None:
         cord = _resample_stack(stack_of(np.asarray(cord_mask) != 0), row_mm, col_mm, pixel_mm,
                                False)

@@ -1,8 +1,10 @@
-"""Minimal PNG encoder (8-bit grayscale or RGB) with the standard library and numpy only.
+"""Minimal PNG encoder (8-bit grayscale, RGB or RGBA) with the standard library and numpy only.
 
 The inference environment has no imaging library (no Pillow, no matplotlib), and the QC pictures
 need nothing more than a non-interlaced 8-bit PNG: signature, ``IHDR``, one ``IDAT`` holding the
 zlib-compressed scanlines (filter type 0 on every row) and ``IEND``, each chunk with its CRC-32.
+RGBA (a transparent overlay for SCT's QC page, :mod:`.sct_records`) is written only when asked for
+(``with_alpha=True``), so a stray 4-channel array is refused rather than written as transparency.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 _COLOR_TYPE_GRAY = 0
 _COLOR_TYPE_RGB = 2
+_COLOR_TYPE_RGBA = 6
 
 
 def _chunk(kind: bytes, payload: bytes) -> bytes:
@@ -26,16 +29,19 @@ def _chunk(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
 
 
-def encode_png(array: np.ndarray, compression_level: int = 6) -> bytes:
+def encode_png(array: np.ndarray, compression_level: int = 6, *, with_alpha: bool = False) -> bytes:
     """Encode an image as PNG bytes.
 
     Parameters
     ----------
     array
         ``(height, width)`` grayscale or ``(height, width, 3)`` RGB, dtype ``uint8``
-        (row 0 is the top of the picture).
+        (row 0 is the top of the picture); with ``with_alpha``, ``(height, width, 4)`` RGBA
+        (alpha 0: transparent, 255: opaque).
     compression_level
         zlib level, 0-9.
+    with_alpha
+        Encode an RGBA picture (and only that).
 
     Returns
     -------
@@ -50,7 +56,11 @@ def encode_png(array: np.ndarray, compression_level: int = 6) -> bytes:
     array = np.asarray(array)
     if array.dtype != np.uint8:
         raise ValueError(f"PNG pictures must be uint8, got {array.dtype}")
-    if array.ndim == 2:
+    if with_alpha:
+        if not (array.ndim == 3 and array.shape[2] == 4):
+            raise ValueError(f"RGBA PNG pictures must be (H, W, 4), got shape {array.shape}")
+        color_type = _COLOR_TYPE_RGBA
+    elif array.ndim == 2:
         color_type = _COLOR_TYPE_GRAY
     elif array.ndim == 3 and array.shape[2] == 3:
         color_type = _COLOR_TYPE_RGB
@@ -71,6 +81,6 @@ def encode_png(array: np.ndarray, compression_level: int = 6) -> bytes:
     ])
 
 
-def write_png(path: str | os.PathLike, array: np.ndarray) -> None:
+def write_png(path: str | os.PathLike, array: np.ndarray, *, with_alpha: bool = False) -> None:
     """Write ``array`` (see :func:`encode_png`) to ``path`` atomically (temporary file + rename)."""
-    write_bytes_atomic(path, encode_png(array))
+    write_bytes_atomic(path, encode_png(array, with_alpha=with_alpha))

@@ -7,12 +7,22 @@ Layout of a QC folder (``-qc FOLDER``)::
       index.json              {"format": ..., "version": 1, "entries": [...]}, oldest first
       .qc_index.lock          lock file (kept; empty)
       <dataset>/<subject>/<command>/<YYYYmmdd-HHMMSS>-<8 hex>/*.png
+      _json/qc_<timestamp>.json                 the same entries as SCT 7 QC records, one per
+      <dataset>/<subject>/<contrast>/<command>/<timestamp>/background_img.png, overlay_img.png
+                                                picture pair (lesion, searched region, Grad-CAM)
+
+Every entry is also recorded in SCT 7's QC format (:mod:`.sct_records`), so that it appears in
+SCT's own QC report beside SCT's entries (``sct_deepseg``...), and this module's page lists every
+SCT-format record of the folder (SCT's and ours) between the table of entries and the entries'
+details, each as its background picture with the overlay drawn on top (click to hide or show
+the overlay).
 
 Several processes may write to the same folder at once (a cohort run with local workers): each
 writes its PNGs into its own uniquely named entry folder first, then takes an exclusive lock
 (``fcntl.flock`` on ``.qc_index.lock``), reads ``index.json``, appends its entry and rewrites
 ``index.json`` and ``index.html``, each through a temporary file in the folder and a rename, and
-releases the lock. Readers (a browser) therefore never see a partial file, and no entry is lost.
+releases the lock. The SCT-format records are written under the same lock, each to a new file.
+Readers (a browser) therefore never see a partial file, and no entry is lost.
 The lock is POSIX only (Linux, macOS); where ``fcntl`` is missing (Windows) entries are appended
 without a lock, which is safe for one process at a time, and a warning says so.
 
@@ -36,7 +46,6 @@ import html
 import json
 import logging
 import os
-import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +65,14 @@ from sct_lesion_classify.qc.mosaic import (
     select_slices,
 )
 from sct_lesion_classify.qc.png import write_png
+from sct_lesion_classify.qc.sct_records import (
+    RECORDS_FOLDER,
+    PicturePair,
+    SctRecord,
+    read_records,
+    write_records,
+)
+from sct_lesion_classify.qc.sct_records import safe_component as _safe_component
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +100,8 @@ class QcDraft:
 
     ``dataset`` and ``subject`` default to values guessed from ``input_path``
     (:func:`default_dataset_subject`), as SCT does when ``-qc-dataset`` / ``-qc-subject`` are
-    not given.
+    not given. ``pairs`` are recorded in SCT's format too (one record each); ``command_line``
+    is their ``cmdline`` (default: the command's name).
     """
 
     command: str
@@ -92,6 +110,8 @@ class QcDraft:
     details: tuple[tuple[str, str], ...] = ()
     dataset: str | None = None
     subject: str | None = None
+    pairs: tuple[PicturePair, ...] = ()
+    command_line: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +126,8 @@ class QcEntry:
         Key/value rows shown with the pictures (probabilities, diagnosis, warnings...).
     entry_id
         Unique name of the entry folder (also the HTML anchor).
+    sct_records
+        ``(caption, file name in _json/)`` of the entry's SCT-format records.
     """
 
     command: str
@@ -116,6 +138,7 @@ class QcEntry:
     pictures: tuple[tuple[str, str], ...]
     details: tuple[tuple[str, str], ...]
     entry_id: str = ""
+    sct_records: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> dict:
         return {
@@ -123,6 +146,7 @@ class QcEntry:
             "subject": self.subject, "input_path": self.input_path, "date": self.date,
             "pictures": [list(p) for p in self.pictures],
             "details": [list(d) for d in self.details],
+            "sct_records": [list(r) for r in self.sct_records],
         }
 
     @classmethod
@@ -134,6 +158,7 @@ class QcEntry:
             pictures=tuple((str(c), str(p)) for c, p in document.get("pictures", [])),
             details=tuple((str(k), str(v)) for k, v in document.get("details", [])),
             entry_id=str(document.get("entry_id", "")),
+            sct_records=tuple((str(c), str(r)) for c, r in document.get("sct_records", [])),
         )
 
 
@@ -155,12 +180,6 @@ def default_dataset_subject(input_path: str | os.PathLike) -> tuple[str, str]:
     subject = parts[-1] if parts else "subject"
     dataset = parts[-2] if len(parts) > 1 else "dataset"
     return dataset or "dataset", subject or "subject"
-
-
-def _safe_component(text: str) -> str:
-    """A folder or file name made of ``[A-Za-z0-9._-]`` only, never empty, never dots only."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip(".")
-    return cleaned[:80] or "_"
 
 
 def _unique_entry_id(now: _dt.datetime) -> str:
@@ -217,7 +236,9 @@ def add_entry(qc_folder: str | os.PathLike, draft: QcDraft,
     """Write the draft's pictures and append the entry to the folder's report.
 
     The pictures go to ``qc_folder/<dataset>/<subject>/<command>/<entry id>/``; then, under the
-    folder's lock, the entry is appended to ``index.json`` and ``index.html`` is regenerated.
+    folder's lock, the draft's picture pairs are recorded in SCT's format
+    (:func:`.sct_records.write_records`), the entry is appended to ``index.json`` and
+    ``index.html`` is regenerated.
 
     Parameters
     ----------
@@ -265,20 +286,24 @@ def add_entry(qc_folder: str | os.PathLike, draft: QcDraft,
         write_png(entry_folder / name, picture.rgb)
         pictures.append((picture.caption, (relative / name).as_posix()))
 
-    entry = QcEntry(command=draft.command, dataset=dataset, subject=subject,
-                    input_path=str(draft.input_path), date=now.strftime("%Y-%m-%d %H:%M:%S"),
-                    pictures=tuple(pictures), details=tuple((str(k), str(v))
-                                                            for k, v in draft.details),
-                    entry_id=entry_id)
+    encoded_pairs = [pair.encode() for pair in draft.pairs]
     with exclusive_lock(qc_folder / LOCK_NAME, what="QC index"):
         entries = read_index(qc_folder)
-        entries.append(entry)
+        sct_records = write_records(
+            qc_folder, encoded_pairs, command=draft.command,
+            cmdline=draft.command_line or draft.command, input_path=draft.input_path,
+            dataset=draft.dataset, subject=draft.subject, now=now)
+        entries.append(QcEntry(
+            command=draft.command, dataset=dataset, subject=subject,
+            input_path=str(draft.input_path), date=now.strftime("%Y-%m-%d %H:%M:%S"),
+            pictures=tuple(pictures), details=tuple((str(k), str(v)) for k, v in draft.details),
+            entry_id=entry_id, sct_records=sct_records))
         write_json_atomic(qc_folder / INDEX_JSON, {
             "format": INDEX_FORMAT, "version": INDEX_VERSION,
             "entries": [e.to_json() for e in entries],
         })
         page = _html_path(qc_folder)
-        write_text_atomic(page, render_html(entries))
+        write_text_atomic(page, render_html(entries, read_records(qc_folder)))
     logger.debug("QC entry added to %s", page)
     return page
 
@@ -315,6 +340,18 @@ figcaption{font-size:12px;color:#3b4150;margin-top:3px}
 .legend span{display:inline-block;margin-right:12px;font-size:12px}
 .legend i{display:inline-block;width:10px;height:10px;margin-right:4px;vertical-align:middle}
 .hidden{display:none}
+h2.records{font-size:16px;margin:26px 0 4px}
+p.records{font-size:12px;color:#5a6170;margin:0 0 10px}
+.records-grid{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start;margin-bottom:20px}
+section.record{background:#fff;border:1px solid #d6d9de;border-left:4px solid #8a94a6;border-radius:6px;padding:8px 12px;width:400px;max-width:100%;box-sizing:border-box}
+section.record.ours{border-left-color:#1f3a5f}
+section.record h3{font-size:13px;margin:0 0 4px}
+section.record .meta{font-size:11px}
+section.record h3 .date{font-weight:400;color:#5a6170;font-size:12px;margin-left:8px}
+.composed{position:relative;display:block;cursor:pointer;background:#181818}
+.composed img{display:block;width:100%;height:auto}
+.composed img.overlay{position:absolute;left:0;top:0;width:100%;height:100%}
+.composed.off img.overlay{visibility:hidden}
 """
 
 _SCRIPT = """
@@ -327,6 +364,9 @@ _SCRIPT = """
     });
   }
   filter.addEventListener('input',apply);
+  document.querySelectorAll('.composed').forEach(function(el){
+    el.addEventListener('click',function(){el.classList.toggle('off');});
+  });
   function check(){
     var imgs=Array.prototype.slice.call(document.images);
     var bad=imgs.filter(function(im){return !(im.complete&&im.naturalWidth>0);});
@@ -348,6 +388,7 @@ _LEGEND = ('<div class="legend">'
            '<span><i style="background:#ff2020"></i>lesion</span>'
            '<span><i style="background:#ffdc00"></i>cord mask</span>'
            '<span><i style="background:#00e600"></i>cord box</span>'
+           '<span><i style="background:#00beff"></i>region searched for the lesion</span>'
            '<span><i style="background:linear-gradient(90deg,#00f,#0ff,#ff0,#f00)"></i>'
            'saliency (Grad-CAM)</span>'
            f'<span>{html.escape(DISPLAY_CONVENTION)}; numbers: sagittal slice index</span></div>')
@@ -368,8 +409,45 @@ def _highlight(entry: QcEntry) -> str:
     return ""
 
 
-def render_html(entries: Sequence[QcEntry]) -> str:
-    """The report page for ``entries`` (shown newest first), as one self-contained HTML string."""
+def _records_html(entries: Sequence[QcEntry], records: Sequence[SctRecord]) -> str:
+    """The SCT-format records, newest first: background picture with the overlay on top."""
+    if not records:
+        return ""
+    ours = {name: (caption, entry) for entry in entries for caption, name in entry.sct_records}
+    ordered = sorted(records, key=lambda r: (r.date, r.record_name), reverse=True)
+    sections = []
+    for number, record in zip(range(len(ordered), 0, -1), ordered):
+        caption, entry = ours.get(record.record_name, ("", None))
+        origin = "ours" if entry is not None else "other"
+        search = _e(" ".join([record.dataset, record.subject, record.contrast, record.command,
+                              record.input_file, record.date, caption]).lower())
+        link = (f' &middot; <a href="#e-{_e(_safe_component(entry.entry_id))}">entry</a>'
+                if entry is not None and entry.entry_id else "")
+        sections.append(
+            f'<section class="record {origin}" data-search="{search}" '
+            f'data-record="{_e(record.record_name)}" data-command="{_e(record.command)}" '
+            f'data-origin="{origin}">'
+            f"<h3>{_e(record.command)} &middot; {_e(record.dataset)} / {_e(record.subject)} / "
+            f'{_e(record.contrast)}<span class="date">{_e(record.date)}</span></h3>'
+            f'<div class="meta">{_e(caption + " · ") if caption else ""}input: '
+            f"{_e(record.input_file)} &middot; {_e(record.plane)} &middot; "
+            f"{_e(record.sct_version)}{link}<br>{_e(record.cmdline)}</div>"
+            f'<div class="composed" title="click to hide or show the overlay">'
+            f'<img class="background" src="{_url(record.background_image)}" '
+            f'alt="{_e(record.command)} background">'
+            f'<img class="overlay" src="{_url(record.overlay_image)}" '
+            f'alt="{_e(record.command)} overlay"></div></section>')
+    return (f'<h2 class="records" id="sct-records">SCT QC records ({len(ordered)})</h2>'
+            f'<p class="records">Every record of {RECORDS_FOLDER}/ in SCT 7\'s QC format, written '
+            "by SCT's commands and by ours (open SCT's own page, index.html where SCT wrote it, to "
+            "mark them Pass / Fail / Artifact). Click a picture to hide or show its overlay.</p>"
+            + f'<div class="records-grid">{"".join(sections)}</div>')
+
+
+def render_html(entries: Sequence[QcEntry], records: Sequence[SctRecord] = ()) -> str:
+    """The report page, as one self-contained HTML string: the table of ``entries``, the
+    SCT-format ``records`` of the folder (:func:`.sct_records.read_records`, SCT's and ours) as
+    a grid, then each entry with its details and pictures; newest first."""
     ordered = list(reversed(list(entries)))
     rows, sections = [], []
     for number, entry in zip(range(len(ordered), 0, -1), ordered):
@@ -406,11 +484,12 @@ def render_html(entries: Sequence[QcEntry]) -> str:
         "<title>sct_lesion_classify QC</title>"
         f"<style>{_CSS}</style></head><body>"
         "<header><h1>sct_lesion_classify QC report</h1>"
-        f'<span class="count">{len(ordered)} entr{"y" if len(ordered) == 1 else "ies"}</span>'
+        f'<span class="count">{len(ordered)} entr{"y" if len(ordered) == 1 else "ies"}, '
+        f'{len(records)} SCT record{"" if len(records) == 1 else "s"}</span>'
         '<input id="filter" type="search" placeholder="Filter: subject, command, diagnosis...">'
         '<span class="note">Research use only; not a medical device.</span></header>'
         '<div id="missing"></div><main>'
-        f"{_LEGEND}{table}{''.join(sections)}</main>"
+        f"{_LEGEND}{table}{_records_html(entries, records)}{''.join(sections)}</main>"
         f"<script>{_SCRIPT}</script></body></html>\n"
     )
 
@@ -461,13 +540,19 @@ def segmentation_entry(
     subject: str | None = None,
     max_slices: int = 12,
     zoom_margin_mm: float = 15.0,
+    searched_region: np.ndarray | None = None,
+    command_line: str | None = None,
 ) -> QcDraft:
     """QC entry of the segmentation step: image, cord box and lesion overlay mosaics.
 
-    Pictures (same slices in all three): the whole field of view with the cord box (green) and
+    Pictures (same slices in all): the whole field of view with the cord box (green) and
     cord mask outline (yellow); then the image alone and the image with the lesion overlay,
     both zoomed on the cord box (plus ``zoom_margin_mm``) when a box is given, so the two can be
-    compared side by side.
+    compared side by side; with ``searched_region``, the whole field of view with the region
+    searched for the lesion (light blue).
+
+    SCT-format records (:mod:`.sct_records`): the lesion overlay on the zoomed image, and the
+    searched region on the whole field of view.
 
     Parameters
     ----------
@@ -480,9 +565,15 @@ def segmentation_entry(
         ``((x0, x1), (y0, y1), (z0, z1))`` half-open canonical voxel ranges of the crop.
     details
         Extra key/value rows (e.g. model name, threshold, warnings).
+    searched_region
+        Boolean canonical array of the image's shape: where the lesion was searched for (e.g. the
+        region around the cord), or None.
+    command_line
+        The command line, for the SCT records' ``cmdline`` (default: the command's name).
     """
     image = np.asarray(image)
     lesion_mask = None if lesion is None else _as_mask(lesion)
+    region = None if searched_region is None else _as_mask(searched_region)
     cord = None if cord_mask is None else _as_mask(cord_mask)
     slices = select_slices(image.shape[0], lesion=lesion_mask, cord_box=cord_box, cord_mask=cord,
                            max_slices=max_slices, shape=image.shape)
@@ -497,16 +588,29 @@ def segmentation_entry(
                   sagittal_mosaic(image, zooms_mm, window=window, slices=slices,
                                   view_box=zoom).rgb),
     ]
+    pairs = []
     if lesion_mask is not None:
         pictures.append(QcPicture(
             "lesion (red)" + (" (zoomed on the cord box)" if zoom else ""), "lesion",
             sagittal_mosaic(image, zooms_mm, window=window, slices=slices, lesion=lesion_mask,
                             view_box=zoom).rgb))
-    rows = _lesion_details(lesion_mask, zooms_mm) + [
+        pairs.append(PicturePair(pictures[-1].caption, pictures[1].rgb, pictures[-1].rgb))
+    region_rows = []
+    if region is not None:
+        pictures.append(QcPicture(
+            "region searched for the lesion (light blue), whole field of view", "region",
+            sagittal_mosaic(image, zooms_mm, window=window, slices=slices, region=region).rgb))
+        pairs.append(PicturePair(
+            pictures[-1].caption,
+            sagittal_mosaic(image, zooms_mm, window=window, slices=slices).rgb, pictures[-1].rgb))
+        volume = np.count_nonzero(region) * float(np.prod([float(z) for z in zooms_mm[:3]]))
+        region_rows.append(("region searched", f"{volume / 1000:.1f} cm3"))
+    rows = _lesion_details(lesion_mask, zooms_mm) + region_rows + [
         ("slices shown", ", ".join(str(s) for s in slices)),
     ] + [(str(k), str(v)) for k, v in details]
     return QcDraft(command=command, input_path=str(input_path), pictures=tuple(pictures),
-                   details=tuple(rows), dataset=dataset, subject=subject)
+                   details=tuple(rows), dataset=dataset, subject=subject, pairs=tuple(pairs),
+                   command_line=command_line)
 
 
 def _as_mask(array: np.ndarray) -> np.ndarray:
@@ -542,6 +646,7 @@ def classification_entry(
     subject: str | None = None,
     max_slices: int = 12,
     zoom_margin_mm: float = 15.0,
+    command_line: str | None = None,
 ) -> QcDraft:
     """QC entry of the classification step.
 
@@ -559,6 +664,8 @@ def classification_entry(
         Grad-CAM maps per model name (canonical arrays of the image's shape); one mosaic each.
     warnings
         One row per warning.
+    command_line
+        The command line, for the SCT records' ``cmdline`` (default: the command's name).
 
     The pictures are zoomed on the cord box (or the cord mask's bounding box, or the lesion's,
     plus ``zoom_margin_mm``) and show the slices with lesion first.
@@ -602,5 +709,8 @@ def classification_entry(
     rows.append(("slices shown", ", ".join(str(s) for s in slices)))
     rows += [("warning", str(w)) for w in warnings]
     rows += [(str(k), str(v)) for k, v in details]
+    # SCT-format records: the lesion and each Grad-CAM map over the plain image (pictures[0]).
+    pairs = tuple(PicturePair(p.caption, pictures[0].rgb, p.rgb) for p in pictures[1:])
     return QcDraft(command=command, input_path=str(input_path), pictures=tuple(pictures),
-                   details=tuple(rows), dataset=dataset, subject=subject)
+                   details=tuple(rows), dataset=dataset, subject=subject, pairs=pairs,
+                   command_line=command_line)
