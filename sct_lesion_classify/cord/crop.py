@@ -251,3 +251,32 @@ def region_around(
     grown = ndimage.maximum_filter(mask.astype(bool).view(np.uint8),
                                    size=tuple(2 * m + 1 for m in margins_vox), mode="constant", cval=0)
     return grown.astype(bool)
+
+
+def within_distance(mask: np.ndarray, zooms_mm: tuple[float, float, float], margin_mm: float) -> np.ndarray:
+    """The voxels whose centre lies within ``margin_mm`` of a voxel centre of ``mask``.
+
+    The distance is Euclidean, in mm on the voxel grid (:func:`scipy.ndimage.distance_transform_edt`
+    with the voxel sizes as sampling), so anisotropic voxels are handled; ``margin_mm = 0`` gives
+    the mask itself. The distance counts only voxels of the array given: call it on a crop that
+    holds the whole mask (the :func:`crop_box_around` box), which is also what keeps it cheap.
+
+    Parameters
+    ----------
+    mask
+        3D mask (anything nonzero is in it), canonical orientation; must not be empty.
+    zooms_mm
+        Voxel size in mm along the three axes.
+    margin_mm
+        Finite distance >= 0 in mm.
+    """
+    mask = np.asarray(mask).astype(bool)
+    if mask.ndim != 3 or len(zooms_mm) != 3:
+        raise ValueError(f"need a 3D mask and 3 voxel sizes, got shape {mask.shape} and {zooms_mm!r}")
+    if not (math.isfinite(margin_mm) and margin_mm >= 0):
+        raise ValueError(f"the margin must be finite and >= 0 mm, got {margin_mm!r}")
+    if not mask.any():
+        raise ProcessingError("the spinal cord mask is empty: cannot measure distances to it")
+    distance_mm = ndimage.distance_transform_edt(~mask, sampling=tuple(float(z) for z in zooms_mm))
+    # the tolerance keeps a voxel exactly at the margin (e.g. 2 voxels of 0.5 mm for 1 mm) inside
+    return distance_mm <= margin_mm + 1e-6

@@ -170,17 +170,27 @@ class Postprocessing(JsonRecord):
         Keep only the largest connected component.
     remove_small
         Sizes such as ``"20mm3"`` or ``"5vox"``; components smaller than any are removed.
+    cord_margin_mm
+        Optional key (lesion models): the lesion output is zero farther than this from the cord
+        (mm, Euclidean on the voxel grid), since an intramedullary lesion lies inside the cord.
+        A property of the model, not a flag: :class:`~sct_lesion_classify.lesion.segment.LesionSegmenter`
+        reads it from its card and applies it before the steps above; None (cards written before
+        it existed) keeps only the ``input.crop_margins_mm`` region, and without a cord
+        (``-no-crop``) nothing constrains the output.
 
     Raises
     ------
     InputError
         A threshold outside [0, 1] or a size :func:`parse_size` refuses (``-thr`` / ``-remove-small``).
+    ValueError
+        A negative or non-finite ``cord_margin_mm`` (never a user's input: the card's schema refuses it).
     """
 
     threshold: float = 0.5
     fill_holes: bool = True
     largest: bool = False
     remove_small: tuple[str, ...] = ()
+    cord_margin_mm: float | None = field(default=None, metadata=OPTIONAL_KEY)
 
     def __post_init__(self) -> None:
         threshold = float(self.threshold)
@@ -194,6 +204,11 @@ class Postprocessing(JsonRecord):
         object.__setattr__(self, "remove_small", remove_small)
         object.__setattr__(self, "fill_holes", bool(self.fill_holes))
         object.__setattr__(self, "largest", bool(self.largest))
+        if self.cord_margin_mm is not None:
+            margin = float(self.cord_margin_mm)
+            if not (math.isfinite(margin) and margin >= 0.0):
+                raise ValueError(f"postprocessing.cord_margin_mm must be finite and >= 0, got {self.cord_margin_mm!r}")
+            object.__setattr__(self, "cord_margin_mm", margin)
 
     @property
     def soft(self) -> bool:
