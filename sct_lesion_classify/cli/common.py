@@ -43,7 +43,9 @@ def add_segmentation_args(parser: SCTArgumentParser, *, cord_mask_option: bool =
     opt.add_argument(
         "-no-crop", action="store_true",
         help="Segment the whole field of view instead of the box around the cord (for comparison, or "
-             "for images already cropped to the cord).")
+             "for images already cropped to the cord). Without a cord there is no cord constraint: the "
+             "card's cord_margin_mm, which keeps the lesion within that distance of the cord, is not "
+             "applied.")
     opt.add_argument(
         "-thr", metavar="<float>", type=non_negative_float, default=None,
         help="Threshold of the lesion probability (0 writes the soft probability map). Default: the "

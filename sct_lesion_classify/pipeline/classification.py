@@ -521,5 +521,5 @@ def qc_stage(request: ClassificationRequest, image: Image, lesion: LesionMaskSta
         confidence=None if diagnosis is None else diagnosis.confidence,
         saliency=dict(saliency.volumes) or None,
         cord_mask=lesion.cord.mask if lesion.cord else None, warnings=document.warnings,
-        dataset=qc.dataset, subject=qc.subject)
+        dataset=qc.dataset, subject=qc.subject, command_line=request.segmentation.command_line)
     return add_entry(qc.folder, draft)

@@ -300,5 +300,6 @@ def _qc(request: SegmentationRequest, image: Image, cord: CordLocalization | Non
         command="sct_deepseg_imlesion", input_path=str(request.image_path), image=image.data,
         zooms_mm=image.zooms, lesion=segmentation.mask, cord_mask=cord.mask if cord else None,
         cord_box=None if box.is_full else tuple(zip(box.start, box.stop)), details=details,
-        dataset=request.qc.dataset, subject=request.qc.subject)
+        searched_region=None if box.is_full else segmentation.searched_region,
+        dataset=request.qc.dataset, subject=request.qc.subject, command_line=request.command_line)
     return add_entry(request.qc.folder, draft)
