@@ -45,6 +45,7 @@ def run_sets(sets: dict[str, Path], out: Path, threads: int | None = None) -> No
         ClassificationModels, ClassificationRequest, classification_stage, lesion_mask_stage, load_inputs,
         measure)
     from sct_lesion_classify.pipeline.models import select_models
+    from sct_lesion_classify.errors import LesionClassifyError
     from sct_lesion_classify.pipeline.segmentation import SegmentationRequest
 
     models = ClassificationModels.load(select_models(segment=True, cord_localizer=True), threads=threads)
@@ -60,7 +61,12 @@ def run_sets(sets: dict[str, Path], out: Path, threads: int | None = None) -> No
                     "_T2w.nii.gz", "_T2w_lesion_seg.nii.gz")),
                 output_path=folder / path.name.replace("_T2w.nii.gz", "_diagnosis.json"))
             inputs = load_inputs(request)
-            lesion = lesion_mask_stage(request, models, inputs)
+            try:
+                lesion = lesion_mask_stage(request, models, inputs)
+            except LesionClassifyError as exc:  # the command stops with this error: no result
+                record_path.write_bytes(pickle.dumps({"image": str(path), "error": str(exc)}))
+                print(f"{name}/{record_path.stem}: {exc}", flush=True)
+                continue
             used, _ = models.for_image(with_t1c=False)
             classified = classification_stage(request, used, inputs, lesion, measure(inputs, lesion))
             cord = lesion.cord
@@ -118,7 +124,13 @@ def tables(out: Path) -> str:
     rows = []
     for folder in sorted(p for p in out.iterdir() if p.is_dir()):
         for record_path in sorted(folder.glob("*.pkl")):
-            trust, measures = assess_record(pickle.loads(record_path.read_bytes()), packages)
+            record = pickle.loads(record_path.read_bytes())
+            if "error" in record:  # the command failed with an error: no output to trust
+                levels.setdefault(folder.name, collections.Counter())["failed"] += 1
+                rows.append({"set": folder.name, "subject": record_path.stem, "level": "failed",
+                             "flags": record["error"]})
+                continue
+            trust, measures = assess_record(record, packages)
             levels.setdefault(folder.name, collections.Counter())[trust.level] += 1
             codes.setdefault(folder.name, collections.Counter()).update(trust.codes)
             rows.append({"set": folder.name, "subject": record_path.stem, "level": trust.level,
@@ -131,11 +143,11 @@ def tables(out: Path) -> str:
                       for k, v in row.items()} for row in rows)
     (out / "measures.csv").write_text(buffer.getvalue(), encoding="utf-8")
     sets = list(levels)
-    lines = ["| set | n | ok | review | unreliable |", "|---|---|---|---|---|"]
+    lines = ["| set | n | ok | review | unreliable | failed (error, no output) |", "|---|---|---|---|---|---|"]
     for name in sets:
         n = sum(levels[name].values())
         lines.append(f"| {name} | {n} | " + " | ".join(f"{levels[name][lv]} ({levels[name][lv] / n:.0%})"
-                                                      for lv in ("ok", "review", "unreliable")) + " |")
+                                                      for lv in ("ok", "review", "unreliable", "failed")) + " |")
     all_codes = sorted({c for counter in codes.values() for c in counter})
     lines += ["", "| code | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets)]
     lines += [f"| `{code}` | " + " | ".join(str(codes[name][code]) for name in sets) + " |" for code in all_codes]

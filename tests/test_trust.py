@@ -110,13 +110,17 @@ def test_lesion_larger_than_cord_and_outside():
 
 def test_lesion_many_components_and_fov_edge():
     dots = np.zeros(SHAPE, bool)
-    dots[4, 32, 5:95:10] = True  # 9 separate dots
+    dots[4, 32, 2:98:8] = True  # 12 separate dots
     measured = lesion_measures(dots, cord_mask(), ZOOMS)
-    assert measured.components == 9 and checks.lesion_many_components(measured.components).value == 9
+    assert measured.components == 12 and checks.lesion_many_components(measured.components).value == 12
     assert checks.lesion_many_components(1) is None
-    at_edge = lesion_inside()
-    at_edge[4, 30:35, 0:10] = True
-    assert checks.lesion_at_fov_edge(lesion_measures(at_edge, cord_mask(), ZOOMS)).code == "lesion_at_fov_edge"
+    for face in ((slice(0, 1), slice(30, 35)), (slice(4, 5), slice(60, 64))):  # R-L, then A-P border
+        at_edge = lesion_inside()
+        at_edge[face[0], face[1], 40:45] = True
+        assert checks.lesion_at_fov_edge(lesion_measures(at_edge, cord_mask(), ZOOMS)).code == "lesion_at_fov_edge"
+    cut = lesion_inside()
+    cut[4, 30:35, 0:10] = True  # cut by the superior-inferior field of view: common, not flagged
+    assert checks.lesion_at_fov_edge(lesion_measures(cut, cord_mask(), ZOOMS)) is None
     assert checks.lesion_at_fov_edge(lesion_measures(lesion_inside(), cord_mask(), ZOOMS)) is None
 
 

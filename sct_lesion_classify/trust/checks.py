@@ -14,7 +14,7 @@ cord_gap                   review       the cord mask stops over a stretch insid
 lesion_larger_than_cord    unreliable   lesion volume > cord volume over the lesion's extent
 lesion_outside_cord        unreliable   most of the lesion lies outside the cord mask
 lesion_many_components     review       many separate lesions
-lesion_at_fov_edge         review       the lesion reaches the border of the image
+lesion_at_fov_edge         review       the lesion reaches the R-L or A-P border of the image
 acquisition_<measure>      review       spacing, thickness, orientation, field of view or
                                         cord/CSF contrast outside the model cards' training data
 slice_spread               review       a classifier's slice probabilities disagree
@@ -139,11 +139,12 @@ def lesion_many_components(count: int, limits: Thresholds = THRESHOLDS) -> Trust
 
 
 def lesion_at_fov_edge(lesion: LesionMeasures) -> TrustCheck | None:
-    """The lesion reaches a face of the image: part of it may lie outside the field of view."""
+    """The lesion reaches the right-left or anterior-posterior border of the image."""
     if not lesion.touches_edge:
         return None
-    return TrustCheck("lesion_at_fov_edge", "the lesion reaches the border of the image: its size and "
-                      "shape may be incomplete", 1.0, Range(0.0, 0.0), REVIEW)
+    return TrustCheck("lesion_at_fov_edge", "the lesion reaches the right-left or anterior-posterior "
+                      "border of the image: it is probably not in the cord, or incomplete", 1.0,
+                      Range(0.0, 0.0), REVIEW)
 
 
 # ------------------------------------------------------------------------------------- acquisition

@@ -70,7 +70,11 @@ class LesionMeasures:
     outside_share
         Share of the lesion voxels outside the cord mask (NaN without a cord mask).
     touches_edge
-        Whether the lesion reaches a face of the image (first or last slice along any axis).
+        Whether the lesion reaches a right-left or anterior-posterior face of the image (the first
+        or last sagittal slice, the front or back of the field of view): an intramedullary lesion
+        lies well inside them. The superior and inferior faces do not count: a lesion cut by the
+        S-I field of view is common in the training data (a quarter of the held-out phantoms) and
+        the morphometry already warns that the cord runs out of the image.
     components
         Separate 3D pieces (26-connectivity).
     """
@@ -90,7 +94,7 @@ def lesion_measures(lesion_mask: np.ndarray, cord_mask: np.ndarray | None,
         return None
     voxel = float(np.prod(zooms_mm))
     touches = any(np.take(lesion_mask, index, axis=axis).any()
-                  for axis in range(3) for index in (0, lesion_mask.shape[axis] - 1))
+                  for axis in (0, 1) for index in (0, lesion_mask.shape[axis] - 1))
     _, components = ndimage.label(lesion_mask, structure=np.ones((3, 3, 3), bool))
     if cord_mask is None:
         return LesionMeasures(volume_mm3=n_lesion * voxel, cord_ratio=math.nan, outside_share=math.nan,
