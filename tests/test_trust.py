@@ -162,7 +162,9 @@ def test_classifier_checks():
     assert checks.slice_spread("r", (0.6, 0.62)) is None and checks.slice_spread("r", (0.1,)) is None
     assert checks.group_disagreement("tumor", "demyelinating").code == "group_disagreement"
     assert checks.group_disagreement("tumor", "tumor") is None
-    assert checks.low_confidence_band("P(tumor)", 0.55, 0.1).value == pytest.approx(0.05)
+    in_band = checks.low_confidence_band("P(tumor)", 0.55, 0.1)
+    assert in_band.value == pytest.approx(0.05) and in_band.severity == "info"
+    assert assess([in_band]).level == "ok" and assess([in_band]).codes == ("low_confidence_band",)
     assert checks.low_confidence_band("P(tumor)", 0.9, 0.1) is None
     clear = results(0.95, 0.9, 0.5)
     assert codes(classification_checks(clear, compose_diagnosis(clear, BANDS))) == []

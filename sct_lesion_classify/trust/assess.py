@@ -35,7 +35,7 @@ class TrustAssessment:
     Attributes
     ----------
     level
-        ``ok`` (no check fired), ``review`` (look at the QC before using the result) or
+        ``ok`` (no check fired, or only ``info`` ones), ``review`` (look at the QC before using the result) or
         ``unreliable`` (the input or the masks are not what the models can read).
     checks
         The checks that fired, in pipeline order.
@@ -59,10 +59,11 @@ class TrustAssessment:
 
 
 def assess(fired: Iterable[TrustCheck | None]) -> TrustAssessment:
-    """The assessment of the checks that fired (None entries are checks that passed)."""
+    """The assessment of the checks that fired (None entries are checks that passed); ``info``
+    checks are kept but leave the level ``ok``."""
     kept = tuple(check for check in fired if check is not None)
     severities = {check.severity for check in kept}
-    level = UNRELIABLE if UNRELIABLE in severities else REVIEW if kept else OK
+    level = UNRELIABLE if UNRELIABLE in severities else REVIEW if REVIEW in severities else OK
     return TrustAssessment(level=level, checks=kept)
 
 

