@@ -75,14 +75,14 @@ class Thresholds:
     """Limits of the checks without a literature value (measured, see the module docstring)."""
 
     #: The builtin localizer's mask: pieces found before keeping the largest (held-out phantoms:
-    #: up to 5; issue 18's failure: 22), and the share kept (phantoms: 0.78 and more).
+    #: up to 7; issue 18's failure: 22), and the share kept (phantoms: 0.78 and more).
     cord_pieces: int = 8
     cord_kept_share: float = 0.7
     #: Share of the image's S-I extent that the cord spans (phantoms: 0.83 and more).
     cord_coverage: float = 0.6
     #: Longest S-I stretch without cord between the cord's two ends (mm; phantoms: 0).
     cord_gap_mm: float = 10.0
-    #: Lesion volume / cord volume over the lesion's S-I extent (phantoms: up to 0.83).
+    #: Lesion volume / cord volume over the lesion's S-I extent (phantoms: up to 0.92).
     lesion_cord_ratio: float = 1.0
     #: Share of the lesion's voxels outside the cord mask (phantoms: up to 0.46).
     lesion_outside_share: float = 0.6
