@@ -319,3 +319,19 @@ def test_qc_badge_renders_in_headless_chromium(tmp_path):
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert '<span class="trust trust-review">trust: review</span>' in dom.stdout
     assert 'data-images-broken="0"' in dom.stdout
+
+
+def test_train_writes_the_training_data_of_its_training_split(caplog):
+    pytest.importorskip("torch")
+    from sct_lesion_classify.io.bids import discover_subjects
+    from sct_lesion_classify.train.data import SubjectSplit
+    from sct_lesion_classify.train.family import TrainingData, acquisition_ranges
+
+    subjects = tuple(discover_subjects(ROOT / "testing_data"))
+    split = SubjectSplit(train=subjects[:3], val=subjects[3:4], test=(), source="test")
+    section = acquisition_ranges(TrainingData(subjects, split, [], [], []))
+    assert section == training_data_ranges(subjects[:3]) and section.subjects == 3
+    no_cords = tuple(dataclasses.replace(s, cord_mask=None) for s in subjects[:3])
+    blind = SubjectSplit(train=no_cords, val=(), test=(), source="test")
+    assert acquisition_ranges(TrainingData(no_cords, blind, [], [], [])) is None  # no cord/CSF ratio
+    assert "no training_data section" in caplog.text
