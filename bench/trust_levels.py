@@ -24,7 +24,6 @@ import collections
 import csv
 import dataclasses
 import io
-import json
 import math
 import pickle
 import sys
