@@ -167,6 +167,7 @@ def typed_document(gradcam=None, with_results=True):
     from sct_lesion_classify.classify.document import (
         DiagnosisDocument, InputRecord, MaskRecord, ModelRecord, Provenance)
     from sct_lesion_classify.lesion.morphometry import LesionMorphometry
+    from sct_lesion_classify.trust import assess
 
     res = results(0.9, 0.3, 0.6) if with_results else {}
     return DiagnosisDocument(
@@ -181,7 +182,7 @@ def typed_document(gradcam=None, with_results=True):
         provenance=Provenance(command_line="sct_classify_lesion -i x", date="2026-11-23T12:00:00+00:00",
                               runtime_s={"load": 0.123456, "morphometry": 0.5},
                               models=(ModelRecord("m", "1.0.0", SHA, True),)),
-        gradcam=gradcam)
+        trust=assess([]), gradcam=gradcam)
 
 
 def test_typed_document_gives_the_schema_object_in_its_order(tmp_path):
@@ -189,7 +190,10 @@ def test_typed_document_gives_the_schema_object_in_its_order(tmp_path):
 
     schema = json.loads(SCHEMA_PATH.read_text())
     plain = typed_document().to_json()
-    assert list(plain) == schema["required"]  # no gradcam key without -gradcam 1
+    # no gradcam key without -gradcam 1; trust (schema version 2) after the warnings
+    assert [key for key in plain if key != "trust"] == schema["required"]
+    assert list(plain).index("trust") == list(plain).index("warnings") + 1
+    assert plain["schema_version"] == "2" and plain["trust"] == {"level": "ok", "checks": []}
     assert validation_errors(plain) == []
     assert plain["provenance"]["runtime_s"] == {"load": 0.1235, "morphometry": 0.5}
     assert plain["provenance"]["models"] == [{"name": "m", "version": "1.0.0", "sha256": SHA,

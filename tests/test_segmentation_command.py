@@ -114,6 +114,10 @@ def test_sidecar_records_models_and_command(tmp_path, packages):
     # sct_deepseg's keys: the code's repository, and the model's download URL (none for this package)
     assert generated["CodeURL"] == PROJECT_URL
     assert generated["ModelURL"] is None and model["ModelURL"] is None
+    # the segmentation's trust checks, the same object as the diagnosis JSON's trust section
+    assert sidecar["Trust"]["level"] in ("ok", "review", "unreliable")
+    assert all(set(check) == {"code", "severity", "message", "value", "expected"}
+               for check in sidecar["Trust"]["checks"])
 
 
 def test_model_url_is_the_registry_url_of_that_name_and_version(tmp_path, packages, monkeypatch):

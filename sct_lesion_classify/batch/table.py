@@ -6,6 +6,10 @@ Columns (:data:`COLUMNS`):
   diagnosis; ``failed``) and ``error`` (one line, empty unless failed);
 - ``p_astrocytoma``, ``p_ependymoma``, ``p_MS``, ``p_NMOSD`` (the four class probabilities),
   ``most_likely_class``, ``group`` (tumor | demyelinating) and ``confidence`` (high | low);
+- ``trust`` (ok | review | unreliable: whether the result should be trusted, the diagnosis JSON's
+  ``trust.level``) and ``flags`` (the codes of the trust checks that fired, ``;``-separated;
+  ``models/README.md``, "Trust flags", explains them); both empty for a diagnosis JSON of schema
+  version 1, which has no trust section;
 - ``lesion_count`` and ``lesion_volume_mm3`` (total);
 - ``runtime_<stage>_s`` for the stages load, segmentation (cord localization and the writing
   of the mask included), morphometry and classification, as recorded in the diagnosis JSON's
@@ -44,9 +48,12 @@ CLASS_COLUMNS = tuple(f"p_{name}" for name in CLASSES)
 #: Stages of the runtime columns, in pipeline order.
 RUNTIME_STAGES = ("load", "segmentation", "morphometry", "classification")
 RUNTIME_COLUMNS = tuple(f"runtime_{stage}_s" for stage in RUNTIME_STAGES) + ("runtime_total_s",)
+TRUST_COLUMNS = ("trust", "flags")
 COLUMNS = ("participant_id", "status", "error", *CLASS_COLUMNS, "most_likely_class", "group",
-           "confidence", "lesion_count", "lesion_volume_mm3", *RUNTIME_COLUMNS, "models",
+           "confidence", *TRUST_COLUMNS, "lesion_count", "lesion_volume_mm3", *RUNTIME_COLUMNS, "models",
            "diagnosis_json", "lesion_mask")
+#: The header of the tables written before the trust columns (still read back).
+COLUMNS_WITHOUT_TRUST = tuple(column for column in COLUMNS if column not in TRUST_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,8 @@ class SubjectOutcome:
         without a diagnosis.
     most_likely_class, group, confidence
         From the diagnosis; None without one.
+    trust, flags
+        The trust level and the codes of the checks that fired (None / empty: not recorded).
     lesion_count, lesion_volume_mm3
         Lesion morphometry; None for a failed subject.
     runtime_s
@@ -83,6 +92,8 @@ class SubjectOutcome:
     most_likely_class: str | None = None
     group: str | None = None
     confidence: str | None = None
+    trust: str | None = None
+    flags: tuple[str, ...] = ()
     lesion_count: int | None = None
     lesion_volume_mm3: float | None = None
     runtime_s: Mapping[str, float] = field(default_factory=dict)
@@ -113,6 +124,8 @@ class SubjectOutcome:
             "most_likely_class": self.most_likely_class or "",
             "group": self.group or "",
             "confidence": self.confidence or "",
+            "trust": self.trust or "",
+            "flags": ";".join(self.flags),
             "lesion_count": "" if self.lesion_count is None else str(int(self.lesion_count)),
             "lesion_volume_mm3": _number(self.lesion_volume_mm3, 4),
             **{f"runtime_{stage}_s": _number(self.runtime_s.get(stage), 3) for stage in RUNTIME_STAGES},
@@ -168,6 +181,7 @@ def outcome_from_document(participant_id: str, document: Mapping, *, diagnosis_j
                           lesion_mask: str) -> SubjectOutcome:
     """The row of a finished subject, from its (schema-valid) diagnosis JSON document."""
     diagnosis = document.get("diagnosis")
+    trust = document.get("trust")  # absent from schema version 1
     lesions = document["lesions"]
     provenance = document["provenance"]
     return SubjectOutcome(
@@ -177,6 +191,8 @@ def outcome_from_document(participant_id: str, document: Mapping, *, diagnosis_j
         most_likely_class=None if diagnosis is None else diagnosis["most_likely_class"],
         group=None if diagnosis is None else diagnosis["group"],
         confidence=None if diagnosis is None else diagnosis["confidence"],
+        trust=None if trust is None else trust["level"],
+        flags=() if trust is None else tuple(dict.fromkeys(check["code"] for check in trust["checks"])),
         lesion_count=int(lesions["count"]),
         lesion_volume_mm3=float(lesions["total_volume_mm3"]),
         runtime_s=stage_runtimes(provenance["runtime_s"]),
@@ -216,21 +232,22 @@ def read_table(path: str | os.PathLike) -> dict[str, dict[str, str]]:
     Raises
     ------
     ValueError
-        The header is not :data:`COLUMNS` (another version of the table), a row has another
-        number of fields, or a participant_id repeats.
+        The header is neither :data:`COLUMNS` nor :data:`COLUMNS_WITHOUT_TRUST` (whose rows get
+        empty trust columns), a row has another number of fields, or a participant_id repeats.
     OSError
         The file cannot be read.
     """
     text = Path(path).read_text(encoding="utf-8")
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
-    if header is None or tuple(header) != COLUMNS:
+    if header is None or tuple(header) not in (COLUMNS, COLUMNS_WITHOUT_TRUST):
         raise ValueError(f"{path}: not a cohort table of this version (header {header})")
+    columns = tuple(header)
     rows: dict[str, dict[str, str]] = {}
     for line, values in enumerate(reader, start=2):
-        if len(values) != len(COLUMNS):
-            raise ValueError(f"{path}: line {line} has {len(values)} fields, expected {len(COLUMNS)}")
-        row = dict(zip(COLUMNS, values))
+        if len(values) != len(columns):
+            raise ValueError(f"{path}: line {line} has {len(values)} fields, expected {len(columns)}")
+        row = {column: "" for column in COLUMNS} | dict(zip(columns, values))
         if row["participant_id"] in rows:
             raise ValueError(f"{path}: line {line} repeats {row['participant_id']}")
         rows[row["participant_id"]] = row

@@ -17,7 +17,7 @@ around 0.5 that its model's card sets, or when the group chosen by model 1 is no
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 #: Classifier roles, in the order of the hierarchy; the pair of classes each one separates.
 TUMOR_VS_DEMYELINATING = "tumor_vs_demyelinating"
@@ -30,6 +30,9 @@ ROLE_CLASSES: dict[str, tuple[str, str]] = {
 }
 CLASSES = ("astrocytoma", "ependymoma", "MS", "NMOSD")
 GROUP_OF = {"astrocytoma": "tumor", "ependymoma": "tumor", "MS": "demyelinating", "NMOSD": "demyelinating"}
+#: The names of the deciding probabilities (``Diagnosis.deciding_probabilities``) and their models.
+P_TUMOR, P_ASTROCYTOMA, P_MS = "P(tumor)", "P(astrocytoma | tumor)", "P(MS | demyelinating)"
+DECIDING_ROLE = {P_TUMOR: TUMOR_VS_DEMYELINATING, P_ASTROCYTOMA: ASTROCYTOMA_VS_EPENDYMOMA, P_MS: MS_VS_NMOSD}
 
 
 def role_label(diagnosis: str, role: str) -> str | None:
@@ -114,6 +117,10 @@ class Diagnosis:
     low_confidence_bands: dict[str, float]
     reasons: tuple[str, ...]
 
+    def with_low_confidence(self, reason: str) -> "Diagnosis":
+        """This diagnosis with confidence ``"low"`` and ``reason`` added to its reasons."""
+        return replace(self, confidence="low", reasons=(*self.reasons, reason))
+
     def to_json(self) -> dict:
         """The ``diagnosis`` object of the diagnosis JSON."""
         return {
@@ -157,12 +164,10 @@ def compose_diagnosis(results: dict[str, ClassifierResult], low_confidence_bands
     }
     most_likely = max(CLASSES, key=lambda name: probabilities[name])
     group = "tumor" if p_tumor >= 0.5 else "demyelinating"
-    deciding = {"P(tumor)": (p_tumor, TUMOR_VS_DEMYELINATING)}
-    deciding.update({"P(astrocytoma | tumor)": (p_astro, ASTROCYTOMA_VS_EPENDYMOMA)} if group == "tumor"
-                    else {"P(MS | demyelinating)": (p_ms, MS_VS_NMOSD)})
-    reasons = [f"{name} = {value:.3f} is within {low_confidence_bands[role]} of 0.5"
-               for name, (value, role) in deciding.items()
-               if abs(value - 0.5) < low_confidence_bands[role]]
+    deciding = {P_TUMOR: p_tumor, **({P_ASTROCYTOMA: p_astro} if group == "tumor" else {P_MS: p_ms})}
+    reasons = [f"{name} = {value:.3f} is within {low_confidence_bands[DECIDING_ROLE[name]]} of 0.5"
+               for name, value in deciding.items()
+               if abs(value - 0.5) < low_confidence_bands[DECIDING_ROLE[name]]]
     if GROUP_OF[most_likely] != group:
         reasons.append(f"the most likely class ({most_likely}) is not in the group chosen by "
                        f"{TUMOR_VS_DEMYELINATING} ({group})")
@@ -171,7 +176,7 @@ def compose_diagnosis(results: dict[str, ClassifierResult], low_confidence_bands
         most_likely_class=most_likely,
         group=group,
         confidence="low" if reasons else "high",
-        deciding_probabilities={name: value for name, (value, _) in deciding.items()},
+        deciding_probabilities=deciding,
         low_confidence_bands={role: float(low_confidence_bands[role]) for role in ROLE_CLASSES},
         reasons=tuple(reasons),
     )

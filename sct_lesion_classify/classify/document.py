@@ -21,8 +21,13 @@ from sct_lesion_classify.modelpkg.card import JsonRecord
 if TYPE_CHECKING:
     from sct_lesion_classify.lesion.morphometry import LesionMorphometry
     from sct_lesion_classify.modelpkg.package import ModelPackage
+    from sct_lesion_classify.trust import TrustAssessment
 
-SCHEMA_VERSION = "1"
+#: The version this package writes; 2 added the ``trust`` section. Documents of the earlier
+#: versions (:data:`READABLE_SCHEMA_VERSIONS`) still validate, so outputs of an earlier run are read
+#: back (batch resume); their ``trust`` is absent.
+SCHEMA_VERSION = "2"
+READABLE_SCHEMA_VERSIONS = ("1", "2")
 SCHEMA_PATH = Path(__file__).with_name("diagnosis.schema.json")
 DISCLAIMER = (
     "Research use only. sct_lesion_classify is not a medical device and must not be used for "
@@ -154,6 +159,8 @@ class DiagnosisDocument:
     gradcam
         Role -> written Grad-CAM map with ``-gradcam 1`` (possibly empty); None without it, and the
         JSON then has no ``gradcam`` key.
+    trust
+        The trust checks that fired and the level (``sct_lesion_classify.trust``).
     """
 
     input: InputRecord
@@ -164,6 +171,7 @@ class DiagnosisDocument:
     diagnosis: Diagnosis | None
     warnings: tuple[str, ...]
     provenance: Provenance
+    trust: TrustAssessment
     gradcam: Mapping[str, GradcamRecord] | None = None
 
     def to_json(self) -> dict:
@@ -177,6 +185,7 @@ class DiagnosisDocument:
             "classifiers": {role: result.to_json() for role, result in self.classifiers.items()},
             "diagnosis": None if self.diagnosis is None else self.diagnosis.to_json(),
             "warnings": list(self.warnings),
+            "trust": self.trust.to_json(),
             "provenance": self.provenance.to_json(),
             "disclaimer": DISCLAIMER,
         }

@@ -100,12 +100,16 @@ def _run(args: argparse.Namespace) -> int:
     outputs = run_classification(request, models)
     args.stage_times.add(outputs.document.provenance.runtime_s)
     log = logging.getLogger("sct_lesion_classify")
+    trust = outputs.document.trust
+    flags = f" [{', '.join(trust.codes)}]" if trust.codes else ""
     if outputs.diagnosis is None:
-        log.info("No diagnosis (empty lesion mask).")
+        log.info("No diagnosis (empty lesion mask). Trust: %s%s", trust.level, flags)
     else:
         d = outputs.diagnosis
-        log.info("Most likely: %s (%s, confidence %s): %s", d.most_likely_class, d.group, d.confidence,
-                 ", ".join(f"{k} {v:.2f}" for k, v in d.probabilities.items()))
+        log.info("Most likely: %s (%s, confidence %s, trust %s%s): %s", d.most_likely_class, d.group,
+                 d.confidence, trust.level, flags, ", ".join(f"{k} {v:.2f}" for k, v in d.probabilities.items()))
+    for check in trust.checks:
+        log.warning("trust (%s): %s", check.severity, check.message)
     log.info("Diagnosis written to %s", outputs.json_path)
     if outputs.lesion_table is not None:
         log.info("Lesion table (sct_analyze_lesion's columns) written to %s, labels to %s", outputs.lesion_table,

@@ -39,12 +39,17 @@ class CordLocalization:
         The file the mask was read from, if any.
     warnings
         Messages for the user (binarized mask, several pieces, ...).
+    pieces, kept_share
+        Separate 3D pieces found (of the localizer's thresholded output, or of the given mask) and
+        the share of their voxels the mask keeps (the trust checks read them).
     """
 
     mask: np.ndarray
     source: str
     path: Path | None = None
     warnings: tuple[str, ...] = ()
+    pieces: int = 1
+    kept_share: float = 1.0
 
 
 def cord_from_mask_file(path: str | Path, image: Image, *, source: str = "user") -> CordLocalization:
@@ -58,8 +63,9 @@ def cord_from_mask_file(path: str | Path, image: Image, *, source: str = "user")
     mask, warnings = load_mask(path, image.grid, what="cord mask")
     if not mask.any():
         raise InputError(f"{path}: cord mask is empty (no voxel > 0)")
-    warnings = list(warnings) + _fragment_warning(mask, f"cord mask {path}")
-    return CordLocalization(mask=mask, source=source, path=Path(path), warnings=tuple(warnings))
+    pieces, warning = _fragment_warning(mask, f"cord mask {path}")
+    return CordLocalization(mask=mask, source=source, path=Path(path), warnings=(*warnings, *warning),
+                            pieces=pieces)
 
 
 def cord_from_probabilities(probabilities: np.ndarray, image: Image, *, threshold: float = 0.5) -> CordLocalization:
@@ -77,6 +83,7 @@ def cord_from_probabilities(probabilities: np.ndarray, image: Image, *, threshol
             f"{image.path}: no spinal cord found by the builtin localizer; give a cord mask with -s "
             "(e.g. from 'sct_deepseg spinalcord') or try -cord-method sct")
     warnings = []
+    kept = 1.0
     if count > 1:
         sizes = np.bincount(labels.ravel())[1:]
         largest = int(np.argmax(sizes)) + 1
@@ -85,12 +92,13 @@ def cord_from_probabilities(probabilities: np.ndarray, image: Image, *, threshol
         if kept < 0.9:
             warnings.append(f"the builtin cord localizer found {count} separate pieces; kept the largest "
                             f"({kept:.0%} of the voxels): check the cord mask (-save-cord 1)")
-    return CordLocalization(mask=mask, source="builtin", warnings=tuple(warnings))
+    return CordLocalization(mask=mask, source="builtin", warnings=tuple(warnings), pieces=int(count),
+                            kept_share=float(kept))
 
 
-def _fragment_warning(mask: np.ndarray, what: str) -> list[str]:
+def _fragment_warning(mask: np.ndarray, what: str) -> tuple[int, list[str]]:
     _, count = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
-    return [f"{what} has {count} separate pieces"] if count > 1 else []
+    return count, ([f"{what} has {count} separate pieces"] if count > 1 else [])
 
 
 class BuiltinCordLocalizer:

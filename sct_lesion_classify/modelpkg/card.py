@@ -248,6 +248,33 @@ class Training(JsonRecord):
 
 
 @dataclass(frozen=True)
+class ValueRange(JsonRecord):
+    """``{"min": ..., "max": ...}``: the smallest and largest value seen in the training data."""
+
+    min: float
+    max: float
+
+
+@dataclass(frozen=True)
+class TrainingDataRanges(JsonRecord):
+    """``training_data`` (optional): the acquisitions the weights were trained on.
+
+    Written by ``train`` from its training subjects with
+    :func:`sct_lesion_classify.trust.acquisition.training_data_ranges`; the fields are those of
+    :class:`sct_lesion_classify.trust.measures.AcquisitionMeasures`, which the trust checks compare
+    with the ranges at inference. A card without it has no acquisition checks.
+    """
+
+    subjects: int
+    in_plane_spacing_mm: ValueRange
+    slice_thickness_mm: ValueRange
+    thickness_ratio: ValueRange
+    fov_ap_mm: ValueRange
+    fov_si_mm: ValueRange
+    cord_csf_ratio: ValueRange
+
+
+@dataclass(frozen=True)
 class Files(JsonRecord):
     """``files``: the ONNX file name (``<name>.onnx``) and its sha256 (64 lowercase hex)."""
 
@@ -274,6 +301,7 @@ class ModelCard(JsonRecord):
     files: Files
     license: str
     intended_use: str
+    training_data: TrainingDataRanges | None = field(default=None, metadata=OPTIONAL_KEY)
 
     # ------------------------------------------------------------------ construction
     @classmethod

@@ -66,6 +66,7 @@ from sct_lesion_classify.pipeline.segmentation import (
     SegmentationRequest,
     run_segmentation,
 )
+from sct_lesion_classify.trust import TrustAssessment, assess, classification_checks, segmentation_checks
 
 logger = logging.getLogger(__name__)
 
@@ -234,8 +235,9 @@ def run_classification(request: ClassificationRequest, models: ClassificationMod
     table_path, labels_path = write_lesion_table(json_path, request.image_path, inputs.image, lesion,
                                                  morphometry, classified.diagnosis)
     packages = models.selection.packages(with_t1c=inputs.t1c is not None, segmented=lesion.source == "automatic")
+    trust = trust_stage(inputs, lesion, classified, packages)
     document = build_document(request, inputs, lesion, morphometry, classified, warnings, runtime, packages,
-                              _gradcam_records(used, gradcam_paths) if request.gradcam else None)
+                              _gradcam_records(used, gradcam_paths) if request.gradcam else None, trust)
     document.write(json_path)
     for message in warnings:
         logger.warning(message)
@@ -466,6 +468,21 @@ def acquisition_warnings(image: Image) -> list[str]:
     return warnings
 
 
+def trust_stage(inputs: ClassificationInputs, lesion: LesionMaskStage, classified: Classification,
+                packages: Sequence[ModelPackage]) -> TrustAssessment:
+    """The trust checks of the run (``sct_lesion_classify.trust``): input, masks and classifiers."""
+    image = inputs.image
+    return assess([*segmentation_checks(image.data, image.zooms, lesion.cord, lesion.mask, packages),
+                   *classification_checks(classified.results, classified.diagnosis)])
+
+
+def _trusted_diagnosis(diagnosis: Diagnosis | None, trust: TrustAssessment) -> Diagnosis | None:
+    """The diagnosis, its confidence made low when the trust level is not ok."""
+    if diagnosis is None or trust.level == "ok":
+        return diagnosis
+    return diagnosis.with_low_confidence(f"trust level {trust.level}: {', '.join(trust.codes)}")
+
+
 def _runtime(inputs: ClassificationInputs, lesion: LesionMaskStage, morphometry_s: float,
              per_role: Mapping[str, float]) -> dict[str, float]:
     """Seconds per stage, as the JSON's ``provenance.runtime_s`` records them (``batch.table`` groups them)."""
@@ -480,8 +497,8 @@ def _runtime(inputs: ClassificationInputs, lesion: LesionMaskStage, morphometry_
 def build_document(request: ClassificationRequest, inputs: ClassificationInputs, lesion: LesionMaskStage,
                    morphometry: LesionMorphometry, classified: Classification, warnings: tuple[str, ...],
                    runtime: Mapping[str, float], packages: Sequence[ModelPackage],
-                   gradcam: Mapping[str, GradcamRecord] | None) -> DiagnosisDocument:
-    """The typed diagnosis document of the run."""
+                   gradcam: Mapping[str, GradcamRecord] | None, trust: TrustAssessment) -> DiagnosisDocument:
+    """The typed diagnosis document of the run (its confidence low unless ``trust`` is ok)."""
     grid = inputs.image.grid
     cord = lesion.cord
     return DiagnosisDocument(
@@ -494,8 +511,8 @@ def build_document(request: ClassificationRequest, inputs: ClassificationInputs,
         cord_mask=None if cord is None else MaskRecord(
             path=str(cord.path) if cord.path and cord.source == "user" else None,
             source="automatic" if cord.source == "builtin" else cord.source),
-        lesions=morphometry, classifiers=dict(classified.results), diagnosis=classified.diagnosis,
-        warnings=warnings,
+        lesions=morphometry, classifiers=dict(classified.results),
+        diagnosis=_trusted_diagnosis(classified.diagnosis, trust), warnings=warnings, trust=trust,
         provenance=Provenance(
             command_line=request.segmentation.command_line,
             date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -521,5 +538,6 @@ def qc_stage(request: ClassificationRequest, image: Image, lesion: LesionMaskSta
         confidence=None if diagnosis is None else diagnosis.confidence,
         saliency=dict(saliency.volumes) or None,
         cord_mask=lesion.cord.mask if lesion.cord else None, warnings=document.warnings,
-        dataset=qc.dataset, subject=qc.subject, command_line=request.segmentation.command_line)
+        dataset=qc.dataset, subject=qc.subject, command_line=request.segmentation.command_line,
+        trust_level=document.trust.level)
     return add_entry(qc.folder, draft)

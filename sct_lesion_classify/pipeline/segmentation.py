@@ -199,7 +199,7 @@ def _write_outputs(paths: SegmentationPaths, request: SegmentationRequest, model
     make_output_folder(paths.mask)
     save_like(segmentation.mask.astype(np.float32 if soft else np.uint8), image.grid, paths.mask,
               dtype=np.float32 if soft else np.uint8)
-    write_json_atomic(paths.sidecar, _sidecar(request, models, soft))
+    write_json_atomic(paths.sidecar, _sidecar(request, models, soft, image, cord, segmentation))
     if paths.cord is not None and cord is not None:
         save_like(cord.mask, image.grid, paths.cord, dtype=np.uint8)
         box = segmentation.box if request.options.crop else crop_box_around(
@@ -242,14 +242,20 @@ def _postprocessing(options: SegmentationOptions, defaults: Postprocessing) -> P
     )
 
 
-def _sidecar(request: SegmentationRequest, models: SegmentationModels, soft: bool) -> dict:
+def _sidecar(request: SegmentationRequest, models: SegmentationModels, soft: bool, image: Image,
+             cord: CordLocalization | None, segmentation: LesionSegmentation) -> dict:
     """BIDS derivative sidecar with GeneratedBy (name, version, models with sha256, command).
 
     Beside our keys, the two that ``sct_deepseg`` writes in its sidecars: ``CodeURL`` (the
     project's repository) and ``ModelURL`` (the download URLs of the packages in use, as
     :func:`model_url` found them when the models were loaded; null when none has one, e.g. the
-    bundled packages).
+    bundled packages). ``Trust``: the segmentation's trust checks (cord, lesion, acquisition;
+    ``sct_lesion_classify.trust``), the same object as the diagnosis JSON's ``trust``.
     """
+    from sct_lesion_classify.trust import assess, segmentation_checks
+
+    lesion = segmentation.mask > 0.5 if soft else segmentation.mask.astype(bool)
+    trust = assess(segmentation_checks(image.data, image.zooms, cord, lesion, models.packages))
     urls = models.model_urls
     return {
         "Description": "lesion probability map" if soft else "intramedullary lesion mask",
@@ -267,6 +273,7 @@ def _sidecar(request: SegmentationRequest, models: SegmentationModels, soft: boo
             ],
         }],
         "Sources": [str(request.image_path)],
+        "Trust": trust.to_json(),
     }
 
 

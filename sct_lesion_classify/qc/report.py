@@ -352,6 +352,8 @@ section.record h3 .date{font-weight:400;color:#5a6170;font-size:12px;margin-left
 .composed img{display:block;width:100%;height:auto}
 .composed img.overlay{position:absolute;left:0;top:0;width:100%;height:100%}
 .composed.off img.overlay{visibility:hidden}
+.trust{display:inline-block;margin-left:10px;padding:1px 8px;border-radius:9px;font-size:12px;color:#fff}
+.trust-ok{background:#2e7d32}.trust-review{background:#e08a00}.trust-unreliable{background:#c62828}
 """
 
 _SCRIPT = """
@@ -400,6 +402,17 @@ def _e(text: object) -> str:
 
 def _url(relative_path: str) -> str:
     return _e(quote(relative_path, safe="/"))
+
+
+#: The details key of the trust level, shown as a badge at the top of the entry.
+TRUST_KEY = "trust"
+
+
+def _trust_badge(entry: QcEntry) -> str:
+    for key, value in entry.details:
+        if key == TRUST_KEY:
+            return f'<span class="trust trust-{_e(value)}">trust: {_e(value)}</span>'
+    return ""
 
 
 def _highlight(entry: QcEntry) -> str:
@@ -470,7 +483,7 @@ def render_html(entries: Sequence[QcEntry], records: Sequence[SctRecord] = ()) -
         sections.append(
             f'<section class="entry" id="{anchor}" data-search="{search}">'
             f"<h2>#{number} {_e(entry.command)} &middot; {_e(entry.dataset)} / "
-            f'{_e(entry.subject)}<span class="date">{_e(entry.date)}</span></h2>'
+            f'{_e(entry.subject)}<span class="date">{_e(entry.date)}</span>{_trust_badge(entry)}</h2>'
             f'<div class="meta">input: {_e(entry.input_path)}</div>'
             + (f'<table class="details">{details}</table>' if details else "")
             + f'<div class="pictures">{figures}</div></section>')
@@ -647,6 +660,7 @@ def classification_entry(
     max_slices: int = 12,
     zoom_margin_mm: float = 15.0,
     command_line: str | None = None,
+    trust_level: str | None = None,
 ) -> QcDraft:
     """QC entry of the classification step.
 
@@ -666,6 +680,9 @@ def classification_entry(
         One row per warning.
     command_line
         The command line, for the SCT records' ``cmdline`` (default: the command's name).
+    trust_level
+        ``ok`` / ``review`` / ``unreliable`` (``sct_lesion_classify.trust``): a coloured badge at
+        the top of the entry (the first details row, key :data:`TRUST_KEY`).
 
     The pictures are zoomed on the cord box (or the cord mask's bounding box, or the lesion's,
     plus ``zoom_margin_mm``) and show the slices with lesion first.
@@ -695,7 +712,7 @@ def classification_entry(
                             lesion_alpha=0.0,
                             lesion_outline_rgb=(255, 255, 255),
                             saliency=np.asarray(saliency_map), view_box=zoom).rgb))
-    rows: list[tuple[str, str]] = []
+    rows: list[tuple[str, str]] = [] if trust_level is None else [(TRUST_KEY, str(trust_level))]
     if diagnosis is not None:
         rows.append(("diagnosis", str(diagnosis) + (f" (confidence: {confidence})"
                                                     if confidence else "")))

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sct_lesion_classify.modelpkg.card import (
-    CARD_VERSION, Architecture, Files, InputSpec, ModelCard, Subjects, Training,
+    CARD_VERSION, Architecture, Files, InputSpec, ModelCard, Subjects, Training, TrainingDataRanges,
 )
 from sct_lesion_classify.train import data as train_data
 from sct_lesion_classify.train.export import ExportResult, write_package
@@ -207,7 +207,7 @@ def train_family(recipe: Recipe, options: TrainOptions) -> TrainOutcome:
         framework=_framework(),
     )
     card = replace(card, architecture=replace(card.architecture, parameters=n_parameters),
-                   training=training, metrics=metrics)
+                   training=training, metrics=metrics, training_data=acquisition_ranges(data))
     folder = Path(options.models_dir) / recipe.name
     exported = export_package(recipe, model, card, folder, options.seed)
     log_path = folder / f"{recipe.name}_training_log.csv"
@@ -216,6 +216,20 @@ def train_family(recipe: Recipe, options: TrainOptions) -> TrainOutcome:
     logger.info("wrote %s (%s parameters; ONNX parity %.2g; %s)", folder, f"{n_parameters:,}",
                 exported.parity_max_abs_diff, ", ".join(f"{k} {v}" for k, v in metrics["val"].items()))
     return TrainOutcome(folder, exported.onnx_path, exported.card_path, log_path, final)
+
+
+def acquisition_ranges(data: TrainingData) -> TrainingDataRanges | None:
+    """The card's ``training_data``: the acquisitions of the training subjects
+    (:func:`sct_lesion_classify.trust.acquisition.training_data_ranges`); None, with a warning,
+    when a measure cannot be taken on any of them (e.g. no cord masks)."""
+    from sct_lesion_classify.trust.acquisition import training_data_ranges
+
+    try:
+        return training_data_ranges(data.split.train)
+    except ValueError as exc:
+        logger.warning("no training_data section in the card (%s): the acquisition trust checks "
+                       "will be skipped for this model", exc)
+        return None
 
 
 def held_out_metrics(objective: Any, result: FitResult, data: TrainingData,

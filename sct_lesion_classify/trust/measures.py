@@ -1,0 +1,166 @@
+"""What the trust checks measure, from arrays the pipeline already has (canonical RAS+ axes:
+0 = right-left, 1 = posterior-anterior, 2 = inferior-superior; zooms in mm).
+
+Each function returns a frozen record of plain numbers, so the checks (:mod:`.checks`) and the
+training-data ranges of the model cards (:mod:`.acquisition`) read the same measures.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+#: The CSF ring around the cord for the cord/CSF intensity ratio: voxels 1-3 mm anterior or
+#: posterior of the cord, in the same sagittal slice and S-I row (the sagittal plane is the
+#: acquisition plane, where the A-P spacing is fine).
+CSF_RING_MM = (1.0, 3.0)
+
+
+@dataclass(frozen=True)
+class CordProfile:
+    """The cord mask along its length (one value per S-I row that holds cord).
+
+    Attributes
+    ----------
+    median_csa_mm2, median_ap_mm
+        Median over the rows of the cross-sectional area (voxels of the row x R-L x A-P voxel size)
+        and of the A-P extent.
+    coverage
+        S-I extent of the cord / S-I extent of the image.
+    longest_gap_mm
+        Longest S-I stretch without cord between the first and last rows holding cord.
+    """
+
+    median_csa_mm2: float
+    median_ap_mm: float
+    coverage: float
+    longest_gap_mm: float
+
+
+def cord_profile(cord_mask: np.ndarray, zooms_mm: tuple[float, float, float]) -> CordProfile | None:
+    """The :class:`CordProfile` of a boolean cord mask; None for an empty mask."""
+    rows = np.flatnonzero(cord_mask.any(axis=(0, 1)))
+    if rows.size == 0:
+        return None
+    counts = cord_mask.sum(axis=(0, 1))[rows]
+    csa = counts * zooms_mm[0] * zooms_mm[1]
+    in_plane = cord_mask.any(axis=0)  # (A-P, S-I)
+    ap = np.array([np.ptp(np.flatnonzero(in_plane[:, z])) + 1 for z in rows]) * zooms_mm[1]
+    steps = np.diff(rows) - 1
+    gap = float(steps.max()) * zooms_mm[2] if steps.size else 0.0
+    return CordProfile(median_csa_mm2=float(np.median(csa)), median_ap_mm=float(np.median(ap)),
+                       coverage=float((rows[-1] - rows[0] + 1) / cord_mask.shape[2]),
+                       longest_gap_mm=gap)
+
+
+@dataclass(frozen=True)
+class LesionMeasures:
+    """The lesion mask against the cord and the field of view.
+
+    Attributes
+    ----------
+    volume_mm3
+        Lesion volume.
+    cord_ratio
+        Lesion volume / cord volume over the lesion's S-I rows (inf when no cord there; NaN
+        without a cord mask).
+    outside_share
+        Share of the lesion voxels outside the cord mask (NaN without a cord mask).
+    touches_edge
+        Whether the lesion reaches a right-left or anterior-posterior face of the image (the first
+        or last sagittal slice, the front or back of the field of view): an intramedullary lesion
+        lies well inside them. The superior and inferior faces do not count: a lesion cut by the
+        S-I field of view is common in the training data (a quarter of the held-out phantoms) and
+        the morphometry already warns that the cord runs out of the image.
+    components
+        Separate 3D pieces (26-connectivity).
+    """
+
+    volume_mm3: float
+    cord_ratio: float
+    outside_share: float
+    touches_edge: bool
+    components: int
+
+
+def lesion_measures(lesion_mask: np.ndarray, cord_mask: np.ndarray | None,
+                    zooms_mm: tuple[float, float, float]) -> LesionMeasures | None:
+    """The :class:`LesionMeasures` of a boolean lesion mask; None for an empty mask."""
+    n_lesion = int(lesion_mask.sum())
+    if n_lesion == 0:
+        return None
+    voxel = float(np.prod(zooms_mm))
+    touches = any(np.take(lesion_mask, index, axis=axis).any()
+                  for axis in (0, 1) for index in (0, lesion_mask.shape[axis] - 1))
+    _, components = ndimage.label(lesion_mask, structure=np.ones((3, 3, 3), bool))
+    if cord_mask is None:
+        return LesionMeasures(volume_mm3=n_lesion * voxel, cord_ratio=math.nan, outside_share=math.nan,
+                              touches_edge=touches, components=int(components))
+    rows = lesion_mask.any(axis=(0, 1))
+    n_cord = int(cord_mask[:, :, rows].sum())
+    return LesionMeasures(
+        volume_mm3=n_lesion * voxel,
+        cord_ratio=n_lesion / n_cord if n_cord else math.inf,
+        outside_share=float((lesion_mask & ~cord_mask).sum() / n_lesion),
+        touches_edge=touches, components=int(components))
+
+
+@dataclass(frozen=True)
+class AcquisitionMeasures:
+    """The image's acquisition, as the model cards' ``training_data`` ranges describe it.
+
+    Attributes
+    ----------
+    in_plane_spacing_mm
+        The coarser of the A-P and S-I voxel sizes (the sagittal plane).
+    slice_thickness_mm
+        The R-L voxel size.
+    thickness_ratio
+        R-L voxel size / S-I voxel size: well above 1 for a sagittal acquisition, about 1 for an
+        isotropic 3D one, well below 1 for an axial acquisition resliced to sagittal.
+    fov_ap_mm, fov_si_mm
+        Field of view.
+    cord_csf_ratio
+        Median intensity in the cord / median intensity of the CSF ring around it
+        (:data:`CSF_RING_MM`): below 1 on T2w (bright CSF), above 1 on T1w. NaN without a cord
+        mask or ring.
+    """
+
+    in_plane_spacing_mm: float
+    slice_thickness_mm: float
+    thickness_ratio: float
+    fov_ap_mm: float
+    fov_si_mm: float
+    cord_csf_ratio: float
+
+
+def acquisition_measures(image: np.ndarray, zooms_mm: tuple[float, float, float],
+                         cord_mask: np.ndarray | None) -> AcquisitionMeasures:
+    """The :class:`AcquisitionMeasures` of a canonical image (and its cord mask, when known)."""
+    zooms = tuple(float(z) for z in zooms_mm)
+    return AcquisitionMeasures(
+        in_plane_spacing_mm=max(zooms[1], zooms[2]),
+        slice_thickness_mm=zooms[0],
+        thickness_ratio=zooms[0] / zooms[2],
+        fov_ap_mm=image.shape[1] * zooms[1],
+        fov_si_mm=image.shape[2] * zooms[2],
+        cord_csf_ratio=math.nan if cord_mask is None else cord_csf_ratio(image, cord_mask, zooms[1]))
+
+
+def cord_csf_ratio(image: np.ndarray, cord_mask: np.ndarray, ap_spacing_mm: float) -> float:
+    """Median cord intensity / median intensity 1-3 mm anterior and posterior of it (NaN if empty)."""
+    inner, outer = (max(1, int(round(mm / ap_spacing_mm))) for mm in CSF_RING_MM)
+    along_ap = np.zeros((1, 3, 1), bool)
+    along_ap[0, :, 0] = True
+    near = ndimage.binary_dilation(cord_mask, along_ap, iterations=inner)
+    far = ndimage.binary_dilation(cord_mask, along_ap, iterations=outer)
+    ring = far & ~near
+    if not cord_mask.any() or not ring.any():
+        return math.nan
+    csf = float(np.median(image[ring]))
+    if csf <= 0:
+        return math.nan
+    return float(np.median(image[cord_mask])) / csf
