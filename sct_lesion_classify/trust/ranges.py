@@ -52,9 +52,9 @@ class Range:
         return f"<= {self.high:.{digits}g}{suffix}"
 
     def to_json(self) -> dict:
-        """``{"min": low, "max": high}`` (null for an open end)."""
-        return {"min": None if self.low is None else float(self.low),
-                "max": None if self.high is None else float(self.high)}
+        """``{"min": low, "max": high}`` (null for an open end; 6 significant digits)."""
+        return {"min": None if self.low is None else float(f"{self.low:.6g}"),
+                "max": None if self.high is None else float(f"{self.high:.6g}")}
 
 
 #: Adult cord cross-sectional area (mm2). Kato 2012: 69-78 mm2 (SD 9-12) in the lower cervical
