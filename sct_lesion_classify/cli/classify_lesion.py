@@ -27,8 +27,10 @@ def get_parser() -> SCTArgumentParser:
         description=(
             "Suggest a differential diagnosis (astrocytoma, ependymoma, multiple sclerosis, NMOSD) for an "
             "intramedullary lesion on sagittal T2w MRI, with probabilities, lesion morphometry and a QC "
-            "report, written as JSON beside the input. Reference models are trained on synthetic "
-            "phantoms: research use only, not a medical device."
+            "report, written as JSON beside the input with a trust level (ok, review, unreliable), plus "
+            "a lesion table in sct_analyze_lesion's columns (<stem>_lesion_seg_analysis.csv) and the "
+            "labelled lesion map (<stem>_lesion_seg_label.nii.gz). Reference models are trained on "
+            "synthetic phantoms: research use only, not a medical device."
         ),
     )
     parser.mandatory.add_argument(
@@ -124,3 +126,7 @@ def _run(args: argparse.Namespace) -> int:
 def console_entry() -> None:
     """Console-script entry point."""
     raise SystemExit(main())
+
+
+if __name__ == "__main__":
+    console_entry()

@@ -77,3 +77,7 @@ def _run(args: argparse.Namespace) -> int:
 def console_entry() -> None:
     """Console-script entry point."""
     raise SystemExit(main())
+
+
+if __name__ == "__main__":
+    console_entry()
