@@ -320,6 +320,23 @@ def test_qc_badge_renders_in_headless_chromium(tmp_path):
     assert 'data-images-broken="0"' in dom.stdout
 
 
+def test_segmentation_qc_entry_has_the_sidecar_trust_level(tmp_path):
+    """sct_deepseg_imlesion: the QC badge and the trust rows say what the sidecar's Trust says."""
+    import json
+
+    from sct_lesion_classify.cli.deepseg_imlesion import main
+
+    t2w = ROOT / "testing_data" / "sub-002" / "anat" / "sub-002_T2w.nii.gz"
+    out = tmp_path / "sub-002_T2w_lesion_seg.nii.gz"
+    assert main(["-i", str(t2w), "-o", str(out), "-qc", str(tmp_path / "qc"), "-v", "0"]) == 0
+    trust = json.loads(out.with_name("sub-002_T2w_lesion_seg.json").read_text())["Trust"]
+    page = (tmp_path / "qc" / "index.html").read_text()
+    badges = re.findall(r'<span class="trust trust-([a-z]+)">', page.split("</style>", 1)[1])
+    assert badges == [trust["level"]]
+    for check in trust["checks"]:
+        assert f"trust check {check['code']}" in page
+
+
 def test_train_writes_the_training_data_of_its_training_split(caplog):
     pytest.importorskip("torch")
     from sct_lesion_classify.io.bids import discover_subjects

@@ -13,6 +13,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,6 +36,9 @@ from sct_lesion_classify.pipeline.models import ModelSelection
 from sct_lesion_classify.pipeline.options import QcOptions, SegmentationOptions
 from sct_lesion_classify.pipeline.outputs import OutputNames, sidecar_path
 from sct_lesion_classify.pipeline.paths import check_output_path, check_qc_folder, make_output_folder
+
+if TYPE_CHECKING:
+    from sct_lesion_classify.trust import TrustAssessment
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +120,7 @@ class SegmentationOutputs:
     qc_page: Path | None
     warnings: tuple[str, ...]
     runtime_s: dict[str, float]
+    trust: TrustAssessment | None = field(default=None, repr=False)  # the segmentation's checks
 
 
 def run_segmentation(request: SegmentationRequest, models: SegmentationModels, *,
@@ -151,17 +156,27 @@ def run_segmentation(request: SegmentationRequest, models: SegmentationModels, *
     runtime.update(segmentation.runtime_s)
     warnings = list(cord.warnings if cord else ()) + list(segmentation.warnings)
 
+    trust = _segmentation_trust(image, cord, segmentation, models, soft=postprocessing.soft)
     start = time.perf_counter()
-    _write_outputs(paths, request, models, image, cord, segmentation, soft=postprocessing.soft)
+    _write_outputs(paths, request, models, image, cord, segmentation, trust, soft=postprocessing.soft)
     runtime["write"] = time.perf_counter() - start
 
     qc_page = None
     if request.qc.folder is not None:
         start = time.perf_counter()
-        qc_page = _qc(request, image, cord, segmentation, models, warnings)
+        qc_page = _qc(request, image, cord, segmentation, models, warnings, trust)
         runtime["qc"] = time.perf_counter() - start
     return SegmentationOutputs(paths=paths, cord=cord, segmentation=segmentation, qc_page=qc_page,
-                               warnings=tuple(warnings), runtime_s=runtime)
+                               warnings=tuple(warnings), runtime_s=runtime, trust=trust)
+
+
+def _segmentation_trust(image: Image, cord: CordLocalization | None, segmentation: LesionSegmentation,
+                        models: SegmentationModels, *, soft: bool) -> TrustAssessment:
+    """The segmentation's trust checks (cord, lesion, acquisition; ``sct_lesion_classify.trust``)."""
+    from sct_lesion_classify.trust import assess, segmentation_checks
+
+    lesion = segmentation.mask > 0.5 if soft else segmentation.mask.astype(bool)
+    return assess(segmentation_checks(image.data, image.zooms, cord, lesion, models.packages))
 
 
 def _check_outputs(request: SegmentationRequest, protected: tuple[Path, ...] = ()) -> SegmentationPaths:
@@ -193,13 +208,13 @@ def _localize_and_segment(
 
 
 def _write_outputs(paths: SegmentationPaths, request: SegmentationRequest, models: SegmentationModels,
-                   image: Image, cord: CordLocalization | None, segmentation: LesionSegmentation, *,
-                   soft: bool) -> None:
+                   image: Image, cord: CordLocalization | None, segmentation: LesionSegmentation,
+                   trust: TrustAssessment, *, soft: bool) -> None:
     """The mask (uint8, or float32 when soft), its sidecar, and with -save-cord the cord and the box."""
     make_output_folder(paths.mask)
     save_like(segmentation.mask.astype(np.float32 if soft else np.uint8), image.grid, paths.mask,
               dtype=np.float32 if soft else np.uint8)
-    write_json_atomic(paths.sidecar, _sidecar(request, models, soft, image, cord, segmentation))
+    write_json_atomic(paths.sidecar, _sidecar(request, models, soft, trust))
     if paths.cord is not None and cord is not None:
         save_like(cord.mask, image.grid, paths.cord, dtype=np.uint8)
         box = segmentation.box if request.options.crop else crop_box_around(
@@ -242,8 +257,8 @@ def _postprocessing(options: SegmentationOptions, defaults: Postprocessing) -> P
     )
 
 
-def _sidecar(request: SegmentationRequest, models: SegmentationModels, soft: bool, image: Image,
-             cord: CordLocalization | None, segmentation: LesionSegmentation) -> dict:
+def _sidecar(request: SegmentationRequest, models: SegmentationModels, soft: bool,
+             trust: TrustAssessment) -> dict:
     """BIDS derivative sidecar with GeneratedBy (name, version, models with sha256, command).
 
     Beside our keys, the two that ``sct_deepseg`` writes in its sidecars: ``CodeURL`` (the
@@ -252,10 +267,6 @@ def _sidecar(request: SegmentationRequest, models: SegmentationModels, soft: boo
     bundled packages). ``Trust``: the segmentation's trust checks (cord, lesion, acquisition;
     ``sct_lesion_classify.trust``), the same object as the diagnosis JSON's ``trust``.
     """
-    from sct_lesion_classify.trust import assess, segmentation_checks
-
-    lesion = segmentation.mask > 0.5 if soft else segmentation.mask.astype(bool)
-    trust = assess(segmentation_checks(image.data, image.zooms, cord, lesion, models.packages))
     urls = models.model_urls
     return {
         "Description": "lesion probability map" if soft else "intramedullary lesion mask",
@@ -296,17 +307,20 @@ def model_url(package: ModelPackage) -> str | None:
 
 
 def _qc(request: SegmentationRequest, image: Image, cord: CordLocalization | None,
-        segmentation: LesionSegmentation, models: SegmentationModels, warnings: list[str]) -> Path:
+        segmentation: LesionSegmentation, models: SegmentationModels, warnings: list[str],
+        trust: TrustAssessment) -> Path:
     from sct_lesion_classify.qc import add_entry, segmentation_entry
 
     box = segmentation.box
     details = [("lesion model", f"{models.lesion.package.name} {models.lesion.package.version}"),
                ("cord", cord.source if cord else "not localized (-no-crop)")]
     details += [("warning", w) for w in warnings]
+    details += [(f"trust check {check.code}", check.message) for check in trust.checks]
     draft = segmentation_entry(
         command="sct_deepseg_imlesion", input_path=str(request.image_path), image=image.data,
         zooms_mm=image.zooms, lesion=segmentation.mask, cord_mask=cord.mask if cord else None,
         cord_box=None if box.is_full else tuple(zip(box.start, box.stop)), details=details,
         searched_region=None if box.is_full else segmentation.searched_region,
-        dataset=request.qc.dataset, subject=request.qc.subject, command_line=request.command_line)
+        dataset=request.qc.dataset, subject=request.qc.subject, command_line=request.command_line,
+        trust_level=trust.level)
     return add_entry(request.qc.folder, draft)

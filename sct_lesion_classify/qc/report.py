@@ -555,6 +555,7 @@ def segmentation_entry(
     zoom_margin_mm: float = 15.0,
     searched_region: np.ndarray | None = None,
     command_line: str | None = None,
+    trust_level: str | None = None,
 ) -> QcDraft:
     """QC entry of the segmentation step: image, cord box and lesion overlay mosaics.
 
@@ -583,6 +584,9 @@ def segmentation_entry(
         region around the cord), or None.
     command_line
         The command line, for the SCT records' ``cmdline`` (default: the command's name).
+    trust_level
+        The segmentation's trust level: a coloured badge at the top of the entry, as in
+        :func:`classification_entry`.
     """
     image = np.asarray(image)
     lesion_mask = None if lesion is None else _as_mask(lesion)
@@ -618,12 +622,17 @@ def segmentation_entry(
             sagittal_mosaic(image, zooms_mm, window=window, slices=slices).rgb, pictures[-1].rgb))
         volume = np.count_nonzero(region) * float(np.prod([float(z) for z in zooms_mm[:3]]))
         region_rows.append(("region searched", f"{volume / 1000:.1f} cm3"))
-    rows = _lesion_details(lesion_mask, zooms_mm) + region_rows + [
+    rows = _trust_rows(trust_level) + _lesion_details(lesion_mask, zooms_mm) + region_rows + [
         ("slices shown", ", ".join(str(s) for s in slices)),
     ] + [(str(k), str(v)) for k, v in details]
     return QcDraft(command=command, input_path=str(input_path), pictures=tuple(pictures),
                    details=tuple(rows), dataset=dataset, subject=subject, pairs=tuple(pairs),
                    command_line=command_line)
+
+
+def _trust_rows(trust_level: str | None) -> list[tuple[str, str]]:
+    """The details row of the trust badge (first row of an entry), or none."""
+    return [] if trust_level is None else [(TRUST_KEY, str(trust_level))]
 
 
 def _as_mask(array: np.ndarray) -> np.ndarray:
@@ -712,7 +721,7 @@ def classification_entry(
                             lesion_alpha=0.0,
                             lesion_outline_rgb=(255, 255, 255),
                             saliency=np.asarray(saliency_map), view_box=zoom).rgb))
-    rows: list[tuple[str, str]] = [] if trust_level is None else [(TRUST_KEY, str(trust_level))]
+    rows = _trust_rows(trust_level)
     if diagnosis is not None:
         rows.append(("diagnosis", str(diagnosis) + (f" (confidence: {confidence})"
                                                     if confidence else "")))
