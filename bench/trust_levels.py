@@ -99,7 +99,7 @@ def assess_record(record: dict, packages, limits=None):
     trust = assess([*segmentation_checks(image.data, image.zooms, cord, lesion, packages, limits),
                     *classification_checks(record["results"], record["diagnosis"], limits)])
     measures: dict[str, float] = {"cord_pieces": record["pieces"], "cord_kept_share": record["kept_share"]}
-    if cord is not None and (profile := cord_profile(cord.mask, image.zooms)) is not None:
+    if cord is not None and (profile := cord_profile(cord.mask, image.zooms, lesion)) is not None:
         measures.update(dataclasses.asdict(profile))
     if (lesion_m := lesion_measures(lesion, None if cord is None else cord.mask, image.zooms)) is not None:
         measures.update({f"lesion_{k}": float(v) for k, v in dataclasses.asdict(lesion_m).items()})

@@ -84,6 +84,21 @@ def test_cord_size_implausible():
     assert checks.cord_size_implausible(cord_profile(cord_mask(), ZOOMS)) is None
 
 
+def test_cord_size_is_judged_away_from_the_lesion():
+    swollen = cord_mask()
+    swollen[1:8, 20:46, 20:80] = True  # a tumour swells the cord to 21 x 21 mm over 48 mm
+    lesion = np.zeros(SHAPE, bool)
+    lesion[2:7, 24:42, 22:78] = True
+    assert checks.cord_size_implausible(cord_profile(swollen, ZOOMS)) is not None  # rows 20-79 dominate
+    profile = cord_profile(swollen, ZOOMS, lesion)
+    assert profile.median_csa_mm2 == pytest.approx(72.0)  # the cord above and below the lesion
+    assert checks.cord_size_implausible(profile) is None
+    holocord = np.zeros(SHAPE, bool)
+    holocord[2:7, 24:42, 2:98] = True  # 4 rows (3.2 mm) of cord outside the lesion: not judged
+    assert np.isnan(cord_profile(swollen, ZOOMS, holocord).median_csa_mm2)
+    assert checks.cord_size_implausible(cord_profile(swollen, ZOOMS, holocord)) is None
+
+
 def test_cord_coverage_and_gap():
     short = cord_mask()
     short[:, :, 40:] = False

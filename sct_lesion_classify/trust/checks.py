@@ -95,7 +95,10 @@ def cord_fragmented(pieces: int, kept_share: float, limits: Thresholds = THRESHO
 
 
 def cord_size_implausible(profile: CordProfile) -> TrustCheck | None:
-    """The cord's median cross-sectional area or A-P diameter is not that of an adult cord."""
+    """The cord's median cross-sectional area or A-P diameter is not that of an adult cord
+    (silent when the size could not be measured away from the lesion: NaN)."""
+    if math.isnan(profile.median_csa_mm2):
+        return None
     return (_outside("cord_size_implausible", profile.median_csa_mm2, CORD_CSA_MM2, UNRELIABLE,
                      f"median cord area {profile.median_csa_mm2:.0f} mm2 is outside the adult range "
                      f"({CORD_CSA_MM2.describe('mm2', 3)}): the cord mask is probably not the cord")

@@ -19,6 +19,10 @@ from scipy import ndimage
 CSF_RING_MM = (1.0, 3.0)
 
 
+#: Shortest S-I stretch of cord outside the lesion's extent whose size is judged (mm).
+MIN_NORMAL_CORD_MM = 10.0
+
+
 @dataclass(frozen=True)
 class CordProfile:
     """The cord mask along its length (one value per S-I row that holds cord).
@@ -27,7 +31,10 @@ class CordProfile:
     ----------
     median_csa_mm2, median_ap_mm
         Median over the rows of the cross-sectional area (voxels of the row x R-L x A-P voxel size)
-        and of the A-P extent.
+        and of the A-P extent. With a lesion mask, over the rows outside the lesion's S-I extent
+        only: a tumour may swell the cord it lies in far beyond an adult cord's size (a holocord
+        ependymoma phantom reaches 300 mm2), and the cord's own size is what tells whether the mask
+        is a cord. NaN (no size check) when fewer than :data:`MIN_NORMAL_CORD_MM` of rows remain.
     coverage
         S-I extent of the cord / S-I extent of the image.
     longest_gap_mm
@@ -40,18 +47,26 @@ class CordProfile:
     longest_gap_mm: float
 
 
-def cord_profile(cord_mask: np.ndarray, zooms_mm: tuple[float, float, float]) -> CordProfile | None:
-    """The :class:`CordProfile` of a boolean cord mask; None for an empty mask."""
+def cord_profile(cord_mask: np.ndarray, zooms_mm: tuple[float, float, float],
+                 lesion_mask: np.ndarray | None = None) -> CordProfile | None:
+    """The :class:`CordProfile` of a boolean cord mask (its size away from ``lesion_mask``'s S-I
+    extent when given); None for an empty mask."""
     rows = np.flatnonzero(cord_mask.any(axis=(0, 1)))
     if rows.size == 0:
         return None
-    counts = cord_mask.sum(axis=(0, 1))[rows]
-    csa = counts * zooms_mm[0] * zooms_mm[1]
-    in_plane = cord_mask.any(axis=0)  # (A-P, S-I)
-    ap = np.array([np.ptp(np.flatnonzero(in_plane[:, z])) + 1 for z in rows]) * zooms_mm[1]
     steps = np.diff(rows) - 1
     gap = float(steps.max()) * zooms_mm[2] if steps.size else 0.0
-    return CordProfile(median_csa_mm2=float(np.median(csa)), median_ap_mm=float(np.median(ap)),
+    sized = rows
+    if lesion_mask is not None and lesion_mask.any():
+        lesion_rows = np.flatnonzero(lesion_mask.any(axis=(0, 1)))
+        sized = rows[(rows < lesion_rows[0]) | (rows > lesion_rows[-1])]
+    if sized.size * zooms_mm[2] < MIN_NORMAL_CORD_MM:
+        csa_mm2 = ap_mm = float("nan")
+    else:
+        csa_mm2 = float(np.median(cord_mask.sum(axis=(0, 1))[sized] * zooms_mm[0] * zooms_mm[1]))
+        in_plane = cord_mask.any(axis=0)  # (A-P, S-I)
+        ap_mm = float(np.median([np.ptp(np.flatnonzero(in_plane[:, z])) + 1 for z in sized]) * zooms_mm[1])
+    return CordProfile(median_csa_mm2=csa_mm2, median_ap_mm=ap_mm,
                        coverage=float((rows[-1] - rows[0] + 1) / cord_mask.shape[2]),
                        longest_gap_mm=gap)
 
