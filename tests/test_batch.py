@@ -405,7 +405,7 @@ def test_sct_run_batch_example_script(tmp_path, phantom, models):
                PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
                PATH_DATA=str(phantom), PATH_DATA_PROCESSED=str(output / "data_processed"),
                PATH_RESULTS=str(output / "results"), PATH_QC=str(output / "qc"), PATH_LOG=str(output / "log"),
-               CUSTOM_MODELS=" ".join(models[1::2]))
+               CUSTOM_MODELS=" ".join(models[1::2]), USE_MANUAL_LESION="0")  # segment, not the phantom's truth
     script = REPO / "examples" / "sct_run_batch_subject.sh"
     result = subprocess.run(["bash", str(script), "sub-002"], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
