@@ -175,6 +175,9 @@ class LesionMaskStage:
     cord: CordLocalization | None = field(repr=False)
     warnings: tuple[str, ...]
     runtime_s: Mapping[str, float]  # "load" (a given mask) or "segmentation_<stage>"
+    #: The segmentation's trust checks when it was segmented here (the sidecar's ``Trust``), so
+    #: that :func:`trust_stage` does not compute them again; None for a given mask.
+    segmentation_trust: TrustAssessment | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -314,7 +317,8 @@ def _segment_lesion(request: ClassificationRequest, models: ClassificationModels
         mask = mask > 0.5
     return LesionMaskStage(mask=mask, path=outputs.paths.mask, source="automatic", cord=outputs.cord,
                            warnings=_with_cord_warnings(outputs.warnings, outputs.cord),
-                           runtime_s={f"segmentation_{k}": v for k, v in outputs.runtime_s.items() if k != "load"})
+                           runtime_s={f"segmentation_{k}": v for k, v in outputs.runtime_s.items() if k != "load"},
+                           segmentation_trust=outputs.trust)
 
 
 def _with_cord_warnings(warnings: Sequence[str], cord: CordLocalization | None) -> tuple[str, ...]:
@@ -470,10 +474,17 @@ def acquisition_warnings(image: Image) -> list[str]:
 
 def trust_stage(inputs: ClassificationInputs, lesion: LesionMaskStage, classified: Classification,
                 packages: Sequence[ModelPackage]) -> TrustAssessment:
-    """The trust checks of the run (``sct_lesion_classify.trust``): input, masks and classifiers."""
-    image = inputs.image
-    return assess([*segmentation_checks(image.data, image.zooms, lesion.cord, lesion.mask, packages),
-                   *classification_checks(classified.results, classified.diagnosis)])
+    """The trust checks of the run (``sct_lesion_classify.trust``): input, masks and classifiers.
+
+    The input and mask checks are the segmentation's when it ran here (same image, cord, mask and
+    segmentation cards, which come first in ``packages``); computed here for a given mask.
+    """
+    if lesion.segmentation_trust is not None:
+        mask_checks = list(lesion.segmentation_trust.checks)
+    else:
+        image = inputs.image
+        mask_checks = segmentation_checks(image.data, image.zooms, lesion.cord, lesion.mask, packages)
+    return assess([*mask_checks, *classification_checks(classified.results, classified.diagnosis)])
 
 
 def _trusted_diagnosis(diagnosis: Diagnosis | None, trust: TrustAssessment) -> Diagnosis | None:
