@@ -116,12 +116,16 @@ class LesionMorphometry:
         One :class:`LesionMeasure` per lesion, largest first.
     warnings
         Things the user should know (cord mask missing at a lesion, label map not covering it).
+    labels
+        The lesion map the measures were taken on (:func:`label_lesions`: int32, ``lesions[k]`` is
+        label ``k + 1``), for the writers of the label map and the lesion table; not in the JSON.
     """
 
     count: int
     total_volume_mm3: float
     lesions: tuple[LesionMeasure, ...]
     warnings: tuple[str, ...] = field(default=())
+    labels: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict:
         """The ``lesions`` object of the diagnosis JSON."""
@@ -201,7 +205,7 @@ def measure_lesions(
 
     labels, count = label_lesions(mask)
     if count == 0:
-        return LesionMorphometry(count=0, total_volume_mm3=0.0, lesions=())
+        return LesionMorphometry(count=0, total_volume_mm3=0.0, lesions=(), labels=labels)
 
     dx, dy, dz = zooms
     voxel_mm3 = dx * dy * dz
@@ -274,7 +278,8 @@ def measure_lesions(
     total = float(sum(lesion.volume_mm3 for lesion in lesions))
     for message in warnings:
         logger.debug(message)
-    return LesionMorphometry(count=count, total_volume_mm3=total, lesions=tuple(lesions), warnings=tuple(warnings))
+    return LesionMorphometry(count=count, total_volume_mm3=total, lesions=tuple(lesions), warnings=tuple(warnings),
+                             labels=labels)
 
 
 class _CordProfile:

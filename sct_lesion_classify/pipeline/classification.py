@@ -55,7 +55,7 @@ from sct_lesion_classify.cord.localize import CordLocalization, cord_from_mask_f
 from sct_lesion_classify.errors import InputError
 from sct_lesion_classify.io.image import Image, load_image, load_mask, save_like
 from sct_lesion_classify.lesion.analysis_table import build_table, label_map_dtype, number_cell
-from sct_lesion_classify.lesion.morphometry import LesionMorphometry, label_lesions, measure_lesions
+from sct_lesion_classify.lesion.morphometry import LesionMorphometry, measure_lesions
 from sct_lesion_classify.modelpkg.card import InputSpec
 from sct_lesion_classify.modelpkg.package import ModelPackage, file_sha256
 from sct_lesion_classify.pipeline.models import ModelSelection, choose_classifiers
@@ -427,7 +427,7 @@ def write_lesion_table(json_path: Path, image_path: Path, image: Image, lesion: 
     ``most_likely_class`` (empty without a diagnosis), the same on every row.
     """
     table_path, labels_path = lesion_table_outputs(json_path, image_path)
-    labels, count = label_lesions(lesion.mask)
+    labels, count = morphometry.labels, morphometry.count  # as measure_lesions numbered the lesions
     subject = {f"p_{name}": number_cell(None if diagnosis is None else diagnosis.probabilities[name])
                for name in CLASSES}
     subject["most_likely_class"] = "" if diagnosis is None else diagnosis.most_likely_class
