@@ -7,17 +7,17 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from sct_lesion_classify.classify.inputs import build_classifier_slices, lesion_slices
+from sct_lesion_classify.classify.inputs import build_classifier_slices, lesion_centre_mm, lesion_slices
 from sct_lesion_classify.errors import ModelError
 from sct_lesion_classify.runtime.preprocess import Volume
 
 ZOOMS = (3.0, 0.5, 0.5)
 
 
-def card_input(first="zeros", size=(64, 64), min_area=5.0):
+def card_input(first="zeros", size=(64, 64), min_area=5.0, spacing=None, centred_on=None):
     return SimpleNamespace(
         channels=tuple(SimpleNamespace(name=n) for n in (first, "T2w", "lesion_mask")),
-        spatial_size=size, spacing_mm=None, min_lesion_area_mm2=min_area,
+        spatial_size=size, spacing_mm=spacing, min_lesion_area_mm2=min_area, centred_on=centred_on,
         normalization=SimpleNamespace(method="zscore", clip=(-5.0, 5.0), rescale=(0.0, 1.0)))
 
 
@@ -76,3 +76,39 @@ def test_lesion_slices_areas():
     mask[1, :2, :2] = True
     indices, areas, fallback = lesion_slices(mask, (1.0, 2.0, 3.0), 10.0)
     assert indices == (1,) and areas == (24.0,) and not fallback
+
+
+def test_lesion_roi_is_centred_on_the_lesion_at_a_fixed_scale_and_maps_back_exactly():
+    rng = np.random.default_rng(5)
+    shape = (6, 120, 300)  # 60 x 150 mm at 0.5 mm
+    t2w = rng.normal(100, 20, shape).astype(np.float32)
+    mask = np.zeros(shape, bool)
+    mask[2, 20:40, 200:260] = True  # A-P 10-20 mm, S-I 100-130 mm: far from the centre
+    mask[3, 25:30, 210:220] = True
+    assert lesion_centre_mm(mask, ZOOMS) == (15.0, 115.0)
+    assert lesion_centre_mm(np.zeros_like(mask), ZOOMS) is None
+    spec = card_input(size=(16, 48), spacing=(1.25, 1.25), centred_on="lesion", min_area=1.0)
+    out = build_classifier_slices(Volume(t2w, ZOOMS), mask, spec)
+    assert out.slice_indices == (2, 3) and out.batch.shape == (2, 3, 16, 48)
+    lesion = out.batch[0, 2] > 0
+    rows, cols = np.nonzero(lesion)
+    # the lesion's box (10 x 30 mm = 8 x 24 pixels of 1.25 mm) sits in the middle of the grid
+    assert (rows.min() + rows.max() + 1) / 2 == pytest.approx(8, abs=0.5)
+    assert (cols.min() + cols.max() + 1) / 2 == pytest.approx(24, abs=0.5)
+    assert lesion.sum() == pytest.approx(8 * 24, rel=0.15)
+    # the grid is 20 x 60 mm whatever the field of view; beyond the image it is padding (0):
+    # A-P 15 +- 10 mm lies inside the 60 mm image, so no padding there
+    assert out.batch[0, 1].min() >= 0.0 and (out.batch[0, 1] == 0.0).mean() < 0.05
+    # its inverse puts the mask back where it was
+    back = out.resampler.backward(out.batch[:1, 2], order=1) >= 0.5
+    assert (back[0] & mask[2]).sum() / mask[2].sum() > 0.9 and (back[0] & ~mask[2]).sum() < 0.1 * mask[2].sum()
+    # a whole-slice card ignores the lesion's position
+    whole = build_classifier_slices(Volume(t2w, ZOOMS), mask, card_input(size=(64, 64), min_area=1.0))
+    assert whole.resampler.out_spacing_mm[0] == pytest.approx(150 / 64)
+
+
+def test_lesion_roi_needs_a_spacing():
+    rng = np.random.default_rng(6)
+    t2w, mask = volume(rng)
+    with pytest.raises(ModelError, match="centred on the lesion needs input.spacing_mm"):
+        build_classifier_slices(Volume(t2w, ZOOMS), mask, card_input(centred_on="lesion"))

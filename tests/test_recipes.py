@@ -16,25 +16,48 @@ from sct_lesion_classify.train.recipes import CAM_OUTPUT, CORD, RECIPES
 MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
+def shipped_contract(recipe, shipped):
+    """The recipe with the input contract of the shipped package (classifiers bundled before
+    ``--input-contract`` existed use the paper's whole slice and do not name it)."""
+    if recipe.task != "classification":
+        return recipe
+    return recipe.with_input_contract(shipped.architecture.details.get("input_contract", "whole_slice"))
+
+
 @pytest.mark.parametrize("family", sorted(RECIPES))
 def test_recipe_builds_the_contract_of_the_bundled_package(family):
-    recipe = RECIPES[family]
-    shipped = ModelCard.load(MODELS / recipe.name / f"{recipe.name}.json")
+    shipped = ModelCard.load(MODELS / RECIPES[family].name / f"{RECIPES[family].name}.json")
+    recipe = shipped_contract(RECIPES[family], shipped)
     assert recipe.input_spec() == shipped.input
     assert recipe.output_spec() == shipped.output
     assert recipe.postprocessing == shipped.postprocessing
     assert recipe.decision == shipped.decision
-    assert dict(recipe.architecture_details) == dict(shipped.architecture.details)
+    details = dict(recipe.architecture_details)
+    if recipe.task == "classification" and "input_contract" not in shipped.architecture.details:
+        assert details.pop("input_contract") == "whole_slice"
+    assert details == dict(shipped.architecture.details)
     assert recipe.task == shipped.task
+
+
+@pytest.mark.parametrize("family", ["tumor_vs_demyelinating", "astrocytoma_vs_ependymoma", "ms_vs_nmosd"])
+def test_classifiers_default_to_the_lesion_roi_and_keep_the_paper_contract_as_an_option(family):
+    roi = RECIPES[family].input_spec()
+    assert (roi.spatial_size, roi.spacing_mm, roi.centred_on) == ((64, 192), (1.25, 1.25), "lesion")
+    assert RECIPES[family].architecture_details["input_contract"] == "lesion_roi"
+    assert RECIPES[family].augment.flip_prob == 0.0  # orientation carries the level
+    paper = RECIPES[family].with_input_contract("whole_slice").input_spec()
+    assert (paper.spatial_size, paper.spacing_mm, paper.centred_on) == ((256, 256), None, None)
+    with pytest.raises(InputError, match="unknown input contract"):
+        RECIPES[family].with_input_contract("crop")
 
 
 @pytest.mark.parametrize("family", sorted(RECIPES))
 def test_card_skeleton_is_a_valid_card_in_the_documented_key_order(family):
-    recipe = RECIPES[family]
+    shipped = json.loads((MODELS / RECIPES[family].name / f"{RECIPES[family].name}.json").read_text())
+    recipe = shipped_contract(RECIPES[family], ModelCard.from_json(shipped))
     document = card_skeleton(recipe, "1.2.3").to_json()
     parsed = ModelCard.from_json(json.loads(json.dumps(document)))
     assert parsed.to_json() == document
-    shipped = json.loads((MODELS / recipe.name / f"{recipe.name}.json").read_text())
     # train adds the optional training_data section (measured on its data) to the skeleton
     trained = dataclasses.replace(parsed, training_data=ModelCard.from_json(shipped).training_data).to_json()
     assert list(trained) == list(shipped)

@@ -89,3 +89,26 @@ def test_lesion_multiresunet_package_and_resume(phantoms, tmp_path):
     rows = resumed.log_path.read_text().strip().splitlines()
     assert len(rows) == 3  # header + 2 epochs
     ModelPackage.load(resumed.package_dir)
+
+
+def test_classifier_on_two_datasets_with_the_input_cache(phantoms, tmp_path):
+    from sct_lesion_classify.train.recipes import MS_VS_NMOSD
+
+    second = tmp_path / "second"
+    write_dataset(second, 8, seed=4, shape=(5, 48, 64), split="train")
+    recipe = replace(TUMOR_VS_DEMYELINATING, spatial_size=(32, 64))
+    outcome = train_family(recipe, options((phantoms, second), tmp_path / "models", epochs=1))
+    card = outcome.card
+    assert card["training"]["subjects"]["train"] + card["training"]["subjects"]["val"] == 16
+    assert "BIDS datasets bids + second" in card["training"]["data"]
+    assert card["input"]["centred_on"] == "lesion" and card["input"]["spacing_mm"] == [1.25, 1.25]
+    assert card["architecture"]["details"]["input_contract"] == "lesion_roi"
+    assert "val_patient_auc_then_loss" in outcome.log_path.read_text().splitlines()[0]
+    cache = tmp_path / "models" / ".train_runs" / "inputs"
+    entries = sorted(cache.rglob("*.npz"))
+    assert len(entries) == 16  # every subject with a lesion, once
+    stamps = {path: path.stat().st_mtime_ns for path in entries}
+    # the MS/NMOSD model of the same contract reads the same inputs: nothing is rebuilt
+    train_family(replace(MS_VS_NMOSD, spatial_size=(32, 64)),
+                 options((phantoms, second), tmp_path / "models", epochs=1))
+    assert {path: path.stat().st_mtime_ns for path in cache.rglob("*.npz")} == stamps

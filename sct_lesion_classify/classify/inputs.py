@@ -28,6 +28,12 @@ from the model card's ``input`` section (:class:`~sct_lesion_classify.modelpkg.c
    the slices (:class:`ClassifierSlices`), so a per-slice map (Grad-CAM) returns to the image by
    its exact inverse.
 
+   With ``centred_on: "lesion"`` (the lesion-ROI contract), the fixed grid (``spatial_size``
+   pixels of ``spacing_mm``) is centred on the centre of the lesion's bounding box in the
+   (A-P, S-I) plane, over every lesion voxel of the subject, and is the same for all its slices:
+   the network sees the lesion and the cord and spine around it at a fixed scale, whatever the
+   field of view (:func:`lesion_centre_mm`).
+
 Only numpy and scipy are used (numpy 1.x and 2.x), so the same function serves ONNX Runtime
 inference and PyTorch training.
 """
@@ -114,6 +120,21 @@ def lesion_slices(lesion_mask: np.ndarray, zooms_mm: tuple[float, float, float],
     return (tuple(int(i) for i in chosen), tuple(float(areas[i]) for i in chosen), fallback)
 
 
+def lesion_centre_mm(lesion_mask: np.ndarray, zooms_mm: tuple[float, float, float]
+                     ) -> tuple[float, float] | None:
+    """Centre of the lesion's bounding box in the sagittal plane, (A-P, S-I) in mm from the outer
+    edge of the first pixel (the frame of :class:`~sct_lesion_classify.io.resample.SliceResampler`);
+    None for an empty mask."""
+    mask = np.asarray(lesion_mask) > 0
+    centre = []
+    for axis, other in ((1, (0, 2)), (2, (0, 1))):
+        present = np.flatnonzero(mask.any(axis=other))
+        if present.size == 0:
+            return None
+        centre.append((present[0] + present[-1] + 1) / 2.0 * float(zooms_mm[axis]))
+    return (float(centre[0]), float(centre[1]))
+
+
 def check_classifier_input(spec: InputSpec) -> None:
     """Raise ModelError unless ``spec`` is the classifier contract: channels and a fixed size."""
     names = tuple(channel.name for channel in spec.channels)
@@ -122,6 +143,8 @@ def check_classifier_input(spec: InputSpec) -> None:
                          f"{list(T2W_ONLY_CHANNEL_NAMES)}, the card says {list(names)}")
     if spec.spatial_size is None:
         raise ModelError("a classifier card needs input.spatial_size (e.g. [256, 256])")
+    if spec.centred_on is not None and spec.spacing_mm is None:
+        raise ModelError("a classifier card centred on the lesion needs input.spacing_mm")
 
 
 def _check_grids(t2w: np.ndarray, lesion_mask: np.ndarray, t1c: CanonicalVolume | None,
@@ -179,7 +202,8 @@ def build_classifier_slices(
     check_classifier_input(spec)
     if not takes_t1c(spec):
         t1c = None
-    resampler = input_resampler(spec, t2w)
+    centre = lesion_centre_mm(lesion_mask, t2w.zooms) if spec.centred_on == "lesion" else None
+    resampler = input_resampler(spec, t2w, centre_mm=centre)
     indices, areas, fallback = lesion_slices(lesion_mask, t2w.zooms, spec.min_lesion_area_mm2)
     batch = np.zeros((len(indices), len(CHANNEL_NAMES)) + resampler.out_shape, dtype=np.float32)
     geometry = {"resampler": resampler, "volume_shape": tuple(int(n) for n in data.shape)}

@@ -37,8 +37,11 @@ def get_parser() -> SCTArgumentParser:
     parser = SCTArgumentParser(prog=PROG, description=__doc__.split("\n\n")[1].replace("\n", " "))
     parser.mandatory.add_argument("family", choices=FAMILIES,
                                   help="Model family to train: " + ", ".join(FAMILIES) + ".")
-    parser.mandatory.add_argument("--bids", "-bids", metavar="<folder>", required=True,
-                                  help="BIDS dataset with manual labels and participants.tsv (SPEC section 6).")
+    parser.mandatory.add_argument("--bids", "-bids", metavar="<folder>", required=True, nargs="+",
+                                  help="BIDS dataset with manual labels and participants.tsv (SPEC "
+                                       "section 6). Several datasets are trained on together, each "
+                                       "split on its own (e.g. phantoms of the realistic and the "
+                                       "randomised style).")
     parser.mandatory.add_argument("-o", metavar="<folder>", required=True,
                                   help="Models folder: the package is written to <folder>/<name>/.")
     parser.optional.add_argument("--epochs", type=positive_int, default=None,
@@ -62,6 +65,18 @@ def get_parser() -> SCTArgumentParser:
     parser.optional.add_argument("--with-t1c", action="store_true",
                                  help="Classifiers: train the variant whose first channel is the "
                                       "contrast-enhanced T1w (sub-XX_ce-gad_T1w.nii.gz).")
+    parser.optional.add_argument("--input-contract", choices=("lesion_roi", "whole_slice"),
+                                 default="lesion_roi",
+                                 help="Classifiers: what the network sees of each lesion slice. "
+                                      "lesion_roi: 64 x 192 pixels of 1.25 mm (80 x 240 mm, A-P x "
+                                      "S-I) centred on the lesion; whole_slice: the whole slice "
+                                      "padded to a square and resized to 256 x 256 (Zhuo et al. "
+                                      "2022; about 4 times the cost). The model card records it and "
+                                      "inference follows the card. Default: lesion_roi.")
+    parser.optional.add_argument("--no-input-cache", action="store_true",
+                                 help="Classifiers: rebuild the model inputs from the images instead "
+                                      "of keeping them in <folder>/.train_runs/inputs/ (reused by "
+                                      "the other classifiers and by --resume).")
     parser.optional.add_argument("--val-fraction", type=probability, default=0.2,
                                  help="Validation share per diagnosis for subjects without a split in "
                                       "participants.tsv (default 0.2, the paper's 80/20).")
@@ -95,9 +110,10 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
 
     if args.workers < 0:
         raise InputError(f"--workers must be >= 0, got {args.workers}")
-    bids = Path(args.bids)
-    if not (bids / "participants.tsv").is_file():
-        raise InputError(f"{bids}: not a BIDS dataset with participants.tsv")
+    datasets = tuple(Path(path) for path in args.bids)
+    for bids in datasets:
+        if not (bids / "participants.tsv").is_file():
+            raise InputError(f"{bids}: not a BIDS dataset with participants.tsv")
     import torch
 
     from sct_lesion_classify.train.family import TrainOptions, train_family
@@ -106,17 +122,20 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     recipe = RECIPES[args.family]
+    if hasattr(recipe, "with_input_contract"):
+        recipe = recipe.with_input_contract(args.input_contract)
     if args.with_t1c:
         recipe = recipe.t1c_variant()  # an InputError for the segmentation families
     models_dir = Path(args.o)
     models_dir.mkdir(parents=True, exist_ok=True)
     options = TrainOptions(
-        bids=bids, models_dir=models_dir, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+        bids=datasets if len(datasets) > 1 else datasets[0], models_dir=models_dir, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
         batch_size=args.batch_size, lr=args.lr, patience=args.patience, seed=args.seed,
         device=args.device, resume=args.resume, val_fraction=args.val_fraction,
         use_split_column=not args.ignore_split_column, workers=args.workers, version=args.version,
         command=" ".join(["sct_lesion_classify", "train"] + [shlex.quote(a) for a in argv]),
-        progress=args.v >= 1 and sys.stderr.isatty(), bf16=False if args.no_bf16 else None)
+        progress=args.v >= 1 and sys.stderr.isatty(), bf16=False if args.no_bf16 else None,
+        cache_inputs=not args.no_input_cache)
     outcome = train_family(recipe, options)
     logging.getLogger("sct_lesion_classify").info("model package: %s", outcome.package_dir)
     return 0

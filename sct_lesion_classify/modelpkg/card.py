@@ -102,6 +102,10 @@ class InputSpec(JsonRecord):
     normalization: Normalization
     crop_margins_mm: tuple[float, float, float] | None  # (r-l, a-p, s-i) margins around the cord
     min_lesion_area_mm2: float | None  # classifiers: slices with at least this lesion area
+    #: Where a fixed grid (``spatial_size`` with ``spacing_mm``) is centred on each slice: None
+    #: (left out of the card) = the field of view; ``"lesion"`` = the centre of the lesion's
+    #: bounding box in the (A-P, S-I) plane, the same for every slice of a subject (classifiers).
+    centred_on: str | None = field(default=None, metadata=OPTIONAL_KEY)
 
     @property
     def n_channels(self) -> int:
@@ -425,6 +429,9 @@ def semantic_problems(document: Mapping[str, Any]) -> list[str]:
                         f"got {document['files']['onnx']!r}")
     if inp["spatial_size"] is None and inp["spacing_mm"] is None:
         problems.append("field 'input.spacing_mm': null needs a fixed input.spatial_size to resize to")
+    if inp.get("centred_on") is not None and (inp["spatial_size"] is None or inp["spacing_mm"] is None):
+        problems.append("field 'input.centred_on': a grid centred on the lesion needs both "
+                        "input.spatial_size and input.spacing_mm")
     if inp["spatial_size"] is not None:
         divisor = inp["size_divisible_by"]
         if any(size % divisor for size in inp["spatial_size"]):

@@ -97,31 +97,46 @@ def normalize(volume: np.ndarray, spec: Normalization) -> np.ndarray:
     return out.astype(np.float32, copy=False)
 
 
-def input_resampler(spec: InputSpec, volume: CanonicalVolume) -> SliceResampler:
+def input_resampler(spec: InputSpec, volume: CanonicalVolume,
+                    centre_mm: tuple[float, float] | None = None) -> SliceResampler:
     """The resampling from ``volume``'s sagittal slices to the network's grid, as the card says.
 
     - ``spatial_size`` and ``spacing_mm``: ``spatial_size`` pixels of ``spacing_mm``, centred on
-      the slice's field of view;
+      the slice's field of view, or on ``centre_mm`` when given (a card with
+      ``centred_on: "lesion"``: the caller passes the lesion's centre);
     - ``spatial_size`` only: the field of view padded (centred) to the aspect of
       ``spatial_size`` and resized to it, so pixels stay square (the classifiers: "padded to a
-      square, then resized");
+      square then resized");
     - ``spacing_mm`` only: the field of view at that spacing, padded to a multiple of
       ``size_divisible_by`` (the segmentation models: any image size).
 
     Its ``backward`` is the exact inverse (probabilities, class-activation maps).
 
+    Parameters
+    ----------
+    centre_mm
+        (A-P, S-I) position of the grid's centre in mm from the outer edge of the slice's first
+        pixel; only for a fixed grid (``spatial_size`` and ``spacing_mm``).
+
     Raises
     ------
     ModelError
-        The card gives neither ``spatial_size`` nor ``spacing_mm``.
+        The card gives neither ``spatial_size`` nor ``spacing_mm``, or ``centre_mm`` is given for
+        a grid that is not fixed.
     """
     slice_shape = tuple(volume.data.shape[1:3])
     slice_spacing_mm = (volume.zooms[1], volume.zooms[2])
+    fixed_grid = spec.spatial_size is not None and spec.spacing_mm is not None
+    if centre_mm is not None and not fixed_grid:
+        raise ModelError("a grid centre needs input.spatial_size and input.spacing_mm")
     if spec.spatial_size is not None:
         if spec.spacing_mm is None:
             return SliceResampler.to_size(slice_shape, slice_spacing_mm, spec.spatial_size,
                                           keep_aspect=True)
-        return SliceResampler(slice_shape, slice_spacing_mm, spec.spatial_size, spec.spacing_mm)
+        start = None if centre_mm is None else tuple(
+            float(c) - n * d / 2.0 for c, n, d in zip(centre_mm, spec.spatial_size, spec.spacing_mm))
+        return SliceResampler(slice_shape, slice_spacing_mm, spec.spatial_size, spec.spacing_mm,
+                              out_start_mm=start)
     if spec.spacing_mm is None:
         raise ModelError("the card gives neither input.spacing_mm nor input.spatial_size")
     return SliceResampler.to_spacing(slice_shape, slice_spacing_mm, spec.spacing_mm,

@@ -105,6 +105,20 @@ def split_subjects(subjects: Sequence[Any], val_fraction: float = 0.2, seed: int
     return result
 
 
+def join_splits(splits: Sequence[SubjectSplit]) -> SubjectSplit:
+    """The splits of several datasets as one (each dataset split on its own).
+
+    Participants of different datasets are different people even when their ``participant_id``
+    is the same (two phantom sets both have ``sub-001``), so leakage is checked per dataset.
+    """
+    if len(splits) == 1:
+        return splits[0]
+    return SubjectSplit(*(tuple(s for split in splits for s in getattr(split, name))
+                          for name in ("train", "val", "test")),
+                        source="; ".join(f"dataset {k + 1}: {split.source}"
+                                         for k, split in enumerate(splits)))
+
+
 def check_no_leakage(split: SubjectSplit) -> None:
     """Raise ``AssertionError`` if a participant appears in two splits."""
     seen: dict[str, str] = {}

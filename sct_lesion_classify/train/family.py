@@ -22,7 +22,7 @@ import subprocess
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from sct_lesion_classify.modelpkg.card import (
     CARD_VERSION, Architecture, Files, InputSpec, ModelCard, Subjects, Training, TrainingDataRanges,
@@ -31,6 +31,7 @@ from sct_lesion_classify.train import data as train_data
 from sct_lesion_classify.train.export import ExportResult, write_package
 from sct_lesion_classify.train.loop import FitResult, LoopConfig, fit, resolve_device
 from sct_lesion_classify.train.objectives import finite_or_none
+from sct_lesion_classify.train.input_cache import InputCache
 from sct_lesion_classify.train.recipes import Hyperparameters, Recipe
 
 logger = logging.getLogger(__name__)
@@ -38,9 +39,14 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainOptions:
-    """Command-line options of a training run (None: the recipe's default)."""
+    """Command-line options of a training run (None: the recipe's default).
 
-    bids: Path
+    ``bids`` is one BIDS dataset or several (e.g. phantoms of the realistic and the randomised
+    style): each is split on its own (its participants.tsv), and the splits are joined.
+    ``cache_inputs``: keep the model inputs in ``<models_dir>/.train_runs/inputs`` (classifiers).
+    """
+
+    bids: Path | tuple[Path, ...]
     models_dir: Path
     epochs: int | None = None
     steps_per_epoch: int | None = None
@@ -57,6 +63,14 @@ class TrainOptions:
     command: str = "sct_lesion_classify train"
     progress: bool = True
     bf16: bool | None = None  # None: the recipe's choice on the CPU
+    cache_inputs: bool = True
+
+    @property
+    def datasets(self) -> tuple[Path, ...]:
+        """The BIDS dataset(s), as a tuple."""
+        if isinstance(self.bids, (tuple, list)):
+            return tuple(Path(path) for path in self.bids)
+        return (Path(self.bids),)
 
 
 @dataclass(frozen=True)
@@ -80,9 +94,11 @@ class TrainingData:
     val: list[Any]
     test: list[Any]
 
-    def describe(self, bids: Path) -> str:
-        """The card's ``training.data``: dataset, diagnoses, split, and this model's subjects."""
-        return (f"BIDS dataset {Path(bids).resolve().name}: "
+    def describe(self, bids: Path | Sequence[Path]) -> str:
+        """The card's ``training.data``: dataset(s), diagnoses, split, and this model's subjects."""
+        datasets = [bids] if isinstance(bids, (str, Path)) else list(bids)
+        names = " + ".join(Path(path).resolve().name for path in datasets)
+        return (f"BIDS dataset{'s' if len(datasets) > 1 else ''} {names}: "
                 f"{train_data.describe_subjects(self.subjects)}; {self.split.describe()}; this model: "
                 f"{len(self.train)} train / {len(self.val)} val / {len(self.test)} test subjects")
 
@@ -142,29 +158,43 @@ def load_training_data(recipe: Recipe, options: TrainOptions, input_spec: InputS
 
     from sct_lesion_classify.io.bids import discover_subjects
 
-    subjects = discover_subjects(options.bids)
-    split = train_data.split_subjects(subjects, options.val_fraction, options.seed,
-                                      use_split_column=options.use_split_column)
-    logger.info("%s: %s", options.bids, split.describe())
+    subjects: list[Any] = []
+    splits = []
+    for bids in options.datasets:
+        found = discover_subjects(bids)
+        split = train_data.split_subjects(found, options.val_fraction, options.seed,
+                                          use_split_column=options.use_split_column)
+        logger.info("%s: %s", bids, split.describe())
+        subjects += found
+        splits.append(split)
+    split = train_data.join_splits(splits)
+    cache = (InputCache(Path(options.models_dir) / ".train_runs" / "inputs")
+             if options.cache_inputs else None)
 
     def prepare(subjects_of_split: tuple[Any, ...]) -> list[Any]:
         usable = [subject for subject in subjects_of_split if recipe.usable(subject)]
-        return [recipe.load_sample(subject, input_spec) for subject in
+        return [recipe.load_sample(subject, input_spec, cache) for subject in
                 tqdm(usable, desc="loading", disable=not options.progress, leave=False)]
 
-    return TrainingData(tuple(subjects), split, prepare(split.train), prepare(split.val),
+    data = TrainingData(tuple(subjects), split, prepare(split.train), prepare(split.val),
                         prepare(split.test))
+    if cache is not None and cache.hits + cache.misses:
+        logger.info("model inputs: %d from the cache, %d built (%s)", cache.hits, cache.misses,
+                    cache.folder)
+    return data
 
 
 def loop_config(recipe: Recipe, options: TrainOptions, settings: Hyperparameters) -> LoopConfig:
     """The :class:`~sct_lesion_classify.train.loop.LoopConfig` of the run."""
     identity = {"name": recipe.name, "seed": options.seed, "batch_size": settings.batch_size,
                 "steps_per_epoch": settings.steps_per_epoch,
-                "bids": str(Path(options.bids).resolve())}
+                "bids": str(Path(options.bids).resolve()) if len(options.datasets) == 1
+                else [str(path.resolve()) for path in options.datasets]}
     return LoopConfig(epochs=settings.epochs, steps_per_epoch=settings.steps_per_epoch,
                       lr=settings.lr, patience=settings.patience, lr_patience=settings.lr_patience,
                       lr_factor=settings.lr_factor, min_lr=settings.min_lr,
-                      weight_decay=settings.weight_decay, seed=options.seed, device=options.device,
+                      weight_decay=settings.weight_decay, schedule=settings.schedule,
+                      warmup_epochs=settings.warmup_epochs, seed=options.seed, device=options.device,
                       bf16=recipe.cpu_bf16 if options.bf16 is None else options.bf16,
                       channels_last=recipe.channels_last,
                       run_dir=Path(options.models_dir) / ".train_runs" / recipe.name,
@@ -196,8 +226,8 @@ def train_family(recipe: Recipe, options: TrainOptions) -> TrainOutcome:
     model = model.to("cpu").float().eval()
     n_parameters = int(sum(p.numel() for p in model.parameters()))
     training = Training(
-        synthetic_data=train_data.is_synthetic(options.bids),
-        data=data.describe(options.bids),
+        synthetic_data=all(train_data.is_synthetic(path) for path in options.datasets),
+        data=data.describe(options.datasets),
         command=options.command,
         seed=options.seed,
         commit=git_commit(),

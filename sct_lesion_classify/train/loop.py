@@ -1,5 +1,6 @@
-"""The generic training loop: balanced batches, Adam, plateau-reduced learning rate, early
-stopping on validation, best checkpoint, resume, CSV log, progress bar.
+"""The generic training loop: balanced batches, Adam, a learning-rate schedule (reduced on a
+validation plateau, or warm-up then cosine decay), early stopping on validation, best checkpoint,
+resume, CSV log, progress bar.
 
 A family plugs in through :class:`TrainingObjective` (its data, loss and validation); :func:`fit` does
 the rest. Checkpoints are plain ``state_dict`` files written with ``torch.save`` and read with
@@ -146,6 +147,11 @@ class LoopConfig:
     lr_factor: float = 0.5
     min_lr: float = 1e-6
     weight_decay: float = 0.0
+    #: ``plateau``: ReduceLROnPlateau on the monitored metric (``lr_factor``, ``lr_patience``);
+    #: ``cosine``: linear warm-up over the first ``warmup_epochs`` then cosine decay to ``min_lr``
+    #: at the last epoch, stepped every batch.
+    schedule: str = "plateau"
+    warmup_epochs: int = 1
     bf16: bool = False
     channels_last: bool = False
     resume: bool = False
@@ -218,8 +224,9 @@ def autocast_context(device: Any, bf16: bool) -> Any:
 def fit(objective: TrainingObjective, config: LoopConfig) -> FitResult:
     """Train ``objective.model``; keep the best weights; return what happened.
 
-    Adam, ``ReduceLROnPlateau`` on the monitored validation metric, early stopping after
-    ``patience`` epochs without improvement, checkpoints and CSV log in ``config.run_dir``.
+    Adam, the learning-rate schedule of ``config.schedule``, early stopping after ``patience``
+    epochs without improvement of the monitored validation metric, checkpoints and CSV log in
+    ``config.run_dir``.
     """
     import torch
     from tqdm import tqdm
@@ -233,9 +240,8 @@ def fit(objective: TrainingObjective, config: LoopConfig) -> FitResult:
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode=objective.monitor.mode, factor=config.lr_factor, patience=config.lr_patience,
-        min_lr=config.min_lr)
+    scheduler = _scheduler(torch, optimizer, objective.monitor, config)
+    per_step = config.schedule == "cosine"
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     last_path, best_path, log_path = run_dir / "last.pt", run_dir / "best.pt", run_dir / "training_log.csv"
@@ -290,6 +296,8 @@ def fit(objective: TrainingObjective, config: LoopConfig) -> FitResult:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if per_step:
+                scheduler.step()
             state["step_time_sum"] += time.perf_counter() - step_start
             state["steps"] += 1
             n_batches += 1
@@ -301,7 +309,8 @@ def fit(objective: TrainingObjective, config: LoopConfig) -> FitResult:
         train_metrics = {f"train_{key}": value / max(n_batches, 1) for key, value in sums.items()}
         val_metrics = objective.validate(predict)
         value = float(val_metrics[objective.monitor.name])
-        scheduler.step(value)
+        if not per_step:
+            scheduler.step(value)
         improved = objective.monitor.better(value, state["best"])
         if improved:
             state.update(best=value, best_epoch=epoch, bad_epochs=0, best_metrics=dict(val_metrics))
@@ -340,6 +349,27 @@ def fit(objective: TrainingObjective, config: LoopConfig) -> FitResult:
         bf16=bf16,
         epochs_this_session=epochs_this_session,
     )
+
+
+def _scheduler(torch: Any, optimizer: Any, monitor: Monitor, config: LoopConfig) -> Any:
+    """The learning-rate scheduler of ``config.schedule`` (see :class:`LoopConfig`)."""
+    if config.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode=monitor.mode, factor=config.lr_factor, patience=config.lr_patience,
+            min_lr=config.min_lr)
+    if config.schedule != "cosine":
+        raise InputError(f"unknown learning-rate schedule {config.schedule!r} (plateau or cosine)")
+    total = max(config.epochs * config.steps_per_epoch, 1)
+    warmup = min(max(config.warmup_epochs, 0) * config.steps_per_epoch, total - 1)
+    floor = min(config.min_lr / config.lr, 1.0)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(total - warmup, 1)
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def _save(torch: Any, obj: Any, path: Path) -> None:

@@ -12,10 +12,15 @@ slices, Dice per subject (monitored, higher is better).
 
 :class:`ClassifierObjective` (the three DenseNet121 classifiers): slices drawn in equal halves per
 class (a patient first, then one of its slices); BCE loss; validation per patient with the
-paper's rule (patient probability = mean of its slice probabilities). The monitored metric is the
-patient-level log loss of those probabilities: a proper score defined even when the validation
-set holds one class, and smoother than the AUC on small sets (the AUC and accuracy are logged and
-reported in the card).
+paper's rule (patient probability = mean of its slice probabilities). The monitored metric is
+the recipe's ``selection``:
+
+- ``auc_then_loss`` (the default): the patient AUC, ties broken by the patient log loss
+  (``patient_auc_then_loss`` = AUC - 0.001 x min(log loss, 5), so a difference of one pair of
+  patients in the AUC always outweighs the loss; AUC 0 when the validation set holds one class);
+- ``loss``: the patient log loss alone (a proper score, smoother than the AUC on small sets).
+
+The AUC, log loss and accuracy are logged and reported in the card either way.
 """
 
 from __future__ import annotations
@@ -194,10 +199,18 @@ class _ClassifierDataset:
         return torch.from_numpy(sample), torch.tensor([float(subject.label)])
 
 
+#: The classifiers' model-selection metrics (``ClassifierRecipe.selection``), as monitored.
+CLASSIFIER_MONITORS = {"auc_then_loss": Monitor("val_patient_auc_then_loss", "max"),
+                       "loss": Monitor("val_patient_loss", "min")}
+
+
+def auc_then_loss(auc: float, loss: float) -> float:
+    """The ``auc_then_loss`` selection score (see the module docstring)."""
+    return (auc if math.isfinite(auc) else 0.0) - 1e-3 * min(loss, 5.0)
+
+
 class ClassifierObjective:
     """Binary slice classifier with patient-level validation (see the module docstring)."""
-
-    monitor = Monitor("val_patient_loss", "min")
 
     def __init__(self, model: Any, recipe: Any, train: Sequence[Any], val: Sequence[Any], *,
                  batch_size: int, steps_per_epoch: int, workers: int = 0) -> None:
@@ -205,6 +218,7 @@ class ClassifierObjective:
             raise InputError(f"{recipe.name}: --with-t1c, but no training subject has a cT1w image "
                              "(sub-XX_ce-gad_T1w.nii.gz)")
         self.model, self.recipe = model, recipe
+        self.monitor = CLASSIFIER_MONITORS[getattr(recipe, "selection", "loss")]
         self.train, self.val = self.evaluable(train), self.evaluable(val)
         for name, subjects in (("training", self.train), ("validation", self.val)):
             labels = {s.label for s in subjects}
@@ -266,9 +280,11 @@ class ClassifierObjective:
             p, y = np.clip(np.asarray(p), eps, 1 - eps), np.asarray(y)
             return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
         correct = [(p >= 0.5) == bool(y) for p, y in zip(patient_probs, patient_labels)]
+        patient_loss, patient_auc = log_loss(patient_probs, patient_labels), roc_auc(patient_labels, patient_probs)
         result = {
-            "patient_loss": log_loss(patient_probs, patient_labels),
-            "patient_auc": roc_auc(patient_labels, patient_probs),
+            "patient_loss": patient_loss,
+            "patient_auc": patient_auc,
+            "patient_auc_then_loss": auc_then_loss(patient_auc, patient_loss),
             "patient_accuracy": float(np.mean(correct)),
             "slice_loss": log_loss(slice_probs, slice_labels),
             "slice_auc": roc_auc(slice_labels, slice_probs),

@@ -39,6 +39,8 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, ClassVar, Mapping, Protocol, Sequence
 
+import numpy as np
+
 from sct_lesion_classify.classify.inputs import CHANNEL_NAMES, T2W_ONLY_CHANNEL_NAMES
 from sct_lesion_classify.errors import InputError
 from sct_lesion_classify.modelpkg.card import (
@@ -47,6 +49,7 @@ from sct_lesion_classify.modelpkg.card import (
 from sct_lesion_classify.train import data as train_data
 from sct_lesion_classify.train.augment import AugmentConfig
 from sct_lesion_classify.train.export import with_cam, with_sigmoid
+from sct_lesion_classify.train.input_cache import InputCache
 from sct_lesion_classify.train.objectives import ClassifierObjective, SegmentationObjective
 
 logger = logging.getLogger(__name__)
@@ -68,6 +71,8 @@ class Hyperparameters:
     lr_factor: float = 0.5
     min_lr: float = 1e-6
     weight_decay: float = 0.0
+    schedule: str = "plateau"  # or "cosine" (LoopConfig.schedule)
+    warmup_epochs: int = 1
 
 
 class Recipe(Protocol):
@@ -114,8 +119,9 @@ class Recipe(Protocol):
     def usable(self, subject: Any) -> bool:
         """Whether a BIDS subject has what this family trains on (logs why not)."""
 
-    def load_sample(self, subject: Any, input_spec: InputSpec) -> Any:
-        """The training sample of a usable subject, prepared as inference prepares its input."""
+    def load_sample(self, subject: Any, input_spec: InputSpec, cache: Any = None) -> Any:
+        """The training sample of a usable subject, prepared as inference prepares its input
+        (from the :class:`~sct_lesion_classify.train.input_cache.InputCache` when given and used)."""
 
     def t1c_variant(self) -> "Recipe":
         """The variant whose first channel is the cT1w image (``--with-t1c``; classifiers only)."""
@@ -214,8 +220,9 @@ class SegmentationRecipe:
             needed.append(subject.lesion_mask)
         return _has_files(self, subject, needed)
 
-    def load_sample(self, subject: Any, input_spec: InputSpec) -> Any:
-        """The subject's slices on the model grid (:func:`~.data.segmentation_volume`)."""
+    def load_sample(self, subject: Any, input_spec: InputSpec, cache: InputCache | None = None) -> Any:
+        """The subject's slices on the model grid (:func:`~.data.segmentation_volume`); not
+        cached (``cache`` is ignored: random patches are cut from the volume every step)."""
         loaded = train_data.load_subject(subject, cord=True, lesion=self.needs_lesion_mask)
         return train_data.segmentation_volume(loaded, self, input_spec)
 
@@ -229,6 +236,47 @@ class SegmentationRecipe:
             Always (``--with-t1c`` applies to the classifiers).
         """
         raise InputError(f"--with-t1c applies to the classifiers, not to {self.family}")
+
+
+@dataclass(frozen=True)
+class InputContract:
+    """What a classifier sees of a subject (the card's ``input`` grid; :mod:`~sct_lesion_classify.classify.inputs`).
+
+    Attributes
+    ----------
+    name
+        ``lesion_roi`` or ``whole_slice`` (``train --input-contract``; the card's
+        ``architecture.details.input_contract``).
+    spatial_size, spacing_mm, centred_on
+        The card's ``input`` fields of that name.
+    flip_prob
+        Probability of the training flips (A-P and S-I): 0 for the lesion ROI, whose fixed
+        orientation (head up, anterior first) carries the level and the anatomy around the lesion.
+    """
+
+    name: str
+    spatial_size: tuple[int, int]
+    spacing_mm: tuple[float, float] | None
+    centred_on: str | None
+    flip_prob: float
+    description: str
+
+
+#: The classifiers' input contracts, by name. Network cost grows with the pixels: on the bench's
+#: 512 x 512 x 15 subject the three classifiers cost 178 GFLOP with ``whole_slice`` and about a
+#: quarter of that with ``lesion_roi`` (bench/README.md); training steps are as much cheaper.
+INPUT_CONTRACTS: dict[str, InputContract] = {contract.name: contract for contract in (
+    # 64 x 192 pixels of 1.25 mm: 80 mm A-P (cord, canal, vertebral bodies and posterior elements)
+    # by 240 mm S-I (most of a clinical sagittal field of view, so the level and the lesion's
+    # extent stay visible), a quarter of the pixels of 256 x 256 at about the paper's scale
+    # (a 240-320 mm field of view on 256 pixels: 0.9-1.25 mm).
+    InputContract("lesion_roi", (64, 192), (1.25, 1.25), "lesion", 0.0,
+                  "a 80 x 240 mm (A-P x S-I) region at 1.25 mm centred on the lesion's bounding box"),
+    # Zhuo et al. 2022: the whole slice padded to a square and resized to 256 x 256.
+    InputContract("whole_slice", (256, 256), None, None, 0.5,
+                  "the whole slice padded to a square and resized to 256 x 256 (Zhuo et al. 2022)"),
+)}
+DEFAULT_INPUT_CONTRACT = "lesion_roi"
 
 
 #: The card's ``architecture.details`` of the classifiers.
@@ -262,9 +310,14 @@ class ClassifierRecipe:
     class_of: Mapping[str, str]
     defaults: Hyperparameters
     with_t1c: bool = False
+    input_contract: str = "whole_slice"
     spatial_size: tuple[int, int] = (256, 256)
+    spacing_mm: tuple[float, float] | None = None
+    centred_on: str | None = None
     min_lesion_area_mm2: float = 5.0
     low_confidence_band: float = 0.1
+    #: Model selection and early stopping (``train.objectives.CLASSIFIER_MONITORS``).
+    selection: str = "auc_then_loss"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     cpu_bf16: bool = True
     channels_last: bool = True
@@ -284,6 +337,23 @@ class ClassifierRecipe:
         return replace(self, name=f"{self.name}_t1c", with_t1c=True,
                        description=self.description + " This variant uses the contrast-enhanced "
                        "T1w image as its first channel.")
+
+    def with_input_contract(self, name: str) -> "ClassifierRecipe":
+        """The same classifier with the input contract ``name`` (:data:`INPUT_CONTRACTS`).
+
+        Raises
+        ------
+        InputError
+            An unknown contract name.
+        """
+        if name not in INPUT_CONTRACTS:
+            raise InputError(f"unknown input contract {name!r}; choose one of {sorted(INPUT_CONTRACTS)}")
+        contract = INPUT_CONTRACTS[name]
+        details = dict(self.architecture_details, input_contract=contract.name)
+        return replace(self, input_contract=contract.name, spatial_size=contract.spatial_size,
+                       spacing_mm=contract.spacing_mm, centred_on=contract.centred_on,
+                       augment=replace(self.augment, flip_prob=contract.flip_prob),
+                       architecture_details=details)
 
     def label_of(self, diagnosis: str | None) -> int | None:
         """1 for the positive class, 0 for the other, None when the model does not see it."""
@@ -326,10 +396,11 @@ class ClassifierRecipe:
             slicing="sagittal",
             spatial_size=tuple(self.spatial_size),
             size_divisible_by=1,
-            spacing_mm=None,
+            spacing_mm=None if self.spacing_mm is None else tuple(self.spacing_mm),
             normalization=Normalization(method="zscore", clip=(-5.0, 5.0), rescale=(0.0, 1.0)),
             crop_margins_mm=None,
             min_lesion_area_mm2=self.min_lesion_area_mm2,
+            centred_on=self.centred_on,
         )
 
     def output_spec(self) -> OutputSpec:
@@ -343,10 +414,25 @@ class ClassifierRecipe:
             return False
         return _has_files(self, subject, [subject.t2w, subject.lesion_mask])
 
-    def load_sample(self, subject: Any, input_spec: InputSpec) -> Any:
-        """The subject's classifier slices (:func:`~.data.classifier_subject`)."""
+    def load_sample(self, subject: Any, input_spec: InputSpec, cache: InputCache | None = None) -> Any:
+        """The subject's classifier slices (:func:`~.data.classifier_subject`), from ``cache``
+        when it holds them (the same for every classifier of this input contract)."""
+        label = self.label_of(subject.diagnosis)
+        key = None
+        if cache is not None:
+            sources = [subject.t2w, subject.lesion_mask, subject.t1c if self.with_t1c else None]
+            key = cache.key(input_spec.to_json(), sources, extra=f"t1c={self.with_t1c}")
+            stored = cache.load(key)
+            if stored is not None:
+                return train_data.ClassifierSubject(
+                    subject.participant_id, int(label), stored["slices"],
+                    tuple(int(i) for i in stored["slice_indices"]), bool(stored["has_t1c"]))
         loaded = train_data.load_subject(subject, lesion=True, t1c=self.with_t1c)
-        return train_data.classifier_subject(loaded, self.label_of(subject.diagnosis), input_spec)
+        sample = train_data.classifier_subject(loaded, label, input_spec)
+        if cache is not None:
+            cache.store(key, {"slices": sample.slices, "slice_indices": np.array(sample.slice_indices, int),
+                              "has_t1c": np.array(sample.has_t1c)})
+        return sample
 
 
 
@@ -427,8 +513,12 @@ LESION = SegmentationRecipe(
                  "review and correction by an expert. Research use only; not a medical device.",
 )
 
-_CLASSIFIER_DEFAULTS = Hyperparameters(epochs=100, steps_per_epoch=50, batch_size=16, lr=1e-4,
-                                       patience=15, lr_patience=5)
+# Warm-up then cosine decay: the decay follows the planned number of epochs, so a run of
+# --epochs N ends at a small learning rate (a plateau schedule on a noisy validation AUC of a few
+# dozen patients stepped down too early or never).
+_CLASSIFIER_DEFAULTS = Hyperparameters(epochs=100, steps_per_epoch=50, batch_size=16, lr=3e-4,
+                                       patience=15, lr_patience=5, min_lr=1e-6,
+                                       weight_decay=1e-4, schedule="cosine", warmup_epochs=1)
 
 TUMOR_VS_DEMYELINATING = ClassifierRecipe(
     family="tumor_vs_demyelinating",
@@ -441,7 +531,7 @@ TUMOR_VS_DEMYELINATING = ClassifierRecipe(
     class_of={"astrocytoma": "tumor", "ependymoma": "tumor", "MS": "demyelinating",
               "NMOSD": "demyelinating"},
     defaults=_CLASSIFIER_DEFAULTS,
-)
+).with_input_contract(DEFAULT_INPUT_CONTRACT)
 
 ASTROCYTOMA_VS_EPENDYMOMA = ClassifierRecipe(
     family="astrocytoma_vs_ependymoma",
@@ -451,7 +541,7 @@ ASTROCYTOMA_VS_EPENDYMOMA = ClassifierRecipe(
     positive_class="ependymoma",
     class_of={"astrocytoma": "astrocytoma", "ependymoma": "ependymoma"},
     defaults=_CLASSIFIER_DEFAULTS,
-)
+).with_input_contract(DEFAULT_INPUT_CONTRACT)
 
 MS_VS_NMOSD = ClassifierRecipe(
     family="ms_vs_nmosd",
@@ -461,7 +551,7 @@ MS_VS_NMOSD = ClassifierRecipe(
     positive_class="NMOSD",
     class_of={"MS": "MS", "NMOSD": "NMOSD"},
     defaults=_CLASSIFIER_DEFAULTS,
-)
+).with_input_contract(DEFAULT_INPUT_CONTRACT)
 
 #: Every family the pipeline runs, by command-line name.
 RECIPES: dict[str, Recipe] = {
