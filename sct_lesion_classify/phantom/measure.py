@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from scipy import ndimage
+
 from sct_lesion_classify.lesion.postprocess import label_components
 from sct_lesion_classify.phantom.anatomy import Anatomy, CordModel, Spine
 from sct_lesion_classify.phantom.geometry import AcquisitionGeometry
@@ -34,6 +36,11 @@ class LesionStats:
     eccentricity
         Mean distance from the cord centre to the lesion voxels' centroid of each axial row, as a
         fraction of the cord radius (0 central, 1 at the surface), weighted by lesion voxels.
+    span_levels
+        Top and bottom of the whole lesion as level coordinates (continuous: 0 is the top of C1,
+        7 the top of T1, 19 the top of L1; ``anatomy.Spine``); ``extent_segments`` is their difference.
+    lesion_extents_segments
+        Extension of each counted lesion (the ``count`` components), top to bottom.
     """
 
     total_volume_ml: float
@@ -42,14 +49,21 @@ class LesionStats:
     levels: tuple[str, ...]
     enhancing: bool
     eccentricity: float
+    span_levels: tuple[float, float] = (0.0, 0.0)
+    lesion_extents_segments: tuple[float, ...] = ()
+
+
+def counted_lesions(mask: np.ndarray, voxel_mm3: float) -> tuple[np.ndarray, np.ndarray]:
+    """Label image of the 26-connected components of ``mask`` (``lesion.postprocess.label_components``)
+    and the labels of those of at least :data:`MIN_COMPONENT_MM3` (the lesions)."""
+    labels, _ = label_components(mask)
+    sizes_mm3 = np.bincount(labels.ravel())[1:] * voxel_mm3
+    return labels, np.flatnonzero(sizes_mm3 >= MIN_COMPONENT_MM3) + 1
 
 
 def count_components(mask: np.ndarray, voxel_mm3: float) -> int:
-    """Lesions in ``mask``: 26-connected components (``lesion.postprocess.label_components``) of at
-    least :data:`MIN_COMPONENT_MM3`."""
-    labels, _ = label_components(mask)
-    sizes_mm3 = np.bincount(labels.ravel())[1:] * voxel_mm3
-    return int(np.count_nonzero(sizes_mm3 >= MIN_COMPONENT_MM3))
+    """Lesions in ``mask``: the components :func:`counted_lesions` keeps."""
+    return int(counted_lesions(mask, voxel_mm3)[1].size)
 
 
 def measure_lesions(lesion_mask: np.ndarray, cord: CordModel, geometry: AcquisitionGeometry,
@@ -59,12 +73,12 @@ def measure_lesions(lesion_mask: np.ndarray, cord: CordModel, geometry: Acquisit
     n_voxels = int(np.count_nonzero(lesion_mask))
     if n_voxels == 0:
         return LesionStats(0.0, 0, 0.0, (), enhancing, 0.0)
-    count = count_components(lesion_mask, voxel_mm3)
+    labels, counted = counted_lesions(lesion_mask, voxel_mm3)
     rows = np.flatnonzero(lesion_mask.any(axis=(0, 1)))
-    z = geometry.z_centers().astype(np.float64)
-    half = geometry.pixel_mm / 2
-    top = float(anatomy.level(z[rows[-1]] + half))
-    bottom = float(anatomy.level(z[rows[0]] - half))
+    top, bottom = _row_levels(rows[0], rows[-1] + 1, geometry, anatomy)
+    boxes = ndimage.find_objects(labels)
+    spans = sorted(_row_levels(boxes[label - 1][2].start, boxes[label - 1][2].stop, geometry, anatomy)
+                   for label in counted)
     levels = tuple(Spine.segment_name(level) for level in np.arange(np.floor(top), np.floor(bottom) + 1))
     # eccentricity per axial row
     x = geometry.x_centers().astype(np.float64)
@@ -78,8 +92,19 @@ def measure_lesions(lesion_mask: np.ndarray, cord: CordModel, geometry: Acquisit
     offset = np.sqrt(((cx - cord.center_x[ok]) / cord.radius_x[ok]) ** 2
                      + ((cy - cord.center_y[ok]) / cord.radius_y[ok]) ** 2)
     eccentricity = float(np.sum(offset * per_row[ok]) / per_row[ok].sum())
-    return LesionStats(round(n_voxels * voxel_mm3 / 1000.0, 4), count, round(bottom - top, 3), levels,
-                       enhancing, round(min(eccentricity, 1.5), 3))
+    return LesionStats(round(n_voxels * voxel_mm3 / 1000.0, 4), int(counted.size), round(bottom - top, 3),
+                       levels, enhancing, round(min(eccentricity, 1.5), 3),
+                       (round(top, 3), round(bottom, 3)),
+                       tuple(round(low - high, 3) for high, low in spans))
+
+
+def _row_levels(first_row: int, stop_row: int, geometry: AcquisitionGeometry,
+                anatomy: Anatomy) -> tuple[float, float]:
+    """Level coordinates of the top and the bottom of axial rows ``first_row ... stop_row - 1``
+    (row edges, half a pixel beyond the centres; z grows upwards, levels downwards)."""
+    z = geometry.z_centers().astype(np.float64)
+    half = geometry.pixel_mm / 2
+    return float(anatomy.level(z[stop_row - 1] + half)), float(anatomy.level(z[first_row] - half))
 
 
 def cord_axis_angles(cord_mask: np.ndarray, zooms_mm: tuple[float, float, float]) -> tuple[float, float]:

@@ -58,6 +58,29 @@ class PhantomSubject:
     lesion_in_view: bool = True
 
 
+@dataclass(frozen=True)
+class Patient:
+    """What the realistic style draws for one patient before the acquisition (:func:`draw_patient`).
+
+    ``lesion_levels``: top and bottom of the lesion span as level coordinates (``lesions.place_lesion``).
+    """
+
+    params: cohort.SubjectParams
+    anatomy: anat.Anatomy
+    lesion_levels: tuple[float, float]
+    parts: list[lesions.LesionPart]
+
+
+def draw_patient(rng: np.random.Generator, diagnosis: str) -> Patient:
+    """The class-conditional parameters, anatomy and lesion of one realistic subject, drawn from
+    ``rng`` in the order :func:`generate_subject` draws them (cheap: nothing is rendered)."""
+    params = cohort.sample_subject_params(rng, diagnosis)
+    anatomy = anat.Anatomy(anat.sample_anatomy(rng, params.age, params.sex))
+    top_level, bottom_level = lesions.place_lesion(rng, params, anatomy)
+    parts = lesions.build_parts(rng, params, anatomy, top_level, bottom_level)
+    return Patient(params, anatomy, (top_level, bottom_level), parts)
+
+
 def generate_subject(seed: int, diagnosis: str, *, participant_id: str = "sub-001",
                      shape: tuple[int, int, int] | None = None,
                      with_t1c: bool = False, style: str = "realistic",
@@ -99,10 +122,8 @@ def generate_subject(seed: int, diagnosis: str, *, participant_id: str = "sub-00
     if style_params is not None:
         raise ValueError("style_params need a random style, not 'realistic'")
     rng = np.random.default_rng(seed)
-    params = cohort.sample_subject_params(rng, diagnosis)
-    anatomy = anat.Anatomy(anat.sample_anatomy(rng, params.age, params.sex))
-    top_level, bottom_level = lesions.place_lesion(rng, params, anatomy)
-    parts = lesions.build_parts(rng, params, anatomy, top_level, bottom_level)
+    patient = draw_patient(rng, diagnosis)
+    params, anatomy, parts = patient.params, patient.anatomy, patient.parts
     plan = geom.sample_plan(rng, shape)
     z_top = _fov_top(rng, params.region, parts, anatomy, plan.shape[2] * plan.pixel_mm)
 
