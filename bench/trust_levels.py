@@ -9,6 +9,11 @@ Two steps, so that thresholds can be changed without running the networks again:
     # 2. apply the checks (sct_lesion_classify.trust, the current THRESHOLDS) and print the tables
     python -m bench.trust_levels table runs/trust/bench
 
+``limits`` applies the rule that chose the measured limits of ``trust.ranges.THRESHOLDS`` to the
+records of the selection sets (their phantoms' truth masks tell which results failed)::
+
+    python -m bench.trust_levels limits runs/trust/bench --sets sel_2002 sel_7007
+
 ``tilted`` writes the failure of issue 18 as a phantom set: a cord tilted 30 degrees in the sagittal
 plane and bright posterior muscles (a ``randomised`` draw with the posture and muscle contrast set)::
 
@@ -28,6 +33,7 @@ import math
 import pickle
 import sys
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -107,9 +113,34 @@ def assess_record(record: dict, packages, limits=None):
                                                             None if cord is None else cord.mask)))
     for role, result in record["results"].items():
         measures[f"spread_{role}"] = float(np.std(result.slice_probabilities))
+    if record["results"]:
+        measures["slice_spread"] = max(measures[f"spread_{role}"] for role in record["results"])
     if record["diagnosis"] is not None:
         measures.update({f"distance_{k}": abs(v - 0.5) for k, v in record["diagnosis"].deciding_probabilities.items()})
     return trust, measures
+
+
+def truth_measures(record: dict) -> dict[str, float | str]:
+    """Cord and lesion Dice of a record's masks against its phantom's truth masks, and the true
+    diagnosis (``{}`` where the BIDS set has no labels: a real scan)."""
+    from sct_lesion_classify.io.bids import read_participants, subject_paths
+    from sct_lesion_classify.io.image import load_image
+    from sct_lesion_classify.train.evaluation.metrics import dice
+
+    image = Path(record["image"])
+    root, participant = image.parents[2], image.name.split("_")[0]
+    paths = subject_paths(root, participant)
+    if not (paths["cord_mask"].is_file() and paths["lesion_mask"].is_file()):
+        return {}
+    shape, size = tuple(record["shape"]), int(np.prod(record["shape"]))
+    measured: dict[str, float | str] = {
+        "truth": read_participants(root).get(participant, {}).get("diagnosis", ""),
+        "predicted": "" if record["diagnosis"] is None else record["diagnosis"].most_likely_class}
+    for name, key in (("cord", "cord_mask"), ("lesion", "lesion_mask")):
+        truth = load_image(paths[key]).data > 0.5
+        mask = None if record[name] is None else np.unpackbits(record[name], count=size).reshape(shape)
+        measured[f"{name}_dice"] = math.nan if mask is None else dice(mask.astype(bool), truth)
+    return measured
 
 
 def tables(out: Path) -> str:
@@ -133,7 +164,7 @@ def tables(out: Path) -> str:
             levels.setdefault(folder.name, collections.Counter())[trust.level] += 1
             codes.setdefault(folder.name, collections.Counter()).update(trust.codes)
             rows.append({"set": folder.name, "subject": record_path.stem, "level": trust.level,
-                         "flags": ";".join(trust.codes), **measures})
+                         "flags": ";".join(trust.codes), **truth_measures(record), **measures})
     columns = list(dict.fromkeys(k for row in rows for k in row))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, columns, lineterminator="\n")
@@ -150,6 +181,61 @@ def tables(out: Path) -> str:
     all_codes = sorted({c for counter in codes.values() for c in counter})
     lines += ["", "| code | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets)]
     lines += [f"| `{code}` | " + " | ".join(str(codes[name][code]) for name in sets) + " |" for code in all_codes]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------- the limits' rule
+#: A result whose masks failed (against the phantom's truth): the checks are there to flag it, so
+#: it does not set a limit.
+FAILED_CORD_DICE = 0.8
+FAILED_LESION_DICE = 0.3
+#: Measured limit -> (the measure of ``assess_record`` it bounds, "upper" or "lower").
+RULED_LIMITS = {"cord_pieces": ("cord_pieces", "upper"), "cord_kept_share": ("cord_kept_share", "lower"),
+                "cord_coverage": ("coverage", "lower"), "lesion_components": ("lesion_components", "upper"),
+                "slice_spread": ("slice_spread", "upper")}
+#: Limits whose value has a meaning of its own (reported beside the rule's value, not set by it).
+MEANING_LIMITS = {"cord_gap_mm": ("longest_gap_mm", "upper"), "lesion_cord_ratio": ("lesion_cord_ratio", "upper"),
+                  "lesion_outside_share": ("lesion_outside_share", "upper")}
+
+
+def rule_limit(values: Sequence[float], side: str) -> float:
+    """The rule: beyond the selection set's most extreme value by half its distance from the
+    median (``side``: "upper" for a limit above which a check fires, "lower" below which)."""
+    values = np.asarray(values, float)
+    median = float(np.median(values))
+    extreme = float(values.max() if side == "upper" else values.min())
+    return extreme + 0.5 * (extreme - median)
+
+
+def selection_limits(out: Path, sets: Sequence[str]) -> str:
+    """Markdown: per measured limit, the selection sets' median and extreme over the results whose
+    masks did not fail, the rule's limit and the current one (``trust.ranges.THRESHOLDS``)."""
+    from sct_lesion_classify.pipeline.models import select_models
+    from sct_lesion_classify.trust.ranges import THRESHOLDS
+
+    packages = select_models(segment=True, cord_localizer=True).packages(with_t1c=False, segmented=True)
+    kept, failed = [], []
+    for name in sets:
+        for record_path in sorted((out / name).glob("*.pkl")):
+            record = pickle.loads(record_path.read_bytes())
+            if "error" in record:
+                failed.append(f"{name}/{record_path.stem} (error)")
+                continue
+            truth = truth_measures(record)
+            if truth.get("cord_dice", 1.0) < FAILED_CORD_DICE or truth.get("lesion_dice", 1.0) < FAILED_LESION_DICE:
+                failed.append(f"{name}/{record_path.stem} (cord Dice {truth['cord_dice']:.2f}, "
+                              f"lesion Dice {truth['lesion_dice']:.2f})")
+                continue
+            kept.append(assess_record(record, packages)[1])
+    lines = [f"{len(kept)} results; failed masks left out: {', '.join(failed) or 'none'}", "",
+             "| limit | side | median | extreme | rule | current |", "|---|---|---|---|---|---|"]
+    for limit, (measure, side) in {**RULED_LIMITS, **MEANING_LIMITS}.items():
+        values = [m[measure] for m in kept if measure in m and math.isfinite(m[measure])]
+        ruled = rule_limit(values, side)
+        current = getattr(THRESHOLDS, limit)
+        note = "" if limit in RULED_LIMITS else " (meaning)"
+        lines.append(f"| {limit} | {side} | {np.median(values):.3g} | "
+                     f"{max(values) if side == 'upper' else min(values):.3g} | {ruled:.3g} | {current:.3g}{note} |")
     return "\n".join(lines)
 
 
@@ -184,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--threads", type=int, default=None)
     table = commands.add_parser("table")
     table.add_argument("out", type=Path)
+    limits = commands.add_parser("limits")
+    limits.add_argument("out", type=Path)
+    limits.add_argument("--sets", nargs="+", required=True)
     tilted = commands.add_parser("tilted")
     tilted.add_argument("-o", type=Path, required=True)
     tilted.add_argument("-n", type=int, default=4)
@@ -193,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         run_sets({name: Path(root) for name, root in (s.split("=", 1) for s in args.set)}, args.o, args.threads)
     elif args.command == "table":
         print(tables(args.out))
+    elif args.command == "limits":
+        print(selection_limits(args.out, args.sets))
     else:
         write_tilted(args.o, args.n, args.seed)
     return 0

@@ -64,7 +64,8 @@ def codes(fired) -> list[str]:
 def test_clean_case_fires_nothing():
     assert codes(segmentation_checks(image(), ZOOMS, cord(), lesion_inside())) == []
     profile = cord_profile(cord_mask(), ZOOMS)
-    assert profile.median_csa_mm2 == pytest.approx(72.0) and profile.median_ap_mm == pytest.approx(8.0)
+    assert profile.csa_low_mm2 == profile.csa_high_mm2 == pytest.approx(72.0)
+    assert profile.ap_low_mm == profile.ap_high_mm == pytest.approx(8.0)
     assert profile.coverage == 1.0 and profile.longest_gap_mm == 0.0
     assert assess(segmentation_checks(image(), ZOOMS, cord(), lesion_inside())).level == "ok"
 
@@ -86,17 +87,35 @@ def test_cord_size_implausible():
 
 def test_cord_size_is_judged_away_from_the_lesion():
     swollen = cord_mask()
-    swollen[1:8, 20:46, 20:80] = True  # a tumour swells the cord to 21 x 21 mm over 48 mm
+    swollen[1:8, 20:46, 5:95] = True  # a tumour swells the cord to 21 x 21 mm over 72 mm
     lesion = np.zeros(SHAPE, bool)
-    lesion[2:7, 24:42, 22:78] = True
-    assert checks.cord_size_implausible(cord_profile(swollen, ZOOMS)) is not None  # rows 20-79 dominate
+    lesion[2:7, 24:42, 8:92] = True
+    assert checks.cord_size_implausible(cord_profile(swollen, ZOOMS)) is not None  # rows 5-94 dominate
     profile = cord_profile(swollen, ZOOMS, lesion)
-    assert profile.median_csa_mm2 == pytest.approx(72.0)  # the cord above and below the lesion
+    assert profile.csa_low_mm2 == pytest.approx(72.0)  # the cord above and below the lesion
     assert checks.cord_size_implausible(profile) is None
     holocord = np.zeros(SHAPE, bool)
     holocord[2:7, 24:42, 2:98] = True  # 4 rows (3.2 mm) of cord outside the lesion: not judged
-    assert np.isnan(cord_profile(swollen, ZOOMS, holocord).median_csa_mm2)
+    assert np.isnan(cord_profile(swollen, ZOOMS, holocord).csa_low_mm2)
     assert checks.cord_size_implausible(cord_profile(swollen, ZOOMS, holocord)) is None
+
+
+def test_cord_size_reads_quartiles_a_tapering_conus_is_no_thin_cord():
+    # a long lesion leaves the conus and a thin tail of mask below it (rows 0-44, 2 x 2 voxels:
+    # 9.6 mm2) and 72 mm2 of cord above it (rows 75-99): most of the judged rows are the tail, so
+    # their median is the tail's
+    tapered = cord_mask()
+    tapered[:, :, :45] = False
+    tapered[4:6, 32:34, :45] = True
+    lesion = np.zeros(SHAPE, bool)
+    lesion[4, 30:35, 45:75] = True
+    profile = cord_profile(tapered, ZOOMS, lesion)
+    assert profile.csa_low_mm2 == pytest.approx(9.6) and profile.csa_high_mm2 == pytest.approx(72.0)
+    assert checks.cord_size_implausible(profile) is None
+    thread = np.zeros(SHAPE, bool)
+    thread[4:6, 32:34, :] = True  # thin everywhere: a stray strip of CSF, not a cord
+    fired = checks.cord_size_implausible(cord_profile(thread, ZOOMS))
+    assert fired.value == pytest.approx(9.6) and "upper quartile" in fired.message
 
 
 def test_cord_coverage_and_gap():
@@ -124,9 +143,9 @@ def test_lesion_larger_than_cord_and_outside():
 
 def test_lesion_many_components_and_fov_edge():
     dots = np.zeros(SHAPE, bool)
-    dots[4, 32, 2:98:8] = True  # 12 separate dots
+    dots[4, 32, 2:98:4] = True  # 24 separate dots
     measured = lesion_measures(dots, cord_mask(), ZOOMS)
-    assert measured.components == 12 and checks.lesion_many_components(measured.components).value == 12
+    assert measured.components == 24 and checks.lesion_many_components(measured.components).value == 24
     assert checks.lesion_many_components(1) is None
     for face in ((slice(0, 1), slice(30, 35)), (slice(4, 5), slice(60, 64))):  # R-L, then A-P border
         at_edge = lesion_inside()
@@ -136,6 +155,13 @@ def test_lesion_many_components_and_fov_edge():
     cut[4, 30:35, 0:10] = True  # cut by the superior-inferior field of view: common, not flagged
     assert checks.lesion_at_fov_edge(lesion_measures(cut, cord_mask(), ZOOMS)) is None
     assert checks.lesion_at_fov_edge(lesion_measures(lesion_inside(), cord_mask(), ZOOMS)) is None
+    # a cord that reaches the first sagittal slice, its lesion with it: the lesion is in the cord
+    lateral_cord = cord_mask()
+    lateral_cord[0:3, 28:38, 30:60] = True
+    lateral = lesion_inside()
+    lateral[0:4, 30:35, 40:45] = True
+    assert checks.lesion_at_fov_edge(lesion_measures(lateral, lateral_cord, ZOOMS)) is None
+    assert checks.lesion_at_fov_edge(lesion_measures(lateral, None, ZOOMS)) is not None  # no cord mask
 
 
 def trained_ranges() -> dict[str, Range]:
@@ -191,9 +217,9 @@ def test_classifier_checks():
 
 def test_levels():
     assert assess([None, None]).level == "ok"
-    review = assess([checks.cord_fragmented(9, 0.9), None])
+    review = assess([checks.cord_fragmented(12, 0.9), None])
     assert review.level == "review" and review.codes == ("cord_fragmented",)
-    assert assess([checks.cord_fragmented(9, 0.9), checks.group_disagreement("tumor", "MS")]).level == "review"
+    assert assess([checks.cord_fragmented(12, 0.9), checks.group_disagreement("tumor", "MS")]).level == "review"
     muscle = np.zeros(SHAPE, bool)
     muscle[:, 0:20, 40:60] = True
     assert assess(segmentation_checks(image(), ZOOMS, cord(), muscle)).level == "unreliable"

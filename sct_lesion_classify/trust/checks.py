@@ -7,8 +7,9 @@ Codes (the ``flags`` column of the cohort CSV; the table in ``models/README.md``
 code                       severity     fires when
 =========================  ===========  ==========================================================
 cord_fragmented            review       the localizer found many pieces, or kept a small share
-cord_size_implausible      unreliable   the cord's median area or A-P diameter is not an adult
-                                        cord's (literature, :mod:`.ranges`)
+cord_size_implausible      unreliable   away from the lesion, the cord's area or A-P diameter is
+                                        not an adult cord's even in its upper (lower) quartile
+                                        (literature, :mod:`.ranges`)
 cord_coverage_low          review       the cord spans a small part of the field of view
 cord_gap                   review       the cord mask stops over a stretch inside the image
 lesion_larger_than_cord    unreliable   lesion volume > cord volume over the lesion's extent
@@ -95,17 +96,25 @@ def cord_fragmented(pieces: int, kept_share: float, limits: Thresholds = THRESHO
 
 
 def cord_size_implausible(profile: CordProfile) -> TrustCheck | None:
-    """The cord's median cross-sectional area or A-P diameter is not that of an adult cord
-    (silent when the size could not be measured away from the lesion: NaN)."""
-    if math.isnan(profile.median_csa_mm2):
+    """The cord's cross-sectional area or A-P diameter is not that of an adult cord: even its
+    upper quartile along the mask is below the range, or even its lower quartile above it (silent
+    when the size could not be measured away from the lesion: NaN)."""
+    if math.isnan(profile.csa_low_mm2):
         return None
-    return (_outside("cord_size_implausible", profile.median_csa_mm2, CORD_CSA_MM2, UNRELIABLE,
-                     f"median cord area {profile.median_csa_mm2:.0f} mm2 is outside the adult range "
-                     f"({CORD_CSA_MM2.describe('mm2', 3)}): the cord mask is probably not the cord")
-            or _outside("cord_size_implausible", profile.median_ap_mm, CORD_AP_DIAMETER_MM, UNRELIABLE,
-                        f"median cord A-P diameter {profile.median_ap_mm:.1f} mm is outside the adult "
-                        f"range ({CORD_AP_DIAMETER_MM.describe('mm', 3)}): the cord mask is probably "
-                        "not the cord"))
+    for what, unit, low, high, expected in (
+            ("area", "mm2", profile.csa_low_mm2, profile.csa_high_mm2, CORD_CSA_MM2),
+            ("A-P diameter", "mm", profile.ap_low_mm, profile.ap_high_mm, CORD_AP_DIAMETER_MM)):
+        if high < expected.low:
+            quartile, value = "upper", high
+        elif low > expected.high:
+            quartile, value = "lower", low
+        else:
+            continue
+        return TrustCheck("cord_size_implausible", f"the {quartile} quartile of the cord {what} along the "
+                          f"mask, {value:.3g} {unit}, is outside the adult range "
+                          f"({expected.describe(unit, 3)}): the cord mask is probably not the cord",
+                          value, expected, UNRELIABLE)
+    return None
 
 
 def cord_coverage_low(profile: CordProfile, limits: Thresholds = THRESHOLDS) -> TrustCheck | None:

@@ -21,6 +21,11 @@ CSF_RING_MM = (1.0, 3.0)
 
 #: Shortest S-I stretch of cord outside the lesion's extent whose size is judged (mm).
 MIN_NORMAL_CORD_MM = 10.0
+#: The quantiles of the cord's size along its length that the size check reads: the upper one
+#: for "too small" (a tapering conus, or a thin tail of mask below it, may be most of the cord
+#: that lies away from a long lesion), the lower one for "too large" (a stretch swollen beyond
+#: the lesion mask).
+SIZE_QUANTILES = (0.25, 0.75)
 
 
 @dataclass(frozen=True)
@@ -29,20 +34,27 @@ class CordProfile:
 
     Attributes
     ----------
-    median_csa_mm2, median_ap_mm
-        Median over the rows of the cross-sectional area (voxels of the row x R-L x A-P voxel size)
-        and of the A-P extent. With a lesion mask, over the rows outside the lesion's S-I extent
-        only: a tumour may swell the cord it lies in far beyond an adult cord's size (a holocord
-        ependymoma phantom reaches 300 mm2), and the cord's own size is what tells whether the mask
-        is a cord. NaN (no size check) when fewer than :data:`MIN_NORMAL_CORD_MM` of rows remain.
+    csa_low_mm2, csa_high_mm2
+        Lower and upper quartile (:data:`SIZE_QUANTILES`) over the rows of the cross-sectional
+        area (voxels of the row x R-L x A-P voxel size). With a lesion mask, over the rows outside
+        the lesion's S-I extent only: a tumour may swell the cord it lies in far beyond an adult
+        cord's size (a holocord ependymoma phantom reaches 300 mm2), and the cord's own size is
+        what tells whether the mask is a cord. The quartiles, not the median: where a long lesion
+        leaves only the conus and the thin mask below it (a held-out phantom: 140 rows of
+        11 mm2 below the conus, 100 rows of a 50 mm2 cord above the lesion), the median is the
+        tail's. NaN (no size check) when fewer than :data:`MIN_NORMAL_CORD_MM` of rows remain.
+    ap_low_mm, ap_high_mm
+        The same quartiles of the A-P extent.
     coverage
         S-I extent of the cord / S-I extent of the image.
     longest_gap_mm
         Longest S-I stretch without cord between the first and last rows holding cord.
     """
 
-    median_csa_mm2: float
-    median_ap_mm: float
+    csa_low_mm2: float
+    csa_high_mm2: float
+    ap_low_mm: float
+    ap_high_mm: float
     coverage: float
     longest_gap_mm: float
 
@@ -61,12 +73,14 @@ def cord_profile(cord_mask: np.ndarray, zooms_mm: tuple[float, float, float],
         lesion_rows = np.flatnonzero(lesion_mask.any(axis=(0, 1)))
         sized = rows[(rows < lesion_rows[0]) | (rows > lesion_rows[-1])]
     if sized.size * zooms_mm[2] < MIN_NORMAL_CORD_MM:
-        csa_mm2 = ap_mm = float("nan")
+        csa_mm2 = ap_mm = (float("nan"),) * 2
     else:
-        csa_mm2 = float(np.median(cord_mask.sum(axis=(0, 1))[sized] * zooms_mm[0] * zooms_mm[1]))
+        areas = cord_mask.sum(axis=(0, 1))[sized] * zooms_mm[0] * zooms_mm[1]
         in_plane = cord_mask.any(axis=0)  # (A-P, S-I)
-        ap_mm = float(np.median([np.ptp(np.flatnonzero(in_plane[:, z])) + 1 for z in sized]) * zooms_mm[1])
-    return CordProfile(median_csa_mm2=csa_mm2, median_ap_mm=ap_mm,
+        extents = np.array([np.ptp(np.flatnonzero(in_plane[:, z])) + 1 for z in sized]) * zooms_mm[1]
+        csa_mm2, ap_mm = (tuple(float(q) for q in np.quantile(values, SIZE_QUANTILES))
+                          for values in (areas, extents))
+    return CordProfile(csa_low_mm2=csa_mm2[0], csa_high_mm2=csa_mm2[1], ap_low_mm=ap_mm[0], ap_high_mm=ap_mm[1],
                        coverage=float((rows[-1] - rows[0] + 1) / cord_mask.shape[2]),
                        longest_gap_mm=gap)
 
@@ -86,10 +100,14 @@ class LesionMeasures:
         Share of the lesion voxels outside the cord mask (NaN without a cord mask).
     touches_edge
         Whether the lesion reaches a right-left or anterior-posterior face of the image (the first
-        or last sagittal slice, the front or back of the field of view): an intramedullary lesion
-        lies well inside them. The superior and inferior faces do not count: a lesion cut by the
-        S-I field of view is common in the training data (a quarter of the held-out phantoms) and
-        the morphometry already warns that the cord runs out of the image.
+        or last sagittal slice, the front or back of the field of view) outside the cord mask: an
+        intramedullary lesion lies well inside them. Lesion voxels on a face that lie inside the
+        cord mask do not count: there the cord itself reaches the border (a tumour swelling the
+        cord to the first of 12 sagittal slices, a held-out phantom), and the lesion is in the
+        cord. Without a cord mask, any lesion voxel on a face counts. The superior and inferior
+        faces do not count: a lesion cut by the S-I field of view is common in the training data
+        (a quarter of the held-out phantoms) and the morphometry already warns that the cord runs
+        out of the image.
     components
         Separate 3D pieces (26-connectivity).
     """
@@ -108,7 +126,8 @@ def lesion_measures(lesion_mask: np.ndarray, cord_mask: np.ndarray | None,
     if n_lesion == 0:
         return None
     voxel = float(np.prod(zooms_mm))
-    touches = any(np.take(lesion_mask, index, axis=axis).any()
+    outside_cord = lesion_mask if cord_mask is None else lesion_mask & ~cord_mask
+    touches = any(np.take(outside_cord, index, axis=axis).any()
                   for axis in (0, 1) for index in (0, lesion_mask.shape[axis] - 1))
     _, components = ndimage.label(lesion_mask, structure=np.ones((3, 3, 3), bool))
     if cord_mask is None:
@@ -119,7 +138,7 @@ def lesion_measures(lesion_mask: np.ndarray, cord_mask: np.ndarray | None,
     return LesionMeasures(
         volume_mm3=n_lesion * voxel,
         cord_ratio=n_lesion / n_cord if n_cord else math.inf,
-        outside_share=float((lesion_mask & ~cord_mask).sum() / n_lesion),
+        outside_share=float(outside_cord.sum() / n_lesion),
         touches_edge=touches, components=int(components))
 
 
