@@ -258,3 +258,76 @@ def test_calibrate_and_logit_are_inverse_at_temperature_one():
     p = np.array([1e-9, 0.2, 0.5, 0.93, 1.0])
     assert np.allclose(calibrate(p, 1.0), np.clip(p, 1e-6, 1 - 1e-6))
     assert logit(0.5) == 0.0 and np.isfinite(logit(1.0))
+
+
+# ------------------------------------------------------------------------------ evaluation
+def evaluation_records(n: int = 200):
+    """Records of model 3 (MS vs NMOSD): an overconfident network, its calibration, a better fusion."""
+    from sct_lesion_classify.train.evaluation.runner import SubjectRecord
+
+    rng = np.random.default_rng(5)
+    records = []
+    for i in range(n):
+        true_logit = rng.normal(0, 2.0)
+        nmosd = bool(rng.random() < sigmoid(true_logit))
+        densenet = float(sigmoid(3.0 * true_logit))
+        calibrated = float(calibrate(densenet, 3.0))
+        fused = float(sigmoid(3.0 * (1.0 if nmosd else -1.0) + rng.normal(0, 1.0)))
+        role = "ms_vs_nmosd"
+        records.append(SubjectRecord(
+            f"sub-{i:03d}", "NMOSD" if nmosd else "MS", difficult=False, status="ok",
+            probabilities={role: fused}, positive_classes={role: "NMOSD"},
+            densenet_probabilities={role: densenet}, calibrated_probabilities={role: calibrated},
+            fused_probabilities={role: fused},
+            features=(5.0, 1.0, 20.0 + 30.0 * nmosd + rng.normal(0, 15), np.nan, 0.3, 1.5)))
+    return records
+
+
+def test_the_report_puts_densenet_morphometry_and_fusion_side_by_side(tmp_path):
+    from sct_lesion_classify.train.evaluation.baseline import LogisticBaseline
+    from sct_lesion_classify.train.evaluation.report import build_report, combine_sets, markdown
+
+    records = evaluation_records()
+    features = np.array([r.features for r in records], float)
+    baseline = LogisticBaseline.fit(features, [r.truth("ms_vs_nmosd") for r in records])
+    report = build_report(records, baselines={"ms_vs_nmosd": baseline}, description={"set": "test"}, n_resamples=20)
+    entry = report["classifiers"]["ms_vs_nmosd"]["all"]
+    side = entry["side_by_side"]
+    assert set(side) == {"densenet", "baseline", "fused"} and set(side["fused"]) == {"accuracy", "auc"}
+    assert side["baseline"]["auc"] == entry["baseline"]["auc"]
+    assert side["fused"]["auc"] == entry["model"]["auc"]  # the decision used the fused probability
+    assert side["fused"]["auc"]["value"] > side["densenet"]["auc"]["value"]
+    ece = entry["ece"]
+    assert ece["after"] < ece["before"] and ece["fused"] is not None
+    assert "model" in entry and "ece" in entry["model"]  # the earlier keys stay
+    text = markdown(combine_sets({"in_distribution": report}))
+    assert "| | DenseNet121 alone | morphometry alone | fused |" in text
+    assert f"ECE before calibration {ece['before']}, after {ece['after']}" in text
+    assert "| ms_vs_nmosd: ECE before / after calibration |" in text
+
+
+def test_an_uncalibrated_model_is_reported_so():
+    from sct_lesion_classify.train.evaluation.report import build_report
+    from sct_lesion_classify.train.evaluation.runner import SubjectRecord
+
+    records = [SubjectRecord(r.participant_id, r.diagnosis, False, "ok", probabilities=dict(r.densenet_probabilities),
+                             positive_classes=r.positive_classes,
+                             densenet_probabilities=r.densenet_probabilities,
+                             calibrated_probabilities={"ms_vs_nmosd": None}, fused_probabilities={"ms_vs_nmosd": None})
+               for r in evaluation_records()]
+    entry = build_report(records, baselines={}, description={}, n_resamples=20)["classifiers"]["ms_vs_nmosd"]["all"]
+    assert entry["ece"]["after"] is None and entry["ece"]["fused"] is None
+    assert entry["side_by_side"]["fused"] is None and entry["side_by_side"]["baseline"] is None
+    assert entry["side_by_side"]["densenet"]["auc"] == entry["model"]["auc"]
+
+
+def test_reliability_diagram_is_written(tmp_path):
+    pytest.importorskip("matplotlib")
+    from sct_lesion_classify.train.evaluation.plots import write_figures
+    from sct_lesion_classify.train.evaluation.report import _four_class
+
+    records = evaluation_records()
+    write_figures(tmp_path, records, {}, {"ms_vs_nmosd": "NMOSD"}, _four_class(records))
+    png = tmp_path / "reliability_ms_vs_nmosd.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    assert (tmp_path / "roc_ms_vs_nmosd.png").is_file()
