@@ -331,3 +331,46 @@ def test_reliability_diagram_is_written(tmp_path):
     png = tmp_path / "reliability_ms_vs_nmosd.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
     assert (tmp_path / "roc_ms_vs_nmosd.png").is_file()
+
+
+def test_fit_decision_head_on_a_validation_split_writes_a_valid_card():
+    """The training hook on a fake run: ten validation patients (the same scan under ten names),
+    their network probabilities, and the morphometry of their manual masks."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from sct_lesion_classify.train.decision_head import fit_decision_head
+
+    labels = [0, 1] * 5
+    probabilities = [0.05, 0.9, 0.4, 0.97, 0.1, 0.6, 0.3, 0.99, 0.02, 0.45]
+    val = [SimpleNamespace(participant_id=f"sub-v{i}", label=label) for i, label in enumerate(labels)]
+    test = [SimpleNamespace(participant_id="sub-t0", label=1), SimpleNamespace(participant_id="sub-t1", label=0)]
+
+    class Objective:
+        @staticmethod
+        def evaluable(samples):
+            return list(samples)
+
+        @staticmethod
+        def patient_probabilities(samples, predict):
+            return np.array([probabilities[int(s.participant_id[-1])] for s in samples])
+
+    subjects = {s.participant_id: replace(SUBJECT, participant_id=s.participant_id) for s in val + test}
+    data = SimpleNamespace(val=val, test=test, split=SimpleNamespace(
+        val=tuple(subjects[s.participant_id] for s in val), test=tuple(subjects[s.participant_id] for s in test)))
+    fitted = fit_decision_head(Objective(), data, predict=None)
+    assert fitted.calibration.fitted_on == "validation split, 10 patients"
+    assert fitted.calibration.ece_after <= fitted.calibration.ece_before
+    assert fitted.fusion.features == FEATURES and len(fitted.fusion.coefficients) == len(FEATURES)
+    # every patient has the same lesions: only the network's logit can carry weight
+    assert all(abs(c) < 1e-12 for c in fitted.fusion.coefficients[1:]) and fitted.fusion.coefficients[0] > 0
+    assert set(fitted.metrics) == {"val", "test"}
+    assert set(fitted.metrics["val"]) == {"patient_ece", "patient_ece_calibrated", "fused_patient_auc",
+                                          "fused_patient_accuracy", "fused_patient_ece"}
+    assert fitted.metrics["val"]["fused_patient_auc"] == pytest.approx(1.0)
+    document = tiny_card("tumor_vs_demyelinating", "classification")
+    document["decision"]["calibration"] = fitted.calibration.to_json()
+    document["fusion"] = fitted.fusion.to_json()
+    card = ModelCard.from_json(json.loads(json.dumps(document)))  # schema-valid, plain JSON
+    head = DecisionHead.of_card(card)
+    assert head.calibrated and head.fusion is not None

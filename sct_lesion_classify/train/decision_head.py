@@ -97,7 +97,7 @@ def fit_logistic(features: np.ndarray, labels: Sequence[int], *, l2: float = 1.0
     x = np.where(np.isnan(x), impute, x)
     mean = x.mean(axis=0)
     sd = x.std(axis=0)
-    sd = np.where(sd > 0, sd, 1.0)
+    sd = np.where(sd > 1e-9 * np.maximum(np.abs(mean), 1.0), sd, 1.0)  # a constant column (up to rounding)
     design = np.column_stack([(x - mean) / sd, np.ones(len(x))])
     theta = np.zeros(design.shape[1])
     penalty = np.diag([l2] * (design.shape[1] - 1) + [0.0])
@@ -135,7 +135,7 @@ def fit_calibration(probabilities: Sequence[float], labels: Sequence[int], fitte
         return None
     p = np.asarray(probabilities, float)
     temperature = fit_temperature(p, y)
-    return Calibration(method="temperature", temperature=round(temperature, 6), fitted_on=fitted_on,
+    return Calibration(method="temperature", temperature=_significant(temperature), fitted_on=fitted_on,
                        ece_before=round(expected_calibration_error(y, p), 6),
                        ece_after=round(expected_calibration_error(y, sigmoid(logit(p) / temperature)), 6))
 
@@ -147,25 +147,39 @@ def fusion_features(probabilities: Sequence[float], morphometries: Sequence[Any]
     return np.column_stack([logits, np.array([morphometry_features(m) for m in morphometries], float)])
 
 
+def enough_for_fusion(labels: Sequence[int], fitted_on: str) -> bool:
+    """Whether ``labels`` hold :data:`MIN_FUSION_PATIENTS` patients, :data:`MIN_FUSION_PER_CLASS`
+    of each class (else a warning says why there is no fusion head)."""
+    y = np.asarray(labels, int)
+    per_class = min(int((y == 0).sum()), int((y == 1).sum()))
+    if len(y) >= MIN_FUSION_PATIENTS and per_class >= MIN_FUSION_PER_CLASS:
+        return True
+    logger.warning("no fusion head in the card: the %s has %d patients, %d of the smaller class "
+                   "(at least %d and %d needed)", fitted_on, len(y), per_class, MIN_FUSION_PATIENTS,
+                   MIN_FUSION_PER_CLASS)
+    return False
+
+
 def fit_fusion(probabilities: Sequence[float], morphometries: Sequence[Any], labels: Sequence[int],
                temperature: float | None, fitted_on: str, *, l2: float = FUSION_L2) -> Fusion | None:
     """The card's ``fusion`` fitted on these patients; None (with a warning) with too few of them."""
     y = np.asarray(labels, int)
-    per_class = min(int((y == 0).sum()), int((y == 1).sum()))
-    if len(y) < MIN_FUSION_PATIENTS or per_class < MIN_FUSION_PER_CLASS:
-        logger.warning("no fusion head in the card: the %s has %d patients, %d of the smaller class "
-                       "(at least %d and %d needed)", fitted_on, len(y), per_class, MIN_FUSION_PATIENTS,
-                       MIN_FUSION_PER_CLASS)
+    if not enough_for_fusion(y, fitted_on):
         return None
     model = fit_logistic(fusion_features(probabilities, morphometries, temperature), y, l2=l2)
 
     def numbers(values: np.ndarray) -> tuple[float, ...]:
-        return tuple(round(float(v), 8) for v in values)
+        return tuple(_significant(v) for v in values)
 
     return Fusion(method="logistic_regression", features=(DENSENET_LOGIT, *MORPHOMETRY_FEATURES),
                   impute=numbers(model.impute), mean=numbers(model.mean), sd=numbers(model.sd),
-                  coefficients=numbers(model.coefficients), intercept=round(model.intercept, 8),
+                  coefficients=numbers(model.coefficients), intercept=_significant(model.intercept),
                   l2=float(l2), fitted_on=fitted_on)
+
+
+def _significant(value: float) -> float:
+    """``value`` with 10 significant digits (what the card stores; a small sd stays non-zero)."""
+    return float(f"{float(value):.10g}")
 
 
 @dataclass(frozen=True)
@@ -217,9 +231,12 @@ def fit_decision_head(objective: Any, data: Any, predict: Callable[[Any], Any]) 
     fitted_on = f"validation split, {len(patients['val'])} patients"
     calibration = fit_calibration(probabilities["val"], labels["val"], fitted_on)
     temperature = None if calibration is None else calibration.temperature
-    morphometries = {split: [truth_morphometry(bids_subjects[s.participant_id]) for s in samples]
-                     for split, samples in patients.items()}
-    fusion = fit_fusion(probabilities["val"], morphometries["val"], labels["val"], temperature, fitted_on)
+    fusion = None
+    morphometries: dict[str, list[Any]] = {split: [None] * len(samples) for split, samples in patients.items()}
+    if enough_for_fusion(labels["val"], fitted_on):  # the manual masks are measured only when needed
+        morphometries = {split: [truth_morphometry(bids_subjects[s.participant_id]) for s in samples]
+                         for split, samples in patients.items()}
+        fusion = fit_fusion(probabilities["val"], morphometries["val"], labels["val"], temperature, fitted_on)
     head = DecisionHead.of(calibration, fusion, source="fitted decision head")
     metrics = {split: head_metrics(head, probabilities[split], morphometries[split], labels[split])
                for split in patients if patients[split]}
