@@ -190,10 +190,10 @@ def test_typed_document_gives_the_schema_object_in_its_order(tmp_path):
 
     schema = json.loads(SCHEMA_PATH.read_text())
     plain = typed_document().to_json()
-    # no gradcam key without -gradcam 1; trust (schema version 2) after the warnings
+    # no gradcam key without -gradcam 1; trust (schema version 2 on) after the warnings
     assert [key for key in plain if key != "trust"] == schema["required"]
     assert list(plain).index("trust") == list(plain).index("warnings") + 1
-    assert plain["schema_version"] == "2" and plain["trust"] == {"level": "ok", "checks": []}
+    assert plain["schema_version"] == "3" and plain["trust"] == {"level": "ok", "checks": []}
     assert validation_errors(plain) == []
     assert plain["provenance"]["runtime_s"] == {"load": 0.1235, "morphometry": 0.5}
     assert plain["provenance"]["models"] == [{"name": "m", "version": "1.0.0", "sha256": SHA,

@@ -70,6 +70,13 @@ def test_classifier_package_runs_in_the_classification_step(phantoms, tmp_path):
     assert card["input"]["channels"][0]["name"] == "zeros"
     assert set(card["metrics"]["val"]) >= {"patient_auc", "patient_accuracy", "patient_loss"}
     assert card["metrics"]["onnx_parity_max_abs_diff"] < 1e-4
+    # the decision head, fitted on the validation patients (too few of them for a fusion head)
+    calibration = card["decision"]["calibration"]
+    assert calibration["method"] == "temperature" and calibration["temperature"] > 0
+    assert calibration["fitted_on"].startswith("validation split")
+    assert 0 <= calibration["ece_after"] <= 1 and "fusion" not in card
+    assert card["metrics"]["val"]["patient_ece"] == pytest.approx(calibration["ece_before"], abs=1e-6)
+    assert card["metrics"]["val"]["patient_ece_calibrated"] == pytest.approx(calibration["ece_after"], abs=1e-6)
     package = ModelPackage.load(outcome.package_dir)
     classifier = Classifier(package, "tumor_vs_demyelinating", threads=1)
     subject = discover_subjects(phantoms)[0]
@@ -77,6 +84,7 @@ def test_classifier_package_runs_in_the_classification_step(phantoms, tmp_path):
     lesion, _ = load_mask(subject.lesion_mask, image.grid)
     result = classifier.classify(classifier.inputs(image, lesion))
     assert 0.0 <= result.probability <= 1.0 and len(result.slices_used) >= 1
+    assert result.calibrated and not result.fused and result.probability == result.calibrated_probability
 
 
 def test_lesion_multiresunet_package_and_resume(phantoms, tmp_path):

@@ -252,7 +252,7 @@ def unreliable():
 def test_json_validates_and_old_version_still_reads():
     document = typed_document(unreliable()).to_json()
     assert validation_errors(document) == []
-    assert document["schema_version"] == "2" and document["trust"]["level"] == "unreliable"
+    assert document["schema_version"] == "3" and document["trust"]["level"] == "unreliable"
     check = document["trust"]["checks"][0]
     assert set(check) == {"code", "severity", "message", "value", "expected"}
     assert math.isfinite(check["value"]) and set(check["expected"]) == {"min", "max"}

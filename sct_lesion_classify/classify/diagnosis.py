@@ -58,11 +58,21 @@ class ClassifierResult:
     positive_class
         The class whose probability the model outputs.
     probability
-        Patient probability of ``positive_class``: the mean of the slice probabilities.
+        Patient probability of ``positive_class`` that the decision uses: ``fused_probability``
+        when there is one, else ``calibrated_probability``, else ``densenet_probability``
+        (:mod:`sct_lesion_classify.classify.fusion`).
     slice_probabilities
         One probability per slice used, in the order of ``slices_used``.
     slices_used
         Indices of the sagittal slices (canonical axis 0) that were classified.
+    densenet_probability
+        The network's patient probability: the mean of the slice probabilities (None when built
+        without it: then ``probability`` is that mean).
+    calibrated_probability
+        After the card's temperature scaling; None for an uncalibrated model.
+    fused_probability
+        The card's late fusion of the calibrated logit with the lesion morphometry; None
+        without a fusion head.
     """
 
     role: str
@@ -73,15 +83,28 @@ class ClassifierResult:
     probability: float
     slice_probabilities: tuple[float, ...]
     slices_used: tuple[int, ...]
+    densenet_probability: float | None = None
+    calibrated_probability: float | None = None
+    fused_probability: float | None = None
 
     def __post_init__(self) -> None:
+        if self.densenet_probability is None:
+            if self.calibrated_probability is not None or self.fused_probability is not None:
+                raise ValueError(f"{self.model_name}: a calibrated or fused probability needs the network's")
+            object.__setattr__(self, "densenet_probability", self.probability)
+        decided = next(p for p in (self.fused_probability, self.calibrated_probability,
+                                   self.densenet_probability) if p is not None)
+        if self.probability != decided:
+            raise ValueError(f"{self.model_name}: probability {self.probability} is not the fused, else "
+                             f"calibrated, else network probability ({decided})")
         if self.role not in ROLE_CLASSES:
             raise ValueError(f"unknown classifier role {self.role!r}")
         if self.positive_class not in ROLE_CLASSES[self.role]:
             raise ValueError(f"{self.model_name}: positive class {self.positive_class!r} is not one of "
                              f"{ROLE_CLASSES[self.role]}")
-        if not 0.0 <= self.probability <= 1.0:
-            raise ValueError(f"{self.model_name}: probability {self.probability} outside [0, 1]")
+        for value in (self.densenet_probability, self.calibrated_probability, self.fused_probability):
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ValueError(f"{self.model_name}: probability {value} outside [0, 1]")
         if len(self.slice_probabilities) != len(self.slices_used):
             raise ValueError(f"{self.model_name}: one probability per slice used is needed")
 
@@ -100,9 +123,28 @@ class ClassifierResult:
             "sha256": self.model_sha256,
             "positive_class": self.positive_class,
             "probability": round(float(self.probability), 6),
+            "densenet_probability": round(float(self.densenet_probability), 6),
+            "calibrated_probability": _rounded(self.calibrated_probability),
+            "fused_probability": _rounded(self.fused_probability),
+            "calibrated": self.calibrated,
+            "fused": self.fused,
             "slice_probabilities": [round(float(p), 6) for p in self.slice_probabilities],
             "slices_used": [int(i) for i in self.slices_used],
         }
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether the model's card calibrates its probability."""
+        return self.calibrated_probability is not None
+
+    @property
+    def fused(self) -> bool:
+        """Whether ``probability`` is the fusion of the network with the morphometry."""
+        return self.fused_probability is not None
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 6)
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,13 @@ if TYPE_CHECKING:
     from sct_lesion_classify.modelpkg.package import ModelPackage
     from sct_lesion_classify.trust import TrustAssessment
 
-#: The version this package writes; 2 added the ``trust`` section. Documents of the earlier
-#: versions (:data:`READABLE_SCHEMA_VERSIONS`) still validate, so outputs of an earlier run are read
-#: back (batch resume); their ``trust`` is absent.
-SCHEMA_VERSION = "2"
-READABLE_SCHEMA_VERSIONS = ("1", "2")
+#: The version this package writes; 2 added the ``trust`` section, 3 each classifier's
+#: ``densenet_probability``, ``calibrated_probability``, ``fused_probability``, ``calibrated`` and
+#: ``fused`` (``probability`` is the one the decision uses). Documents of the earlier versions
+#: (:data:`READABLE_SCHEMA_VERSIONS`) still validate, so outputs of an earlier run are read back
+#: (batch resume); what they lack is absent.
+SCHEMA_VERSION = "3"
+READABLE_SCHEMA_VERSIONS = ("1", "2", "3")
 SCHEMA_PATH = Path(__file__).with_name("diagnosis.schema.json")
 DISCLAIMER = (
     "Research use only. sct_lesion_classify is not a medical device and must not be used for "

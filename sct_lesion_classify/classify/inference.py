@@ -3,7 +3,9 @@
 :class:`Classifier` holds a package and its ONNX Runtime session (built once). ``classify``
 builds the input with :func:`~sct_lesion_classify.classify.inputs.build_classifier_slices` (the
 function training uses too), runs every slice and returns the slice probabilities and their mean,
-the patient probability (the card's ``decision.aggregation``). ``classify_with_cam`` also
+the network's patient probability (the card's ``decision.aggregation``), then applies the card's
+decision head (:class:`~sct_lesion_classify.classify.fusion.DecisionHead`: calibration, and the
+fusion with the lesion morphometry when the caller gives it). ``classify_with_cam`` also
 returns the class-activation map of each slice from the same network call (packages whose card
 names an ``output.cam_tensor``; :mod:`sct_lesion_classify.classify.gradcam` maps it to the image).
 """
@@ -11,16 +13,21 @@ names an ``output.cam_tensor``; :mod:`sct_lesion_classify.classify.gradcam` maps
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sct_lesion_classify.classify.diagnosis import ROLE_CLASSES, ClassifierResult
+from sct_lesion_classify.classify.fusion import DecisionHead
 from sct_lesion_classify.classify.inputs import ClassifierSlices, build_classifier_slices
 from sct_lesion_classify.errors import ModelError
 from sct_lesion_classify.modelpkg.card import InputSpec
 from sct_lesion_classify.modelpkg.package import ModelPackage
 from sct_lesion_classify.runtime.preprocess import CanonicalVolume
 from sct_lesion_classify.runtime.session import Predictor
+
+if TYPE_CHECKING:
+    from sct_lesion_classify.lesion.morphometry import LesionMorphometry
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +60,7 @@ class Classifier:
         self.package = package
         self.role = role
         self.batch_size = batch_size
+        self.head = DecisionHead.of_card(card, source=str(package.card_path))
         self._predictor = Predictor.create(package, threads=threads)
 
     @property
@@ -78,18 +86,23 @@ class Classifier:
         """Whether the package outputs a class-activation map (card ``output.cam_tensor``)."""
         return self._predictor.cam_name is not None
 
-    def classify(self, slices: ClassifierSlices) -> ClassifierResult:
-        """Slice probabilities of the positive class and their mean.
+    def classify(self, slices: ClassifierSlices, morphometry: LesionMorphometry | None = None
+                 ) -> ClassifierResult:
+        """Slice probabilities of the positive class, their mean, and the card's decision head.
+
+        ``morphometry`` (the lesions the slices were built from) feeds the card's fusion head;
+        without it the decision uses the calibrated (or the network's) probability.
 
         Raises
         ------
         ModelError
             When there is no slice (an empty lesion mask gets no diagnosis: callers check first).
         """
-        result, _ = self._run(slices, with_cam=False)
+        result, _ = self._run(slices, morphometry, with_cam=False)
         return result
 
-    def classify_with_cam(self, slices: ClassifierSlices) -> tuple[ClassifierResult, np.ndarray]:
+    def classify_with_cam(self, slices: ClassifierSlices, morphometry: LesionMorphometry | None = None
+                          ) -> tuple[ClassifierResult, np.ndarray]:
         """:meth:`classify`, plus the CAM ``(N, h, w)`` of each slice (same network calls).
 
         Raises
@@ -97,11 +110,12 @@ class Classifier:
         ModelError
             No slice, or a package without CAM output (check :attr:`has_cam` first).
         """
-        result, cam = self._run(slices, with_cam=True)
+        result, cam = self._run(slices, morphometry, with_cam=True)
         assert cam is not None
         return result, cam
 
-    def _run(self, slices: ClassifierSlices, *, with_cam: bool) -> tuple[ClassifierResult, np.ndarray | None]:
+    def _run(self, slices: ClassifierSlices, morphometry: LesionMorphometry | None, *,
+             with_cam: bool) -> tuple[ClassifierResult, np.ndarray | None]:
         if slices.empty:
             raise ModelError(f"model {self.package.name}: no slice to classify (empty lesion mask)")
         card = self.package.card
@@ -115,11 +129,13 @@ class Classifier:
                 output = self._predictor.predict(batch)
             probabilities.append(self._positive_probability(output))
         per_slice = np.clip(np.concatenate(probabilities), 0.0, 1.0)
+        head = self.head.apply(float(per_slice.mean()), morphometry)
         result = ClassifierResult(
             role=self.role, model_name=card.name, model_version=card.version,
             model_sha256=self.package.sha256, positive_class=card.output.positive_class,
-            probability=float(per_slice.mean()), slice_probabilities=tuple(float(p) for p in per_slice),
-            slices_used=slices.slice_indices)
+            probability=head.decided, slice_probabilities=tuple(float(p) for p in per_slice),
+            slices_used=slices.slice_indices, densenet_probability=head.densenet,
+            calibrated_probability=head.calibrated, fused_probability=head.fused)
         return result, (np.concatenate(cams) if with_cam else None)
 
     def _positive_probability(self, output: np.ndarray) -> np.ndarray:

@@ -221,11 +221,55 @@ class Postprocessing(JsonRecord):
 
 
 @dataclass(frozen=True)
+class Calibration(JsonRecord):
+    """``decision.calibration`` (optional): temperature scaling of the patient probability.
+
+    With ``z = logit(p)`` of the patient probability ``p`` (the mean of the slice probabilities),
+    the calibrated probability is ``sigmoid(z / temperature)``
+    (:func:`sct_lesion_classify.classify.fusion.calibrate`). Fitted by ``train`` on the
+    validation split (:mod:`sct_lesion_classify.train.decision_head`); ``ece_before`` and
+    ``ece_after`` are the expected calibration errors there, before and after.
+    """
+
+    method: str  # "temperature"
+    temperature: float
+    fitted_on: str
+    ece_before: float
+    ece_after: float
+
+
+@dataclass(frozen=True)
 class Decision(JsonRecord):
-    """``decision`` of a classifier: slice aggregation and the low-confidence band."""
+    """``decision`` of a classifier: slice aggregation, the low-confidence band, and the optional
+    calibration (None: the card predates it, or training could not fit it; the model is then
+    reported as uncalibrated)."""
 
     aggregation: str  # "mean"
     low_confidence_band: float  # |p - 0.5| < band -> low confidence
+    calibration: Calibration | None = field(default=None, metadata=OPTIONAL_KEY)
+
+
+@dataclass(frozen=True)
+class Fusion(JsonRecord):
+    """``fusion`` (optional, classifiers): late fusion of the network with lesion morphometry.
+
+    An L2-regularised logistic regression on ``features`` (in this order; the first is the
+    calibrated network logit, the others lesion measures of
+    :mod:`sct_lesion_classify.classify.fusion`): a missing (NaN) value takes ``impute``, then
+    each value is standardised with ``mean`` and ``sd`` and the fused probability is
+    ``sigmoid(coefficients . standardised + intercept)``. Fitted by ``train`` on the validation
+    split (``fitted_on``) after the calibration.
+    """
+
+    method: str  # "logistic_regression"
+    features: tuple[str, ...]
+    impute: tuple[float, ...]
+    mean: tuple[float, ...]
+    sd: tuple[float, ...]
+    coefficients: tuple[float, ...]
+    intercept: float
+    l2: float
+    fitted_on: str
 
 
 @dataclass(frozen=True)
@@ -306,6 +350,7 @@ class ModelCard(JsonRecord):
     license: str
     intended_use: str
     training_data: TrainingDataRanges | None = field(default=None, metadata=OPTIONAL_KEY)
+    fusion: Fusion | None = field(default=None, metadata=OPTIONAL_KEY)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -462,6 +507,14 @@ def semantic_problems(document: Mapping[str, Any]) -> list[str]:
                             "'classification'")
         if document["postprocessing"] is not None:
             problems.append("field 'postprocessing': must be null for task 'classification'")
+    fusion = document.get("fusion")
+    if fusion is not None:
+        if task != "classification":
+            problems.append(f"field 'fusion': only classifiers have a fusion head, the task is {task!r}")
+        n_features = len(fusion["features"])
+        for key in ("impute", "mean", "sd", "coefficients"):
+            if len(fusion[key]) != n_features:
+                problems.append(f"field 'fusion.{key}': {len(fusion[key])} values for {n_features} features")
     return problems
 
 

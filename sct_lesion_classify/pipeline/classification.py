@@ -345,7 +345,7 @@ def classification_stage(request: ClassificationRequest, used: Mapping[str, Clas
         return Classification(results={}, diagnosis=None, saliency=SaliencyMaps(volumes={}, seconds={}),
                               warnings=(f"the lesion mask is empty ({lesion.path}): no diagnosis",), seconds={})
     slices = classifier_inputs(used, inputs, lesion.mask)
-    runs = run_classifiers(used, slices, gradcam=request.gradcam)
+    runs = run_classifiers(used, slices, gradcam=request.gradcam, morphometry=morphometry)
     saliency = saliency_maps(runs, slices)
     seconds = {role: slices.seconds[role] + runs.seconds[role] + saliency.seconds.get(role, 0.0) for role in used}
     return Classification(results=runs.results, diagnosis=compose(used, runs.results), saliency=saliency,
@@ -371,25 +371,30 @@ def classifier_inputs(used: Mapping[str, Classifier], inputs: ClassificationInpu
     return ClassifierInputs(slices=slices, warnings=tuple(warnings), seconds=seconds)
 
 
-def run_classifiers(used: Mapping[str, Classifier], inputs: ClassifierInputs, *, gradcam: bool) -> ClassifierRuns:
-    """Run each classifier on its input; with ``gradcam``, keep the CAM of those that have one."""
+def run_classifiers(used: Mapping[str, Classifier], inputs: ClassifierInputs, *, gradcam: bool,
+                    morphometry: LesionMorphometry | None = None) -> ClassifierRuns:
+    """Run each classifier on its input; with ``gradcam``, keep the CAM of those that have one.
+
+    ``morphometry`` (the lesions the inputs were built from) feeds the cards' fusion heads
+    (``classify.fusion``)."""
     results: dict[str, ClassifierResult] = {}
     cams: dict[str, np.ndarray] = {}
     seconds: dict[str, float] = {}
     for role, classifier in used.items():
         start = time.perf_counter()
-        results[role], cam = _classify(classifier, inputs.slices[role], with_cam=gradcam and classifier.has_cam)
+        results[role], cam = _classify(classifier, inputs.slices[role], morphometry,
+                                       with_cam=gradcam and classifier.has_cam)
         if cam is not None:
             cams[role] = cam
         seconds[role] = time.perf_counter() - start
     return ClassifierRuns(results=results, cams=cams, seconds=seconds)
 
 
-def _classify(classifier: Classifier, slices: ClassifierSlices, *,
+def _classify(classifier: Classifier, slices: ClassifierSlices, morphometry: LesionMorphometry | None, *,
               with_cam: bool) -> tuple[ClassifierResult, np.ndarray | None]:
     if with_cam:
-        return classifier.classify_with_cam(slices)
-    return classifier.classify(slices), None
+        return classifier.classify_with_cam(slices, morphometry)
+    return classifier.classify(slices, morphometry), None
 
 
 def compose(used: Mapping[str, Classifier], results: Mapping[str, ClassifierResult]) -> Diagnosis:

@@ -3,8 +3,10 @@
 :func:`train_family` is the body of ``sct_lesion_classify train``: discover subjects, split them
 per patient, build the family's samples with the same functions inference uses, run
 :func:`~sct_lesion_classify.train.loop.fit` on the family's objective, evaluate the best weights
-on the validation (and, when the dataset has one, test) subjects, export to ONNX with the parity
-check, and write the model card. Checkpoints stay in ``<models dir>/.train_runs/<name>/`` (not
+on the validation (and, when the dataset has one, test) subjects, fit a classifier's decision head
+on the validation patients (:mod:`~sct_lesion_classify.train.decision_head`: temperature scaling,
+then the late fusion with the morphometry), export to ONNX with the parity check, and write the
+model card. Checkpoints stay in ``<models dir>/.train_runs/<name>/`` (not
 part of the package).
 
 Everything that differs between families is a method of the recipe
@@ -221,7 +223,10 @@ def train_family(recipe: Recipe, options: TrainOptions) -> TrainOutcome:
     fit_start = time.perf_counter()
     result = fit(objective, config)
     fit_session_s = time.perf_counter() - fit_start
-    metrics = held_out_metrics(objective, result, data, _predictor(model, device))
+    predict = _predictor(model, device)
+    metrics = held_out_metrics(objective, result, data, predict)
+    if card.decision is not None:  # classifiers: calibration and fusion, on the validation split
+        card, metrics = with_decision_head(card, metrics, objective, data, predict)
 
     model = model.to("cpu").float().eval()
     n_parameters = int(sum(p.numel() for p in model.parameters()))
@@ -260,6 +265,20 @@ def acquisition_ranges(data: TrainingData) -> TrainingDataRanges | None:
         logger.warning("no training_data section in the card (%s): the acquisition trust checks "
                        "will be skipped for this model", exc)
         return None
+
+
+def with_decision_head(card: ModelCard, metrics: dict[str, Any], objective: Any, data: TrainingData,
+                       predict: Callable[[Any], Any]) -> tuple[ModelCard, dict[str, Any]]:
+    """The card with its decision head fitted on the validation patients
+    (:func:`~sct_lesion_classify.train.decision_head.fit_decision_head`: ``decision.calibration``
+    and ``fusion``, each None when it could not be fitted), and the metrics with the head's
+    figures (ECE before and after calibration, fused AUC and accuracy) added to each split's."""
+    from sct_lesion_classify.train.decision_head import fit_decision_head
+
+    head = fit_decision_head(objective, data, predict)
+    metrics = {**metrics, **{split: {**metrics.get(split, {}), **values} for split, values in head.metrics.items()}}
+    card = replace(card, decision=replace(card.decision, calibration=head.calibration), fusion=head.fusion)
+    return card, metrics
 
 
 def held_out_metrics(objective: Any, result: FitResult, data: TrainingData,

@@ -259,18 +259,28 @@ class ClassifierObjective:
     def validate(self, predict: Callable[[Any], Any]) -> dict[str, float]:
         return self.evaluate(self.val, predict, prefix="val_")
 
+    @staticmethod
+    def slice_probabilities(subject: Any, predict: Callable[[Any], Any]) -> np.ndarray:
+        """The network's probability on each lesion slice of ``subject`` (float64)."""
+        import torch
+
+        probs = []
+        for window in _chunks(len(subject.slice_indices), 16):
+            batch = torch.from_numpy(subject.slices[window].astype(np.float32))
+            probs.append(predict(batch).sigmoid().numpy()[:, 0])
+        return np.concatenate(probs).astype(np.float64)
+
+    def patient_probabilities(self, subjects: Sequence[Any], predict: Callable[[Any], Any]) -> np.ndarray:
+        """Per subject (in order), the mean of its slice probabilities: the paper's patient rule
+        (the decision head is fitted on them, ``train.decision_head``)."""
+        return np.array([self.slice_probabilities(s, predict).mean() for s in subjects], dtype=np.float64)
+
     def evaluate(self, subjects: Sequence[Any], predict: Callable[[Any], Any], prefix: str = ""
                  ) -> dict[str, float]:
         """Slice and patient metrics; patient probability = mean of the slice probabilities."""
-        import torch
-
         slice_probs, slice_labels, patient_probs, patient_labels = [], [], [], []
         for subject in subjects:
-            probs = []
-            for window in _chunks(len(subject.slice_indices), 16):
-                batch = torch.from_numpy(subject.slices[window].astype(np.float32))
-                probs.append(predict(batch).sigmoid().numpy()[:, 0])
-            probs = np.concatenate(probs).astype(np.float64)
+            probs = self.slice_probabilities(subject, predict)
             slice_probs += probs.tolist()
             slice_labels += [subject.label] * len(probs)
             patient_probs.append(float(probs.mean()))

@@ -199,14 +199,35 @@ def volume_outside(prediction: np.ndarray, region: np.ndarray, zooms_mm, margin_
                          margin_mm=float(margin_mm))
 
 
-def expected_calibration_error(truth: np.ndarray, scores: np.ndarray, n_bins: int = 10) -> float:
-    """Expected calibration error of probabilities (equal-width bins over [0, 1])."""
+@dataclass(frozen=True)
+class ReliabilityBins:
+    """Probabilities grouped in equal-width bins over [0, 1] (the non-empty bins, in order):
+    how many fell in each, their mean, and the share of positives among them."""
+
+    counts: np.ndarray
+    mean_probability: np.ndarray
+    positive_fraction: np.ndarray
+
+    @property
+    def expected_calibration_error(self) -> float:
+        """Sum over the bins of (share of the scores) x |positive fraction - mean probability|."""
+        if not self.counts.size:
+            return 0.0
+        weights = self.counts / self.counts.sum()
+        return float(np.sum(weights * np.abs(self.positive_fraction - self.mean_probability)))
+
+
+def reliability_bins(truth: np.ndarray, scores: np.ndarray, n_bins: int = 10) -> ReliabilityBins:
+    """The reliability diagram's bins of ``scores`` against the 0/1 ``truth``."""
     truth = np.asarray(truth, float)
     scores = np.asarray(scores, float)
     bins = np.minimum((scores * n_bins).astype(int), n_bins - 1)
-    error = 0.0
-    for b in range(n_bins):
-        inside = bins == b
-        if inside.any():
-            error += inside.mean() * abs(truth[inside].mean() - scores[inside].mean())
-    return float(error)
+    kept = [b for b in range(n_bins) if (bins == b).any()]
+    return ReliabilityBins(counts=np.array([int((bins == b).sum()) for b in kept], dtype=np.int64),
+                           mean_probability=np.array([scores[bins == b].mean() for b in kept], float),
+                           positive_fraction=np.array([truth[bins == b].mean() for b in kept], float))
+
+
+def expected_calibration_error(truth: np.ndarray, scores: np.ndarray, n_bins: int = 10) -> float:
+    """Expected calibration error of probabilities (equal-width bins over [0, 1])."""
+    return reliability_bins(truth, scores, n_bins).expected_calibration_error

@@ -1,4 +1,5 @@
-"""ROC curves and confusion matrices as PNG (matplotlib, part of the ``train`` extra)."""
+"""ROC curves, confusion matrices and reliability diagrams as PNG (matplotlib, part of the
+``train`` extra)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 
 from sct_lesion_classify.errors import InputError
 from sct_lesion_classify.io.atomic import atomic_path
-from sct_lesion_classify.train.evaluation.metrics import roc_auc, roc_curve
+from sct_lesion_classify.train.evaluation.metrics import reliability_bins, roc_auc, roc_curve
 
 
 def require_matplotlib() -> None:
@@ -30,11 +31,12 @@ def _pyplot():
 
 
 def plot_roc(path: Path, title: str, truth: np.ndarray, scores: np.ndarray,
-             baseline: np.ndarray | None = None) -> Path:
-    """ROC curve of a classifier (and of the morphometry baseline) with their AUCs."""
+             baseline: np.ndarray | None = None, fused: np.ndarray | None = None) -> Path:
+    """ROC curve of a classifier (and of the morphometry baseline, and of their fusion) with their AUCs."""
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(4.5, 4.5), dpi=100)
-    for label, values, style in (("DenseNet121", scores, "-"), ("morphometry baseline", baseline, "--")):
+    for label, values, style in (("DenseNet121", scores, "-"), ("morphometry baseline", baseline, "--"),
+                                 ("fused", fused, "-.")):
         if values is None or len(values) == 0:
             continue
         fpr, tpr, _ = roc_curve(truth, values)
@@ -63,6 +65,29 @@ def plot_confusion(path: Path, title: str, labels: list[str], matrix: list[list[
     return _save(figure, path, plt)
 
 
+def plot_reliability(path: Path, title: str, truth: np.ndarray, scores: dict[str, np.ndarray | None],
+                     n_bins: int = 10) -> Path:
+    """Reliability diagram: per probability bin, the share of positives against the mean
+    probability, for each set of ``scores`` (label -> probabilities; None is left out), with
+    the ECE in the legend and the number of subjects per bin as marker size."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(4.5, 4.5), dpi=100)
+    axis.plot([0, 1], [0, 1], ":", color="grey", label="perfect calibration")
+    for (label, values), marker in zip(scores.items(), "osd^"):
+        if values is None or len(values) == 0:
+            continue
+        bins = reliability_bins(truth, values, n_bins)
+        (line,) = axis.plot(bins.mean_probability, bins.positive_fraction, "-", marker=marker,
+                            label=f"{label} (ECE {bins.expected_calibration_error:.3f})")
+        axis.scatter(bins.mean_probability, bins.positive_fraction, s=12 + 6 * bins.counts, alpha=0.3,
+                     color=line.get_color())
+    axis.set(xlabel="mean predicted probability", ylabel="fraction of positives", title=title,
+             xlim=(0, 1), ylim=(-0.01, 1.01))
+    axis.legend(loc="upper left", fontsize=8)
+    figure.tight_layout()
+    return _save(figure, path, plt)
+
+
 def binary_confusion(truth: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> list[list[int]]:
     """2x2 counts, rows (negative, positive) truth, columns (negative, positive) prediction."""
     predicted = np.asarray(scores) >= threshold
@@ -79,16 +104,21 @@ def _save(figure, path: Path, plt) -> Path:
 
 
 def write_figures(folder: Path, records, baselines: dict, positive_class: dict[str, str], four_class: dict) -> None:
-    """One set's figures in ``folder``: ROC curve and confusion matrix of each classifier with
-    subjects of both classes (``roc_<role>.png``, ``confusion_<role>.png``) and the four-class
-    confusion matrix (``confusion_four_class.png``)."""
+    """One set's figures in ``folder``: ROC curve, confusion matrix and reliability diagram of each
+    classifier with subjects of both classes (``roc_<role>.png``, ``confusion_<role>.png``,
+    ``reliability_<role>.png``: the network's, calibrated and fused probabilities) and the
+    four-class confusion matrix (``confusion_four_class.png``)."""
     from sct_lesion_classify.classify.diagnosis import ROLE_CLASSES
-    from sct_lesion_classify.train.evaluation.report import roc_data
+    from sct_lesion_classify.train.evaluation.report import head_scores, roc_data, scored_records
 
     for role in ROLE_CLASSES:
         truth, scores, base = roc_data(records, role, baselines.get(role))
         if truth.size and truth.any() and (~truth).any():
-            plot_roc(folder / f"roc_{role}.png", role, truth, scores, base)
+            heads = head_scores(scored_records(records, role), role)
+            plot_roc(folder / f"roc_{role}.png", role, truth, heads["densenet"], base, heads["fused"])
+            plot_reliability(folder / f"reliability_{role}.png", role, truth,
+                             {"DenseNet121": heads["densenet"], "calibrated": heads["calibrated"],
+                              "fused": heads["fused"]})
             negative = next(c for c in ROLE_CLASSES[role] if c != positive_class[role])
             plot_confusion(folder / f"confusion_{role}.png", role, [negative, positive_class[role]],
                            binary_confusion(truth, scores))

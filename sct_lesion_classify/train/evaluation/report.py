@@ -1,6 +1,12 @@
 """The evaluation report: Dice per diagnosis, the Table 2 metrics per classifier (all subjects and
 ``difficult == 1``) beside the morphometry-only baseline, calibration, four-class accuracy; written
-as JSON and Markdown, with ROC curves and confusion matrices as PNG.
+as JSON and Markdown, with ROC curves, confusion matrices and reliability diagrams as PNG.
+
+Each classifier's section also puts side by side (``side_by_side``) the DenseNet alone (the
+network's probability), the morphometry baseline alone and the fusion of the two (the card's
+``fusion`` head, when it has one), with their accuracy and AUC, and gives the expected calibration
+error before and after the card's calibration (``ece``); ``model`` is the probability the
+decision used (fused, else calibrated, else the network's).
 
 Several sets (``train.evaluation.sets``) are reported side by side: :func:`combine_sets` puts one
 section per set under ``sets`` and keeps the in-distribution section's keys at the top level, and
@@ -131,8 +137,51 @@ def _classifier(records, role, baseline, n_resamples, seed) -> dict:
                 features = np.array([r.features for r in subset], float)
                 base = bootstrap_binary_metrics(truth, baseline.predict(features), n_resamples=n_resamples, seed=seed)
                 entry["baseline"] = {name: base[name].to_json() for name in METRIC_NAMES}
+            entry["side_by_side"] = _side_by_side(subset, role, truth, entry.get("baseline"), n_resamples, seed)
+            entry["ece"] = _calibration(subset, role, truth)
         result[subset_name] = entry
     return result
+
+
+#: The figures of the side-by-side comparison.
+SIDE_BY_SIDE_METRICS = ("accuracy", "auc")
+
+
+def head_scores(records: list[SubjectRecord], role: str) -> dict[str, np.ndarray | None]:
+    """The network's, the calibrated and the fused probabilities of ``role`` over ``records``
+    (None for a kind some record lacks: a model without calibration or fusion). Records written
+    before these existed give their ``probabilities`` as the network's."""
+    densenet = np.array([r.densenet_probabilities.get(role, r.probabilities[role]) for r in records], float)
+    scores: dict[str, np.ndarray | None] = {"densenet": densenet}
+    for kind, values in (("calibrated", [r.calibrated_probabilities.get(role) for r in records]),
+                         ("fused", [r.fused_probabilities.get(role) for r in records])):
+        scores[kind] = None if not values or any(v is None for v in values) else np.array(values, float)
+    return scores
+
+
+def _side_by_side(records, role, truth, baseline: dict | None, n_resamples, seed) -> dict:
+    """Accuracy and AUC of the DenseNet alone, the morphometry baseline alone and the fused head."""
+    def figures(scores):
+        if scores is None:
+            return None
+        estimates = bootstrap_binary_metrics(truth, scores, n_resamples=n_resamples, seed=seed)
+        return {name: estimates[name].to_json() for name in SIDE_BY_SIDE_METRICS}
+
+    scores = head_scores(records, role)
+    return {"densenet": figures(scores["densenet"]),
+            "baseline": None if baseline is None else {name: baseline[name] for name in SIDE_BY_SIDE_METRICS},
+            "fused": figures(scores["fused"])}
+
+
+def _calibration(records, role, truth) -> dict:
+    """ECE of the network's probabilities (before) and of the calibrated ones (after; None for an
+    uncalibrated model), and of the fused ones (None without fusion)."""
+    scores = head_scores(records, role)
+
+    def ece(kind):
+        return None if scores[kind] is None else round(expected_calibration_error(truth, scores[kind]), 4)
+
+    return {"before": ece("densenet"), "after": ece("calibrated"), "fused": ece("fused")}
 
 
 def _four_class(records) -> dict:
@@ -144,9 +193,14 @@ def _four_class(records) -> dict:
             "accuracy": None if accuracy is None else round(accuracy, 4)}
 
 
+def scored_records(records: list[SubjectRecord], role: str) -> list[SubjectRecord]:
+    """The processed subjects that ``role`` applies to and that it scored."""
+    return [r for r in records if r.status == "ok" and r.truth(role) is not None and role in r.probabilities]
+
+
 def roc_data(records: list[SubjectRecord], role: str, baseline: LogisticBaseline | None):
     """(truth, model scores, baseline scores or None) of one classifier over the scored subjects."""
-    scored = [r for r in records if r.status == "ok" and r.truth(role) is not None and role in r.probabilities]
+    scored = scored_records(records, role)
     truth = np.array([r.truth(role) for r in scored], bool)
     scores = np.array([r.probabilities[role] for r in scored], float)
     base = baseline.predict(np.array([r.features for r in scored], float)) if baseline and scored else None
@@ -208,6 +262,13 @@ def _cell_classifier(section: dict, role: str) -> str:
     return f"{_fmt_value(model['accuracy'])} / {_fmt_value(model['auc'])}"
 
 
+def _cell_ece(section: dict, role: str) -> str:
+    ece = section.get("classifiers", {}).get(role, {}).get("all", {}).get("ece")
+    if not ece:
+        return "-"
+    return f"{ece['before']:.3f} / " + ("uncalibrated" if ece["after"] is None else f"{ece['after']:.3f}")
+
+
 def _fmt_value(estimate: dict) -> str:
     return "n/a" if estimate.get("value") is None else f"{estimate['value']:.2f}"
 
@@ -248,12 +309,29 @@ def comparison_table(sets: dict[str, dict]) -> list[str]:
              ("false-positive lesion volume, largest scan, mm3", healthy("false_positive_mm3_max", lambda v: f"{v:.1f}")),
              ("cord Dice", cord)]
     rows += [(f"{role}: accuracy / AUC", lambda s, role=role: _cell_classifier(s, role)) for role in ROLE_CLASSES]
+    rows += [(f"{role}: ECE before / after calibration", lambda s, role=role: _cell_ece(s, role))
+             for role in ROLE_CLASSES]
     rows += [("four-class accuracy", four)]
     lines = ["| | " + " | ".join(SET_LABELS.get(name, name) for name in sets) + " |",
              "| --- |" + " --- |" * len(sets)]
     for title, cell in rows:
         lines.append(f"| {title} | " + " | ".join(cell(section) for section in sets.values()) + " |")
     return lines
+
+
+def _head_markdown(data: dict) -> list[str]:
+    """The side-by-side table (DenseNet alone, morphometry alone, fused) and the calibration line."""
+    side, ece = data.get("side_by_side"), data.get("ece")
+    if not side:
+        return []
+    lines = ["| | DenseNet121 alone | morphometry alone | fused |", "| --- | --- | --- | --- |"]
+    for name in SIDE_BY_SIDE_METRICS:
+        cells = [_fmt((side.get(kind) or {}).get(name)) if side.get(kind) else "-"
+                 for kind in ("densenet", "baseline", "fused")]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    after = "uncalibrated" if ece["after"] is None else ece["after"]
+    fused = "" if ece["fused"] is None else f", fused {ece['fused']}"
+    return lines + ["", f"ECE before calibration {ece['before']}, after {after}{fused}", ""]
 
 
 def _healthy_markdown(healthy: dict) -> list[str]:
@@ -289,6 +367,7 @@ def _lesion_set_markdown(report: dict) -> list[str]:
             for name in METRIC_NAMES:
                 lines.append(f"| {name} | {_fmt(data['model'][name])} | {_fmt(data.get('baseline', {}).get(name))} |")
             lines.append("")
+            lines += _head_markdown(data)
     four = report["four_class"]
     lines += ["### Four classes", "", f"accuracy {four['accuracy']} (n = {four['n']})", "",
               "| truth \\ predicted | " + " | ".join(four["classes"]) + " |",

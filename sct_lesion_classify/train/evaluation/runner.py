@@ -20,11 +20,11 @@ from sct_lesion_classify.classify.diagnosis import ROLE_CLASSES, role_label
 from sct_lesion_classify.errors import LesionClassifyError
 from sct_lesion_classify.io.bids import BidsSubject
 from sct_lesion_classify.io.image import load_image, load_mask
-from sct_lesion_classify.lesion.morphometry import measure_lesions
 from sct_lesion_classify.pipeline.classification import ClassificationModels, ClassificationRequest, run_classification
 from sct_lesion_classify.pipeline.options import SegmentationOptions
 from sct_lesion_classify.pipeline.outputs import OutputNames
 from sct_lesion_classify.pipeline.segmentation import SegmentationRequest
+from sct_lesion_classify.train.decision_head import truth_morphometry
 from sct_lesion_classify.train.evaluation.baseline import morphometry_features
 from sct_lesion_classify.train.evaluation.metrics import dice, volume_outside
 
@@ -47,7 +47,11 @@ class SubjectRecord:
     lesion_detected: bool | None = None
     predicted_lesion_mm3: float | None = None
     outside_cord_mm3: float | None = None  # predicted lesion beyond the true cord + CORD_MARGIN_MM
-    probabilities: dict[str, float] = field(default_factory=dict)  # role -> P(positive class)
+    probabilities: dict[str, float] = field(default_factory=dict)  # role -> P(positive class), deciding
+    #: role -> the network's probability, the calibrated one and the fused one (None: not in its card)
+    densenet_probabilities: dict[str, float] = field(default_factory=dict)
+    calibrated_probabilities: dict[str, float | None] = field(default_factory=dict)
+    fused_probabilities: dict[str, float | None] = field(default_factory=dict)
     positive_classes: dict[str, str] = field(default_factory=dict)
     class_probabilities: dict[str, float] = field(default_factory=dict)
     most_likely_class: str | None = None
@@ -71,6 +75,9 @@ class SubjectRecord:
             "predicted_lesion_mm3": None if self.predicted_lesion_mm3 is None else round(self.predicted_lesion_mm3, 3),
             "outside_cord_mm3": None if self.outside_cord_mm3 is None else round(self.outside_cord_mm3, 3),
             "probabilities": self.probabilities,
+            "densenet_probabilities": self.densenet_probabilities,
+            "calibrated_probabilities": self.calibrated_probabilities,
+            "fused_probabilities": self.fused_probabilities,
             "class_probabilities": self.class_probabilities, "most_likely_class": self.most_likely_class,
         }
 
@@ -132,6 +139,11 @@ def _evaluate_one(subject: BidsSubject, models: ClassificationModels, output_dir
             record["cord_dice"] = dice(predicted_cord, true_cord)
     classifiers = outputs.document.classifiers
     record["probabilities"] = {role: round(float(result.probability), 6) for role, result in classifiers.items()}
+    record["densenet_probabilities"] = {role: round(float(result.densenet_probability), 6)
+                                        for role, result in classifiers.items()}
+    record["calibrated_probabilities"] = {role: _rounded(result.calibrated_probability)
+                                          for role, result in classifiers.items()}
+    record["fused_probabilities"] = {role: _rounded(result.fused_probability) for role, result in classifiers.items()}
     record["positive_classes"] = {role: result.positive_class for role, result in classifiers.items()}
     if outputs.diagnosis is not None:
         record["class_probabilities"] = dict(outputs.diagnosis.probabilities)
@@ -139,16 +151,17 @@ def _evaluate_one(subject: BidsSubject, models: ClassificationModels, output_dir
     return SubjectRecord(**record)
 
 
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 6)
+
+
 def manual_mask_features(subjects: Iterable[BidsSubject]) -> tuple[np.ndarray, list[BidsSubject]]:
-    """Morphometry features from the manual masks (to fit the baseline on the training split)."""
+    """Morphometry features from the manual masks (to fit the baseline on the training split),
+    measured as training measures them for the fusion head (``train.decision_head.truth_morphometry``)."""
     rows, used = [], []
     for subject in subjects:
         if subject.lesion_mask is None or subject.diagnosis is None:
             continue
-        image = load_image(subject.t2w, what="T2w image")
-        lesion, _ = load_mask(subject.lesion_mask, image.grid, what="manual lesion mask")
-        cord = load_mask(subject.cord_mask, image.grid, what="manual cord mask")[0] if subject.cord_mask else None
-        morphometry = measure_lesions(lesion, image.zooms, image.affine, image=image.data, cord_mask=cord)
-        rows.append(morphometry_features(morphometry))
+        rows.append(morphometry_features(truth_morphometry(subject)))
         used.append(subject)
     return np.array(rows), used
