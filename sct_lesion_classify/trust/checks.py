@@ -236,7 +236,8 @@ def low_confidence_band(name: str, probability: float, band: float) -> TrustChec
 
     The value is the distance ``|p - 0.5|``; it should be at least ``band``. Severity ``info``: the
     model says so itself (the diagnosis's confidence is low), and it is no sign of an input the
-    models do not know (it fires on 6 of 32 held-out phantoms).
+    models do not know (it fires on 34 of 176 held-out in-distribution phantoms, seeds 2002, 7007,
+    8008, 9009 and 10010).
     """
     distance = abs(float(probability) - 0.5)
     return _outside("low_confidence_band", distance, Range(band, 0.5), INFO,

@@ -70,6 +70,14 @@ class CordProfile:
     inferior_end: CordEnd | None = None
 
 
+def rows_away_from_lesion(rows: np.ndarray, lesion_mask: np.ndarray | None) -> np.ndarray:
+    """The S-I ``rows`` outside the lesion mask's S-I extent (all of them without a lesion)."""
+    if lesion_mask is None or not lesion_mask.any():
+        return rows
+    lesion_rows = np.flatnonzero(lesion_mask.any(axis=(0, 1)))
+    return rows[(rows < lesion_rows[0]) | (rows > lesion_rows[-1])]
+
+
 def cord_profile(cord_mask: np.ndarray, zooms_mm: tuple[float, float, float],
                  lesion_mask: np.ndarray | None = None, image: np.ndarray | None = None) -> CordProfile | None:
     """The :class:`CordProfile` of a boolean cord mask (its size away from ``lesion_mask``'s S-I
@@ -79,10 +87,7 @@ def cord_profile(cord_mask: np.ndarray, zooms_mm: tuple[float, float, float],
         return None
     steps = np.diff(rows) - 1
     gap = float(steps.max()) * zooms_mm[2] if steps.size else 0.0
-    sized = rows
-    if lesion_mask is not None and lesion_mask.any():
-        lesion_rows = np.flatnonzero(lesion_mask.any(axis=(0, 1)))
-        sized = rows[(rows < lesion_rows[0]) | (rows > lesion_rows[-1])]
+    sized = rows_away_from_lesion(rows, lesion_mask)
     if sized.size * zooms_mm[2] < MIN_NORMAL_CORD_MM:
         csa_mm2 = ap_mm = (float("nan"),) * 2
     else:
@@ -180,12 +185,9 @@ def inferior_end(image: np.ndarray, cord_mask: np.ndarray, zooms_mm: tuple[float
     if not normal.any():
         normal = cord_mask
     areas = cord_mask.sum(axis=(0, 1)).astype(float)
-    sized = rows
-    if lesion_mask is not None and lesion_mask.any():
-        lesion_rows = np.flatnonzero(lesion_mask.any(axis=(0, 1)))
-        outside = rows[(rows < lesion_rows[0]) | (rows > lesion_rows[-1])]
-        if outside.size * zooms[2] >= MIN_NORMAL_CORD_MM:
-            sized = outside
+    sized = rows_away_from_lesion(rows, lesion_mask)
+    if sized.size * zooms[2] < MIN_NORMAL_CORD_MM:
+        sized = rows
     reference = float(np.median(areas[sized]))
     last = areas[end:end + max(1, int(round(CONUS_TAPER_MM / zooms[2])))]
     taper = float(last.mean() / reference)
