@@ -112,8 +112,8 @@ def cord_profile(cord_mask: np.ndarray, zooms_mm: tuple[float, float, float],
 #: to about S2, holds CSF, the roots of the cauda equina and the filum terminale (a thin strand,
 #: normally under 2 mm thick). A field of view that reaches the lumbar spine shows that end, and a
 #: correct mask ends with it: the image below is no loss of coverage (the held-out phantoms, whose
-#: cord tapers to its tip over one vertebral level, ``phantom.anatomy``: masks ending 30-140 mm
-#: above the image's inferior border, cord Dice 0.93-0.98). A cord the localizer lost ends where
+#: cord tapers to its tip over one vertebral level, ``phantom.anatomy``: masks ending 28-168 mm
+#: above the image's inferior border, cord Dice 0.92-0.98). A cord the localizer lost ends where
 #: the image still shows a cord below the mask: a band as wide as the cord and as dark on T2, with
 #: CSF in front of and behind it (a held-out phantom: the mask stops over a lesion and the cord
 #: runs on for 150 mm below it). :func:`inferior_end` reads both.
@@ -129,8 +129,8 @@ BAND_SEARCH_MM = 12.0
 CORD_BAND_WIDTH = (0.85, 1.5)
 #: ... and as dark as the cord: its mean intensity lies within this share of the cord-to-CSF
 #: contrast of the cord's median intensity (0: the cord's, 1: the CSF's). The cauda equina's roots
-#: in the sac, partial-volumed in a thick sagittal slice, read lighter (0.15-0.3 on the held-out
-#: phantoms, against 0.0-0.1 for a cord the localizer lost).
+#: in the sac, partial-volumed in a thick sagittal slice, read lighter (0.08-0.28 row by row on two
+#: held-out phantoms, and narrower; -0.12-0.0 for the cord the localizer lost).
 CORD_BAND_DARKNESS = 0.1
 #: The end is the conus when the mask's last :data:`CONUS_TAPER_MM` average at most this share of
 #: its median area (the tip of a cone; a mask cut at full width reads about 1) ...
