@@ -105,8 +105,12 @@ def assess_record(record: dict, packages, limits=None):
     trust = assess([*segmentation_checks(image.data, image.zooms, cord, lesion, packages, limits),
                     *classification_checks(record["results"], record["diagnosis"], limits)])
     measures: dict[str, float] = {"cord_pieces": record["pieces"], "cord_kept_share": record["kept_share"]}
-    if cord is not None and (profile := cord_profile(cord.mask, image.zooms, lesion)) is not None:
-        measures.update(dataclasses.asdict(profile))
+    if cord is not None and (profile := cord_profile(cord.mask, image.zooms, lesion, image.data)) is not None:
+        end = profile.inferior_end
+        measures.update({k: v for k, v in dataclasses.asdict(profile).items() if k != "inferior_end"})
+        measures.update({f"end_{k}": (math.nan if end is None else getattr(end, k))
+                         for k in ("distance_to_edge_mm", "taper", "cord_below_share")})
+        measures["end_is_conus"] = float(end is not None and end.is_conus)
     if (lesion_m := lesion_measures(lesion, None if cord is None else cord.mask, image.zooms)) is not None:
         measures.update({f"lesion_{k}": float(v) for k, v in dataclasses.asdict(lesion_m).items()})
     measures.update(dataclasses.asdict(acquisition_measures(image.data, image.zooms,

@@ -66,7 +66,7 @@ def test_clean_case_fires_nothing():
     profile = cord_profile(cord_mask(), ZOOMS)
     assert profile.csa_low_mm2 == profile.csa_high_mm2 == pytest.approx(72.0)
     assert profile.ap_low_mm == profile.ap_high_mm == pytest.approx(8.0)
-    assert profile.coverage == 1.0 and profile.longest_gap_mm == 0.0
+    assert profile.coverage == profile.mask_coverage == 1.0 and profile.longest_gap_mm == 0.0
     assert assess(segmentation_checks(image(), ZOOMS, cord(), lesion_inside())).level == "ok"
 
 
@@ -127,6 +127,64 @@ def test_cord_coverage_and_gap():
     gapped[:, :, 50:70] = False
     assert checks.cord_gap(cord_profile(gapped, ZOOMS)).value == pytest.approx(16.0)
     assert checks.cord_coverage_low(cord_profile(gapped, ZOOMS)) is None
+
+
+def ending_cord(taper: bool = True) -> np.ndarray:
+    """A cord over rows 50-99 whose inferior end lies inside the image: a conus tip (rows 44-49,
+    2 voxels: 4.8 mm2) when ``taper``, else cut at full width at row 50."""
+    mask = cord_mask()
+    mask[:, :, :50] = False
+    if taper:
+        mask[4, 32:34, 44:50] = True
+    return mask
+
+
+def canal_below(mask: np.ndarray, cord_below: bool) -> np.ndarray:
+    """The image of ``mask``: below its end either the cord runs on (a cord the localizer lost) or
+    the sac holds CSF and one thin root (the cauda equina)."""
+    data = np.full(SHAPE, 50.0, np.float32)
+    data[:, 22:44, :] = 200.0
+    data[mask] = 100.0
+    if cord_below:
+        data[3:6, 28:38, :44] = 100.0
+    else:
+        data[4, 33, :44] = 100.0  # a root: 0.8 mm
+    return data
+
+
+def test_a_cord_that_ends_in_the_conus_covers_the_image():
+    conus = ending_cord()
+    profile = cord_profile(conus, ZOOMS, None, canal_below(conus, cord_below=False))
+    end = profile.inferior_end
+    assert end.distance_to_edge_mm == pytest.approx(44 * 0.8)
+    assert end.taper == pytest.approx(4.8 / 72.0) and end.cord_below_share == 0.0 and end.is_conus
+    assert profile.mask_coverage == pytest.approx(0.56) and profile.coverage == 1.0
+    assert checks.cord_coverage_low(profile) is None
+    fired = segmentation_checks(canal_below(conus, cord_below=False), ZOOMS, cord(conus), lesion_inside() & conus)
+    assert "cord_coverage_low" not in codes(fired)
+    # without the image (a caller that has none), the end is not read: the mask's extent counts
+    assert cord_profile(conus, ZOOMS).inferior_end is None
+    assert cord_profile(conus, ZOOMS).coverage == pytest.approx(0.56)
+
+
+def test_a_cord_lost_over_a_stretch_is_low_coverage():
+    conus = ending_cord()
+    lost = cord_profile(conus, ZOOMS, None, canal_below(conus, cord_below=True))
+    assert lost.inferior_end.cord_below_share == 1.0 and not lost.inferior_end.is_conus
+    fired = checks.cord_coverage_low(lost)
+    assert fired.value == pytest.approx(0.56) and "still shows a cord" in fired.message
+    cut = ending_cord(taper=False)
+    abrupt = cord_profile(cut, ZOOMS, None, canal_below(cut, cord_below=False))
+    assert abrupt.inferior_end.taper == pytest.approx(1.0) and not abrupt.inferior_end.is_conus
+    assert "full width" in checks.cord_coverage_low(abrupt).message
+    # a T1-like contrast (CSF darker than the cord) gives nothing to read a cord by: not a conus
+    dark_csf = canal_below(conus, cord_below=False)
+    dark_csf[:, 22:44, :] = 20.0
+    dark_csf[conus] = 100.0
+    unread = cord_profile(conus, ZOOMS, None, dark_csf).inferior_end
+    assert math.isnan(unread.cord_below_share) and not unread.is_conus
+    # a mask that reaches the inferior border has no end to read
+    assert cord_profile(cord_mask(), ZOOMS, None, image()).inferior_end is None
 
 
 def test_lesion_larger_than_cord_and_outside():

@@ -77,7 +77,7 @@ def segmentation_checks(image: np.ndarray, zooms_mm: Sequence[float], cord: Cord
     cord_mask = None if cord is None else cord.mask
     if cord is not None:
         fired.append(checks.cord_fragmented(cord.pieces, cord.kept_share, limits))
-        profile = cord_profile(cord.mask, zooms, lesion_mask)
+        profile = cord_profile(cord.mask, zooms, lesion_mask, image)
         if profile is not None:
             fired += [checks.cord_size_implausible(profile), checks.cord_coverage_low(profile, limits),
                       checks.cord_gap(profile, limits)]
