@@ -31,9 +31,9 @@ from sct_lesion_classify.modelpkg.card import (
 )
 from sct_lesion_classify.train import data as train_data
 from sct_lesion_classify.train.export import ExportResult, write_package
+from sct_lesion_classify.train.input_cache import InputCache
 from sct_lesion_classify.train.loop import FitResult, LoopConfig, fit, resolve_device
 from sct_lesion_classify.train.objectives import finite_or_none
-from sct_lesion_classify.train.input_cache import InputCache
 from sct_lesion_classify.train.recipes import Hyperparameters, Recipe
 
 logger = logging.getLogger(__name__)
@@ -190,7 +190,7 @@ def loop_config(recipe: Recipe, options: TrainOptions, settings: Hyperparameters
     """The :class:`~sct_lesion_classify.train.loop.LoopConfig` of the run."""
     identity = {"name": recipe.name, "seed": options.seed, "batch_size": settings.batch_size,
                 "steps_per_epoch": settings.steps_per_epoch,
-                "bids": str(Path(options.bids).resolve()) if len(options.datasets) == 1
+                "bids": str(options.datasets[0].resolve()) if len(options.datasets) == 1
                 else [str(path.resolve()) for path in options.datasets]}
     return LoopConfig(epochs=settings.epochs, steps_per_epoch=settings.steps_per_epoch,
                       lr=settings.lr, patience=settings.patience, lr_patience=settings.lr_patience,
