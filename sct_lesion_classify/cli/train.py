@@ -71,7 +71,7 @@ def get_parser() -> SCTArgumentParser:
                                       "lesion_roi: 64 x 192 pixels of 1.25 mm (80 x 240 mm, A-P x "
                                       "S-I) centred on the lesion; whole_slice: the whole slice "
                                       "padded to a square and resized to 256 x 256 (Zhuo et al. "
-                                      "2022; about 4 times the cost). The model card records it and "
+                                      "2022; 5.3 times the FLOPs). The model card records it and "
                                       "inference follows the card. Default: lesion_roi.")
     parser.optional.add_argument("--no-input-cache", action="store_true",
                                  help="Classifiers: rebuild the model inputs from the images instead "
@@ -129,7 +129,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     models_dir = Path(args.o)
     models_dir.mkdir(parents=True, exist_ok=True)
     options = TrainOptions(
-        bids=datasets if len(datasets) > 1 else datasets[0], models_dir=models_dir, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+        bids=datasets if len(datasets) > 1 else datasets[0], models_dir=models_dir,
+        epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
         batch_size=args.batch_size, lr=args.lr, patience=args.patience, seed=args.seed,
         device=args.device, resume=args.resume, val_fraction=args.val_fraction,
         use_split_column=not args.ignore_split_column, workers=args.workers, version=args.version,
