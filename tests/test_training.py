@@ -73,7 +73,8 @@ def test_onnx_matches_pytorch_on_fresh_inputs(trained):
     from sct_lesion_classify.train.storage import round_weights_to_float16
 
     rng = np.random.default_rng(11)
-    for family, shape in (("lesion", (2, 1, 64, 96)), ("tumor_vs_demyelinating", (3, 3, 256, 256))):
+    classifier_hw = RECIPES["tumor_vs_demyelinating"].example_hw  # the card's fixed input size
+    for family, shape in (("lesion", (2, 1, 64, 96)), ("tumor_vs_demyelinating", (3, 3, *classifier_hw))):
         recipe = RECIPES[family]
         model = recipe.build_network()
         model.load_state_dict(torch.load(trained / ".train_runs" / recipe.name / "best.pt", weights_only=True))
