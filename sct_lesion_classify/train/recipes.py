@@ -288,10 +288,18 @@ DENSENET_DETAILS: Mapping[str, Any] = {
 
 @dataclass(frozen=True)
 class ClassifierRecipe:
-    """A binary DenseNet121 classifier on the paper's per-slice input.
+    """A binary DenseNet121 classifier on the sagittal slices that contain lesion (the paper's
+    per-slice rule), each seen as its input contract says (:data:`INPUT_CONTRACTS`).
 
     Attributes
     ----------
+    input_contract, spatial_size, spacing_mm, centred_on
+        The contract's name and its grid (set together by :meth:`with_input_contract`; the field
+        defaults are the paper's whole slice, the recipes of :data:`RECIPES` use
+        :data:`DEFAULT_INPUT_CONTRACT`).
+    selection
+        The validation metric that selects the epoch and stops early
+        (``train.objectives.CLASSIFIER_MONITORS``).
     classes
         The two classes, in the order of :data:`sct_lesion_classify.classify.diagnosis.ROLE_CLASSES`.
     positive_class
