@@ -42,7 +42,7 @@ from sct_lesion_classify.classify.fusion import (
     sigmoid,
 )
 from sct_lesion_classify.modelpkg.card import Calibration, Fusion
-from sct_lesion_classify.train.evaluation.metrics import expected_calibration_error, roc_auc
+from sct_lesion_classify.train.evaluation.metrics import expected_calibration_error, log_loss, roc_auc
 
 logger = logging.getLogger(__name__)
 
@@ -54,13 +54,6 @@ MIN_FUSION_PATIENTS = 8
 MIN_FUSION_PER_CLASS = 3
 #: L2 penalty of the fusion's logistic regression (on standardised features; the intercept is free).
 FUSION_L2 = 1.0
-
-
-def log_loss(probabilities: np.ndarray, labels: np.ndarray) -> float:
-    """Mean binary cross-entropy of ``probabilities`` (clipped to [1e-12, 1 - 1e-12]) for 0/1 ``labels``."""
-    p = np.clip(np.asarray(probabilities, float), 1e-12, 1.0 - 1e-12)
-    y = np.asarray(labels, float)
-    return float(-np.mean(y * np.log(p) + (1.0 - y) * np.log1p(-p)))
 
 
 def fit_temperature(probabilities: Sequence[float], labels: Sequence[int]) -> float:

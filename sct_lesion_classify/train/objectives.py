@@ -32,7 +32,7 @@ import numpy as np
 
 from sct_lesion_classify.errors import InputError
 from sct_lesion_classify.train.augment import Augmenter
-from sct_lesion_classify.train.evaluation.metrics import dice, roc_auc
+from sct_lesion_classify.train.evaluation.metrics import dice, log_loss, roc_auc
 from sct_lesion_classify.train.loop import BalancedBatchSampler, Monitor
 
 
@@ -199,6 +199,9 @@ class _ClassifierDataset:
         return torch.from_numpy(sample), torch.tensor([float(subject.label)])
 
 
+#: Probabilities are clipped to [_EPS, 1 - _EPS] in the validation log losses.
+_EPS = 1e-7
+
 #: The classifiers' model-selection metrics (``ClassifierRecipe.selection``), as monitored.
 CLASSIFIER_MONITORS = {"auc_then_loss": Monitor("val_patient_auc_then_loss", "max"),
                        "loss": Monitor("val_patient_loss", "min")}
@@ -285,18 +288,15 @@ class ClassifierObjective:
             slice_labels += [subject.label] * len(probs)
             patient_probs.append(float(probs.mean()))
             patient_labels.append(subject.label)
-        eps = 1e-7
-        def log_loss(p: Sequence[float], y: Sequence[int]) -> float:
-            p, y = np.clip(np.asarray(p), eps, 1 - eps), np.asarray(y)
-            return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
         correct = [(p >= 0.5) == bool(y) for p, y in zip(patient_probs, patient_labels)]
-        patient_loss, patient_auc = log_loss(patient_probs, patient_labels), roc_auc(patient_labels, patient_probs)
+        patient_loss = log_loss(patient_probs, patient_labels, eps=_EPS)
+        patient_auc = roc_auc(patient_labels, patient_probs)
         result = {
             "patient_loss": patient_loss,
             "patient_auc": patient_auc,
             "patient_auc_then_loss": auc_then_loss(patient_auc, patient_loss),
             "patient_accuracy": float(np.mean(correct)),
-            "slice_loss": log_loss(slice_probs, slice_labels),
+            "slice_loss": log_loss(slice_probs, slice_labels, eps=_EPS),
             "slice_auc": roc_auc(slice_labels, slice_probs),
             "patients": float(len(subjects)),
             "slices": float(len(slice_probs)),

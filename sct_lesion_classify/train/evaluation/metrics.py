@@ -54,6 +54,13 @@ def _ratio(numerator: int, denominator: int) -> float:
     return float(numerator) / denominator if denominator else float("nan")
 
 
+def log_loss(probabilities: np.ndarray, labels: np.ndarray, eps: float = 1e-12) -> float:
+    """Mean binary cross-entropy of ``probabilities`` (clipped to [eps, 1 - eps]) for 0/1 ``labels``."""
+    p = np.clip(np.asarray(probabilities, float), eps, 1.0 - eps)
+    y = np.asarray(labels, float)
+    return float(-np.mean(y * np.log(p) + (1.0 - y) * np.log1p(-p)))
+
+
 def roc_auc(truth: np.ndarray, scores: np.ndarray) -> float:
     """Area under the ROC curve (Mann-Whitney U with ties counted one half); NaN for one class."""
     truth = np.asarray(truth, bool)
