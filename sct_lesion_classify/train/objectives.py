@@ -221,7 +221,7 @@ class ClassifierObjective:
             raise InputError(f"{recipe.name}: --with-t1c, but no training subject has a cT1w image "
                              "(sub-XX_ce-gad_T1w.nii.gz)")
         self.model, self.recipe = model, recipe
-        self.monitor = CLASSIFIER_MONITORS[getattr(recipe, "selection", "loss")]
+        self.monitor = CLASSIFIER_MONITORS[recipe.selection]
         self.train, self.val = self.evaluable(train), self.evaluable(val)
         for name, subjects in (("training", self.train), ("validation", self.val)):
             labels = {s.label for s in subjects}
