@@ -4,8 +4,8 @@
 #
 #   bash models/train_reference.sh [cpu|cuda] [all|classifiers]
 #
-# 'classifiers' makes the data, trains the three classifiers (2.0.0) and evaluates; 'all' (the
-# default) also retrains the cord localizer and the lesion model (1.0.0) first.
+# 'classifiers' makes the data, trains the three classifiers and their cT1w variants (2.0.0) and
+# evaluates; 'all' (the default) also retrains the cord localizer and the lesion model (1.0.0) first.
 #
 # Steps: phantom training set (320 subjects, seed 1001) -> held-out test set (80 subjects,
 # seed 2002, split=test) -> held-out transfer sets: 80 phantoms of the 'shifted' style that
@@ -57,21 +57,28 @@ if [ "$STEPS" = all ]; then
   sct_lesion_classify train cord "${common[@]}" --epochs 15 --steps-per-epoch 40 --batch-size 8
   sct_lesion_classify train lesion "${common[@]}" --epochs 8 --steps-per-epoch 40 --batch-size 8
 fi
-# The classifiers (2.0.0, issue 15): the lesion region (64 x 192 px of 1.25 mm centred on the lesion,
-# 1.39 GFLOP per slice instead of 7.4 for the paper's 256 x 256 whole slice), both phantom styles,
-# inputs cached in $MODELS/.train_runs/inputs, warm-up + cosine learning rate, selection on the
-# validation patient AUC; the calibration (temperature) and the fusion with morphometry are fitted
-# on the validation split after training. The three run side by side with 1 thread each
-# (one DenseNet121 step of 16 at 64 x 192: about 1 s per thread on the 2-core AVX2 CPU).
+# The classifiers (2.0.0, issue 15) and their cT1w-aware variants (<name>_t1c, first channel the
+# cT1w): the lesion region (64 x 192 px of 1.25 mm centred on the lesion, 1.39 GFLOP per slice
+# instead of 7.4 for the paper's 256 x 256 whole slice), both phantom styles, warm-up + cosine
+# learning rate, selection on the validation patient AUC; the calibration (temperature) and the
+# fusion with morphometry are fitted on the validation split after training. The inputs of each
+# kind (T2w only, with cT1w) are built once into $MODELS/.train_runs/inputs (--prepare-inputs), then
+# the six families train side by side with 1 thread each (one DenseNet121 step of 16 at 64 x 192:
+# about 0.8 s on one thread of the 2-core CPU, bf16 autocast).
 classifiers=(--bids "$WORK/phantoms-train" "$WORK/phantoms-randomised" -o "$MODELS" --seed 0 --device "$DEVICE"
              --version 2.0.0 --resume --input-contract lesion_roi --steps-per-epoch 60 --batch-size 16
              --patience 6 --threads 1)
+for t1c in "" --with-t1c; do
+  sct_lesion_classify train tumor_vs_demyelinating "${classifiers[@]}" $t1c --prepare-inputs
+done
 pids=()
-sct_lesion_classify train tumor_vs_demyelinating "${classifiers[@]}" --epochs 8 &
-pids+=($!)
-for family in astrocytoma_vs_ependymoma ms_vs_nmosd; do
-  sct_lesion_classify train "$family" "${classifiers[@]}" --epochs 16 &
+for t1c in "" --with-t1c; do
+  sct_lesion_classify train tumor_vs_demyelinating "${classifiers[@]}" $t1c --epochs 8 &
   pids+=($!)
+  for family in astrocytoma_vs_ependymoma ms_vs_nmosd; do
+    sct_lesion_classify train "$family" "${classifiers[@]}" $t1c --epochs 12 &
+    pids+=($!)
+  done
 done
 for pid in "${pids[@]}"; do wait "$pid"; done
 

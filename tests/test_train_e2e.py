@@ -120,3 +120,21 @@ def test_classifier_on_two_datasets_with_the_input_cache(phantoms, tmp_path):
     train_family(replace(MS_VS_NMOSD, spatial_size=(32, 64)),
                  options((phantoms, second), tmp_path / "models", epochs=1))
     assert {path: path.stat().st_mtime_ns for path in cache.rglob("*.npz")} == stamps
+
+
+def test_prepare_inputs_fills_the_cache_and_trains_nothing(phantoms, tmp_path):
+    from sct_lesion_classify.errors import InputError
+    from sct_lesion_classify.train.family import prepare_inputs
+
+    recipe = replace(TUMOR_VS_DEMYELINATING, spatial_size=(32, 64))
+    count = prepare_inputs(recipe, options(phantoms, tmp_path / "models"))
+    assert count == 8
+    cache = tmp_path / "models" / ".train_runs" / "inputs"
+    entries = sorted(cache.rglob("*.npz"))
+    assert len(entries) == 8
+    assert not (tmp_path / "models" / recipe.name).exists()  # no package, no checkpoint
+    assert not (tmp_path / "models" / ".train_runs" / recipe.name).exists()
+    with pytest.raises(InputError, match="classifiers"):
+        prepare_inputs(LESION, options(phantoms, tmp_path / "models"))
+    with pytest.raises(InputError, match="input cache"):
+        prepare_inputs(recipe, options(phantoms, tmp_path / "other", cache_inputs=False))

@@ -77,6 +77,11 @@ def get_parser() -> SCTArgumentParser:
                                  help="Classifiers: rebuild the model inputs from the images instead "
                                       "of keeping them in <folder>/.train_runs/inputs/ (reused by "
                                       "the other classifiers and by --resume).")
+    parser.optional.add_argument("--prepare-inputs", action="store_true",
+                                 help="Classifiers: build the model inputs into the input cache and "
+                                      "stop, without training. The classifiers of one input contract "
+                                      "(and cT1w or not) share their inputs, so the families can then "
+                                      "train side by side from the cache.")
     parser.optional.add_argument("--val-fraction", type=probability, default=0.2,
                                  help="Validation share per diagnosis for subjects without a split in "
                                       "participants.tsv (default 0.2, the paper's 80/20).")
@@ -137,6 +142,13 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         command=" ".join(["sct_lesion_classify", "train"] + [shlex.quote(a) for a in argv]),
         progress=args.v >= 1 and sys.stderr.isatty(), bf16=False if args.no_bf16 else None,
         cache_inputs=not args.no_input_cache)
+    if args.prepare_inputs:
+        from sct_lesion_classify.train.family import prepare_inputs
+
+        count = prepare_inputs(recipe, options)
+        logging.getLogger("sct_lesion_classify").info(
+            "model inputs of %d subjects in %s", count, models_dir / ".train_runs" / "inputs")
+        return 0
     outcome = train_family(recipe, options)
     logging.getLogger("sct_lesion_classify").info("model package: %s", outcome.package_dir)
     return 0

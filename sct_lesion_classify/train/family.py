@@ -186,6 +186,32 @@ def load_training_data(recipe: Recipe, options: TrainOptions, input_spec: InputS
     return data
 
 
+def prepare_inputs(recipe: Recipe, options: TrainOptions) -> int:
+    """Build the model inputs of ``recipe`` into the input cache, without training.
+
+    The classifiers of one input contract share their inputs: preparing them once lets the
+    families then train side by side from the cache instead of each building the same files.
+
+    Returns
+    -------
+    int
+        The number of subjects whose inputs are now in the cache.
+
+    Raises
+    ------
+    InputError
+        ``options.cache_inputs`` is off, or the family keeps no input cache (segmentation).
+    """
+    from sct_lesion_classify.errors import InputError
+
+    if not options.cache_inputs:
+        raise InputError("--prepare-inputs needs the input cache (drop --no-input-cache)")
+    if not recipe.caches_inputs:
+        raise InputError(f"--prepare-inputs applies to the classifiers, not to {recipe.family}")
+    data = load_training_data(recipe, options, recipe.input_spec())
+    return len(data.train) + len(data.val) + len(data.test)
+
+
 def loop_config(recipe: Recipe, options: TrainOptions, settings: Hyperparameters) -> LoopConfig:
     """The :class:`~sct_lesion_classify.train.loop.LoopConfig` of the run."""
     identity = {"name": recipe.name, "seed": options.seed, "batch_size": settings.batch_size,

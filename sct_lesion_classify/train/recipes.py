@@ -94,6 +94,8 @@ class Recipe(Protocol):
     objective_class: ClassVar[type]
     #: ``model`` as exported: with its output activation (and the CAM output).
     export_network: ClassVar[Callable[[Any], Any]]
+    #: Whether :meth:`load_sample` keeps its samples in the input cache (``--prepare-inputs``).
+    caches_inputs: ClassVar[bool]
 
     @property
     def postprocessing(self) -> Postprocessing | None:
@@ -180,6 +182,7 @@ class SegmentationRecipe:
     intended_use: str = ""
     objective_class: ClassVar[type] = SegmentationObjective
     export_network: ClassVar[Callable[[Any], Any]] = staticmethod(with_sigmoid)  # sigmoid output
+    caches_inputs: ClassVar[bool] = False  # random patches are cut from the volume every step
 
     @property
     def decision(self) -> None:
@@ -337,6 +340,7 @@ class ClassifierRecipe:
                          "first. Research use only; not a medical device.")
     objective_class: ClassVar[type] = ClassifierObjective
     export_network: ClassVar[Callable[[Any], Any]] = staticmethod(with_cam)  # probability, CAM
+    caches_inputs: ClassVar[bool] = True
 
     def t1c_variant(self) -> "ClassifierRecipe":
         """The same classifier with the cT1w channel (package ``<name>_t1c``)."""
