@@ -49,13 +49,15 @@ CORD_MARGIN_MM = 2.0
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ClassifierOutcome:
     """What a set of classifiers said about one subject: per role, the deciding probability of the
     positive class, the network's, the calibrated and the fused one (None: not in its card), and
-    the four-class diagnosis composed from them (empty / None without a lesion)."""
+    the four-class diagnosis composed from them (empty / None without a lesion).
 
-    probabilities: dict[str, float] = field(default_factory=dict)
+    :class:`SubjectRecord` holds these fields for the classifiers that decided (keyword-only)."""
+
+    probabilities: dict[str, float] = field(default_factory=dict)  # role -> P(positive class), deciding
     densenet_probabilities: dict[str, float] = field(default_factory=dict)
     calibrated_probabilities: dict[str, float | None] = field(default_factory=dict)
     fused_probabilities: dict[str, float | None] = field(default_factory=dict)
@@ -77,7 +79,7 @@ class ClassifierOutcome:
 
     def values(self) -> dict:
         """The fields by name (as :class:`SubjectRecord` holds them)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {f.name: getattr(self, f.name) for f in fields(ClassifierOutcome)}
 
     def to_json(self) -> dict:
         """A JSON-ready dict: the record's keys of these figures (``positive_classes`` left out)."""
@@ -85,8 +87,9 @@ class ClassifierOutcome:
 
 
 @dataclass(frozen=True)
-class SubjectRecord:
-    """What the pipeline gave for one subject, against its manual masks and diagnosis."""
+class SubjectRecord(ClassifierOutcome):
+    """What the pipeline gave for one subject, against its manual masks and diagnosis; the
+    :class:`ClassifierOutcome` fields are those of the classifiers that decided."""
 
     participant_id: str
     diagnosis: str  # "" for a subject without one (a healthy scan)
@@ -97,14 +100,6 @@ class SubjectRecord:
     lesion_detected: bool | None = None
     predicted_lesion_mm3: float | None = None
     outside_cord_mm3: float | None = None  # predicted lesion beyond the true cord + CORD_MARGIN_MM
-    probabilities: dict[str, float] = field(default_factory=dict)  # role -> P(positive class), deciding
-    #: role -> the network's probability, the calibrated one and the fused one (None: not in its card)
-    densenet_probabilities: dict[str, float] = field(default_factory=dict)
-    calibrated_probabilities: dict[str, float | None] = field(default_factory=dict)
-    fused_probabilities: dict[str, float | None] = field(default_factory=dict)
-    positive_classes: dict[str, str] = field(default_factory=dict)
-    class_probabilities: dict[str, float] = field(default_factory=dict)
-    most_likely_class: str | None = None
     features: tuple[float, ...] = ()
     #: The T2w-only classifiers on the same mask, when cT1w-aware variants decided (else None).
     t2w_only: ClassifierOutcome | None = None
@@ -112,7 +107,7 @@ class SubjectRecord:
     @property
     def outcome(self) -> ClassifierOutcome:
         """The deciding classifiers' figures of this record."""
-        return ClassifierOutcome(**{f.name: getattr(self, f.name) for f in fields(ClassifierOutcome)})
+        return ClassifierOutcome(**self.values())
 
     def with_t2w_only(self) -> "SubjectRecord":
         """This record with the T2w-only classifiers' figures in place of the deciding ones (for
