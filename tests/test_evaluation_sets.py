@@ -1,4 +1,5 @@
-"""``evaluate`` with several held-out sets side by side, and its refusal of training data.
+"""``evaluate`` with several held-out sets side by side, its refusal of training data, and the
+cT1w-aware classifiers reported beside the T2w-only ones on the same segmented masks.
 
 The sets are tiny BIDS datasets copied from the committed testing_data (one subject each); the
 lesion and classifier packages are tiny real ONNX graphs, the cord localizer the bundled one, so
@@ -11,6 +12,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sct_lesion_classify.classify.diagnosis import ROLE_CLASSES
@@ -23,8 +25,10 @@ TESTING_DATA = Path(__file__).resolve().parents[1] / "testing_data"
 SUBJECTS = {s.participant_id: s for s in discover_subjects(TESTING_DATA)}
 
 
-def make_set(root: Path, rows: list[dict[str, str]], *, labels: bool = True, participants: bool = True) -> Path:
-    """A BIDS dataset of testing_data subjects (``rows``: participants.tsv rows naming them)."""
+def make_set(root: Path, rows: list[dict[str, str]], *, labels: bool = True, participants: bool = True,
+             t1c: tuple[str, ...] = ()) -> Path:
+    """A BIDS dataset of testing_data subjects (``rows``: participants.tsv rows naming them); the
+    subjects named in ``t1c`` get a cT1w image (a copy of their T2w: same grid)."""
     for row in rows:
         source = SUBJECTS[row["participant_id"]]
         target = subject_paths(root, row["participant_id"])
@@ -32,6 +36,8 @@ def make_set(root: Path, rows: list[dict[str, str]], *, labels: bool = True, par
         for key in keys:
             target[key].parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(getattr(source, key), target[key])
+        if row["participant_id"] in t1c:
+            shutil.copy(source.t2w, target["t1c"])
     if participants:
         write_participants(root, rows)
     return root
@@ -44,16 +50,36 @@ def row(pid: str, split: str = "test", style: str | None = None) -> dict[str, st
     return values
 
 
+def custom_models(folders: list[Path]) -> list[str]:
+    return [arg for folder in folders for arg in ("-custom-model", str(folder))]
+
+
+def tiny_classifier(root: Path, role: str, *, t1c: bool, weight: float) -> Path:
+    """A tiny classifier package for ``role``; ``t1c``: its cT1w-aware variant (first channel cT1w)."""
+    name = f"{role}_t1c" if t1c else role
+    card = tiny_card(name, "classification", spatial_size=(32, 32))
+    classes = ROLE_CLASSES[role]
+    overrides = {"output": dict(card["output"], classes=list(classes),
+                                positive_class=classes[list(ROLE_CLASSES).index(role) % 2])}
+    if t1c:
+        overrides["input"] = dict(card["input"], channels=[{"name": "cT1w", "description": "cT1w"}]
+                                  + card["input"]["channels"][1:])
+    return write_tiny_package(root, name, "classification", spatial_size=(32, 32), weight=weight, bias=-0.4,
+                              card_overrides=overrides)
+
+
 @pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory):
+def tiny_folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
     folders = [write_tiny_package(root, "tiny_lesion", "lesion_segmentation", weight=4.0, bias=-10.0)]
-    for k, (role, classes) in enumerate(ROLE_CLASSES.items()):
-        card = tiny_card(role, "classification", spatial_size=(32, 32))
-        output = dict(card["output"], classes=list(classes), positive_class=classes[k % 2])
-        folders.append(write_tiny_package(root, role, "classification", spatial_size=(32, 32), weight=0.7,
-                                          bias=-0.4, card_overrides={"output": output}))
-    return [arg for folder in folders for arg in ("-custom-model", str(folder))]
+    folders += [tiny_classifier(root, role, t1c=False, weight=0.7) for role in ROLE_CLASSES]
+    t1c = [tiny_classifier(root, role, t1c=True, weight=-1.3) for role in ROLE_CLASSES]
+    return {"t2w": folders, "t1c": t1c}
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tiny_folders):
+    return custom_models(tiny_folders["t2w"])
 
 
 def test_three_sets_side_by_side(tmp_path, tiny_models):
@@ -100,6 +126,85 @@ def test_three_sets_side_by_side(tmp_path, tiny_models):
     assert rows["false-positive lesion volume per scan, mm3 (mean)"][2] != "-"
     assert all(cell != "-" for cell in rows["cord Dice"])
     assert "predicted lesion volume outside the cord + 2 mm" in rows
+    # no cT1w variant used: no comparison with the T2w-only classifiers anywhere
+    assert all("t2w_only_comparison" not in section for section in report["sets"].values())
+    assert all("t2w_only" not in r for section in report["sets"].values() for r in section["records"])
+    assert "T2w-only" not in (out / "evaluation.md").read_text()
+
+
+def test_t1c_variants_are_reported_beside_the_t2w_only_classifiers_on_the_same_masks(tmp_path, tiny_folders,
+                                                                                     monkeypatch):
+    """Subjects with a cT1w are decided by the _t1c variants and also classified by the T2w-only
+    classifiers on the same predicted mask: one lesion segmentation per subject, both in the report."""
+    pytest.importorskip("matplotlib")
+    from sct_lesion_classify.cli.classify_lesion import main as classify_main
+    from sct_lesion_classify.lesion.segment import LesionSegmenter
+
+    segmented = []
+    segment = LesionSegmenter.segment
+
+    def counting_segment(self, image, *args, **kwargs):
+        segmented.append(image.data.shape)
+        return segment(self, image, *args, **kwargs)
+
+    monkeypatch.setattr(LesionSegmenter, "segment", counting_segment)
+    heldout = make_set(tmp_path / "heldout", [row("sub-002"), row("sub-007"), row("sub-008")],
+                       t1c=("sub-002", "sub-007"))
+    out = tmp_path / "evaluation"
+    assert main(["--bids", str(heldout), "-o", str(out), "--bootstrap", "20", "-v", "0"]
+                + custom_models(tiny_folders["t2w"] + tiny_folders["t1c"])) == 0
+    assert len(segmented) == 3  # the lesion network ran once per subject
+
+    report = json.loads((out / "evaluation.json").read_text())
+    records = {r["participant_id"]: r for r in report["records"]}
+    assert "t2w_only" not in records["sub-008"]  # no cT1w: the T2w-only classifiers decided, once
+    for pid in ("sub-002", "sub-007"):
+        record, t2w_only = records[pid], records[pid]["t2w_only"]
+        assert set(t2w_only) == {"probabilities", "densenet_probabilities", "calibrated_probabilities",
+                                 "fused_probabilities", "class_probabilities", "most_likely_class"}
+        assert set(t2w_only["probabilities"]) == set(ROLE_CLASSES)
+        assert all(0.0 <= p <= 1.0 for p in t2w_only["probabilities"].values())
+        assert t2w_only["most_likely_class"] in t2w_only["class_probabilities"]
+        # the record's own figures are the decision's: the cT1w-aware variants, as the diagnosis JSON has them
+        document = json.loads((out / "predictions" / pid / "anat" / f"{pid}_T2w_diagnosis.json").read_text())
+        assert {c["model"] for c in document["classifiers"].values()} == {f"{r}_t1c" for r in ROLE_CLASSES}
+        assert record["probabilities"] == {role: pytest.approx(c["probability"], abs=1e-6)
+                                           for role, c in document["classifiers"].items()}
+        assert record["probabilities"] != t2w_only["probabilities"]
+        # the T2w-only figures are sct_classify_lesion's with the T2w-only models on the predicted mask
+        mask = out / "predictions" / pid / "anat" / f"{pid}_T2w_lesion_seg.nii.gz"
+        alone = tmp_path / f"{pid}_t2w_only.json"
+        assert classify_main(["-i", str(heldout / pid / "anat" / f"{pid}_T2w.nii.gz"), "-lesion", str(mask),
+                              "-o", str(alone), "-v", "0"] + custom_models(tiny_folders["t2w"][1:])) == 0
+        expected = json.loads(alone.read_text())
+        assert t2w_only["probabilities"] == {role: pytest.approx(c["probability"], abs=1e-6)
+                                             for role, c in expected["classifiers"].items()}
+        assert t2w_only["most_likely_class"] == expected["diagnosis"]["most_likely_class"]
+    assert len(segmented) == 3  # sct_classify_lesion -lesion segments nothing either
+
+    comparison = report["t2w_only_comparison"]
+    assert comparison["n"] == 2 and set(comparison["classifiers"]) == set(ROLE_CLASSES)
+    tumours = comparison["classifiers"]["astrocytoma_vs_ependymoma"]  # sub-007 and sub-002: both classes
+    assert tumours["n"] == 2
+    for kind in ("t1c", "t2w_only"):
+        assert set(tumours[kind]) == {"accuracy", "auc", "ece"}
+        assert 0.0 <= tumours[kind]["accuracy"]["value"] <= 1.0 and 0.0 <= tumours[kind]["ece"] <= 1.0
+        assert comparison["four_class"][kind]["n"] == 2
+    # the T2w-only accuracy is the report's own metric on the T2w-only probabilities
+    positive = report["classifiers"]["astrocytoma_vs_ependymoma"]["positive_class"]
+    truth = [records[pid]["diagnosis"] == positive for pid in ("sub-002", "sub-007")]
+    decided = [records[pid]["t2w_only"]["probabilities"]["astrocytoma_vs_ependymoma"] >= 0.5
+               for pid in ("sub-002", "sub-007")]
+    assert tumours["t2w_only"]["accuracy"]["value"] == pytest.approx(np.mean(np.equal(truth, decided)))
+    assert comparison["classifiers"]["ms_vs_nmosd"]["t1c"] is None  # no demyelinating subject with a cT1w
+    assert comparison["four_class"]["t2w_only"]["accuracy"] == pytest.approx(np.mean(
+        [records[pid]["t2w_only"]["most_likely_class"] == records[pid]["diagnosis"] for pid in ("sub-002", "sub-007")]))
+
+    text = (out / "evaluation.md").read_text()
+    assert "### cT1w-aware vs T2w-only classifiers (same lesion masks)" in text
+    assert "#### astrocytoma_vs_ependymoma, cT1w-aware vs T2w-only (n = 2)" in text
+    assert "| four-class accuracy |" in text
+    assert "_t1c" in report["description"]["cT1w-aware models (subjects with a cT1w)"]
 
 
 @pytest.mark.parametrize("case", ["split train asked", "train subjects in split all", "train split as shifted",

@@ -8,7 +8,10 @@ the paper's Table 2 metrics with 95% bootstrap intervals for each classifier (al
 confusion matrices (PNG), as JSON and Markdown. Optional sets of held-out-style phantoms
 (--shifted), lesions inserted into real scans (--real-background) and untouched healthy real scans
 (--real-healthy: false-positive lesion volume) are reported beside it, so the drop in transfer is
-visible. A set holding training subjects is refused.
+visible. A set holding training subjects is refused. Subjects with a cT1w image (ce-gad_T1w) are
+decided, as by sct_classify_lesion, by the installed cT1w-aware variants (*_t1c packages); the
+T2w-only classifiers then also classify them on the same lesion masks (no second segmentation)
+and the report gives both side by side (accuracy, AUC, ECE, four-class accuracy).
 """
 
 from __future__ import annotations
@@ -112,6 +115,7 @@ def _run(args: argparse.Namespace) -> int:
     if not baselines:
         log.warning("no training subjects with both classes: the morphometry baseline is not reported")
     models_text = ", ".join(f"{p.name} {p.version}" for p in selection.packages(with_t1c=False))
+    t1c_models_text = ", ".join(f"{p.name} {p.version}" for p in selection.t1c_classifiers.values())
 
     sections = {}
     for chosen in sets:
@@ -124,6 +128,8 @@ def _run(args: argparse.Namespace) -> int:
         bar.close()
         description = {"set": chosen.label, "bids": str(chosen.bids), "split": chosen.split,
                        "lesion masks": "manual" if args.use_manual_lesion else "automatic", "models": models_text}
+        if any(record.t2w_only is not None for record in records):
+            description["cT1w-aware models (subjects with a cT1w)"] = t1c_models_text
         if not chosen.has_lesions:
             sections[chosen.name] = build_healthy_section(records, description=description)
             continue

@@ -8,6 +8,11 @@ network's probability), the morphometry baseline alone and the fusion of the two
 error before and after the card's calibration (``ece``); ``model`` is the probability the
 decision used (fused, else calibrated, else the network's).
 
+When cT1w-aware variants classified some subjects of a set (a cT1w image and the ``_t1c``
+packages installed), the set's ``t2w_only_comparison`` puts their accuracy, AUC and ECE per
+classifier, and the four-class accuracy, beside those of the T2w-only classifiers on the same
+subjects and lesion masks (:func:`t2w_only_comparison`); without them the report has no such key.
+
 Several sets (``train.evaluation.sets``) are reported side by side: :func:`combine_sets` puts one
 section per set under ``sets`` and keeps the in-distribution section's keys at the top level, and
 the Markdown opens with one table holding a column per set.
@@ -44,11 +49,39 @@ def build_report(records: list[SubjectRecord], *, baselines: dict[str, LogisticB
         "classifiers": {},
         "four_class": _four_class(ok),
         "baseline_features": list(FEATURES),
-        "records": [r.to_json() for r in records],
     }
+    comparison = t2w_only_comparison(ok, n_resamples=n_resamples, seed=seed)
+    if comparison is not None:
+        report["t2w_only_comparison"] = comparison
+    report["records"] = [r.to_json() for r in records]
     for role in ROLE_CLASSES:
         report["classifiers"][role] = _classifier(ok, role, baselines.get(role), n_resamples, seed)
     return report
+
+
+#: The figures of each classifier in the cT1w-aware vs T2w-only comparison (``model``'s keys).
+T2W_ONLY_METRICS = ("accuracy", "auc", "ece")
+
+
+def t2w_only_comparison(records: list[SubjectRecord], *, n_resamples: int, seed: int) -> dict | None:
+    """The cT1w-aware classifiers (which decided) beside the T2w-only ones, on the processed
+    subjects that both classified (same lesion masks): per role ``t1c`` and ``t2w_only`` hold the
+    accuracy and AUC (bootstrap estimates) and the ECE of the deciding probability, as each
+    classifier's ``all.model`` reports them (None without subjects of both classes);
+    ``four_class`` holds the four-class figures both ways. None when no subject has both."""
+    both = [r for r in records if r.t2w_only is not None]
+    if not both:
+        return None
+    t2w_only = [r.with_t2w_only() for r in both]
+    classifiers = {}
+    for role in ROLE_CLASSES:
+        entries = {kind: _classifier(subset, role, None, n_resamples, seed)["all"]
+                   for kind, subset in (("t1c", both), ("t2w_only", t2w_only))}
+        classifiers[role] = {"n": entries["t1c"]["n"], **{
+            kind: None if "model" not in entry else {name: entry["model"][name] for name in T2W_ONLY_METRICS}
+            for kind, entry in entries.items()}}
+    return {"n": len(both), "classifiers": classifiers,
+            "four_class": {"t1c": _four_class(both), "t2w_only": _four_class(t2w_only)}}
 
 
 def _subject_counts(records: list[SubjectRecord], ok: list[SubjectRecord]) -> dict:
@@ -334,6 +367,32 @@ def _head_markdown(data: dict) -> list[str]:
     return lines + ["", f"ECE before calibration {ece['before']}, after {after}{fused}", ""]
 
 
+def _t2w_only_markdown(comparison: dict) -> list[str]:
+    """One table per classifier, and one for the four classes: cT1w-aware beside T2w-only."""
+    def ece(figures):
+        return "n/a" if figures is None else f"{figures['ece']:.3f}"
+
+    def accuracy(four):
+        return "n/a" if four["accuracy"] is None else f"{four['accuracy']:.2f} (n {four['n']})"
+
+    lines = ["### cT1w-aware vs T2w-only classifiers (same lesion masks)", "",
+             f"{comparison['n']} subjects with a cT1w image, decided by the cT1w-aware variants and also classified "
+             "by the T2w-only classifiers (95% bootstrap CI).", ""]
+    header = ["| | cT1w-aware | T2w-only |", "| --- | --- | --- |"]
+    for role, entry in comparison["classifiers"].items():
+        lines += [f"#### {role}, cT1w-aware vs T2w-only (n = {entry['n']})", ""]
+        if entry["t1c"] is None and entry["t2w_only"] is None:
+            lines += ["not enough subjects of both classes", ""]
+            continue
+        lines += header
+        for name in SIDE_BY_SIDE_METRICS:
+            lines.append(f"| {name} | " + " | ".join(_fmt((entry[kind] or {}).get(name))
+                                                    for kind in ("t1c", "t2w_only")) + " |")
+        lines += [f"| ece | {ece(entry['t1c'])} | {ece(entry['t2w_only'])} |", ""]
+    four = comparison["four_class"]
+    return lines + header + [f"| four-class accuracy | {accuracy(four['t1c'])} | {accuracy(four['t2w_only'])} |", ""]
+
+
 def _healthy_markdown(healthy: dict) -> list[str]:
     fp = healthy["false_positive_mm3"]
     return [f"False-positive lesion volume per scan: mean {fp['mean']} mm3, largest "
@@ -368,6 +427,8 @@ def _lesion_set_markdown(report: dict) -> list[str]:
                 lines.append(f"| {name} | {_fmt(data['model'][name])} | {_fmt(data.get('baseline', {}).get(name))} |")
             lines.append("")
             lines += _head_markdown(data)
+    if "t2w_only_comparison" in report:
+        lines += _t2w_only_markdown(report["t2w_only_comparison"])
     four = report["four_class"]
     lines += ["### Four classes", "", f"accuracy {four['accuracy']} (n = {four['n']})", "",
               "| truth \\ predicted | " + " | ".join(four["classes"]) + " |",

@@ -5,6 +5,11 @@ Each subject goes through :func:`~sct_lesion_classify.pipeline.classification.ru
 for); its outputs are written under the evaluation folder and compared with the manual masks.
 Subjects without a diagnosis (healthy scans) go through the same code; their record holds the
 predicted lesion volume (false positives) and the cord Dice.
+
+When the pipeline classified a subject with cT1w-aware variants (the subject has a cT1w and the
+variants are installed), the T2w-only classifiers also classify it, on the same lesion mask and
+morphometry (no second segmentation), and the record keeps what they said under ``t2w_only``
+(:func:`t2w_only_outcome`); the record's own figures stay those of the models the pipeline chose.
 """
 
 from __future__ import annotations
@@ -12,15 +17,25 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from dataclasses import fields, replace
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 
-from sct_lesion_classify.classify.diagnosis import ROLE_CLASSES, role_label
+from sct_lesion_classify.classify.diagnosis import ROLE_CLASSES, ClassifierResult, Diagnosis, role_label
 from sct_lesion_classify.errors import LesionClassifyError
 from sct_lesion_classify.io.bids import BidsSubject
-from sct_lesion_classify.io.image import load_image, load_mask
-from sct_lesion_classify.pipeline.classification import ClassificationModels, ClassificationRequest, run_classification
+from sct_lesion_classify.io.image import Image, load_image, load_mask
+from sct_lesion_classify.lesion.morphometry import LesionMorphometry
+from sct_lesion_classify.pipeline.classification import (
+    ClassificationInputs,
+    ClassificationModels,
+    ClassificationOutputs,
+    ClassificationRequest,
+    LesionMaskStage,
+    classification_stage,
+    run_classification,
+)
 from sct_lesion_classify.pipeline.options import SegmentationOptions
 from sct_lesion_classify.pipeline.outputs import OutputNames
 from sct_lesion_classify.pipeline.segmentation import SegmentationRequest
@@ -34,9 +49,47 @@ CORD_MARGIN_MM = 2.0
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, kw_only=True)
+class ClassifierOutcome:
+    """What a set of classifiers said about one subject: per role, the deciding probability of the
+    positive class, the network's, the calibrated and the fused one (None: not in its card), and
+    the four-class diagnosis composed from them (empty / None without a lesion).
+
+    :class:`SubjectRecord` holds these fields for the classifiers that decided (keyword-only)."""
+
+    probabilities: dict[str, float] = field(default_factory=dict)  # role -> P(positive class), deciding
+    densenet_probabilities: dict[str, float] = field(default_factory=dict)
+    calibrated_probabilities: dict[str, float | None] = field(default_factory=dict)
+    fused_probabilities: dict[str, float | None] = field(default_factory=dict)
+    positive_classes: dict[str, str] = field(default_factory=dict)
+    class_probabilities: dict[str, float] = field(default_factory=dict)
+    most_likely_class: str | None = None
+
+    @classmethod
+    def of(cls, results: Mapping[str, ClassifierResult], diagnosis: Diagnosis | None) -> "ClassifierOutcome":
+        """The outcome of the classifiers' ``results`` and the ``diagnosis`` composed from them."""
+        return cls(
+            probabilities={role: round(float(r.probability), 6) for role, r in results.items()},
+            densenet_probabilities={role: round(float(r.densenet_probability), 6) for role, r in results.items()},
+            calibrated_probabilities={role: _rounded(r.calibrated_probability) for role, r in results.items()},
+            fused_probabilities={role: _rounded(r.fused_probability) for role, r in results.items()},
+            positive_classes={role: r.positive_class for role, r in results.items()},
+            class_probabilities={} if diagnosis is None else dict(diagnosis.probabilities),
+            most_likely_class=None if diagnosis is None else diagnosis.most_likely_class)
+
+    def values(self) -> dict:
+        """The fields by name (as :class:`SubjectRecord` holds them)."""
+        return {f.name: getattr(self, f.name) for f in fields(ClassifierOutcome)}
+
+    def to_json(self) -> dict:
+        """A JSON-ready dict: the record's keys of these figures (``positive_classes`` left out)."""
+        return {name: value for name, value in self.values().items() if name != "positive_classes"}
+
+
 @dataclass(frozen=True)
-class SubjectRecord:
-    """What the pipeline gave for one subject, against its manual masks and diagnosis."""
+class SubjectRecord(ClassifierOutcome):
+    """What the pipeline gave for one subject, against its manual masks and diagnosis; the
+    :class:`ClassifierOutcome` fields are those of the classifiers that decided."""
 
     participant_id: str
     diagnosis: str  # "" for a subject without one (a healthy scan)
@@ -47,15 +100,21 @@ class SubjectRecord:
     lesion_detected: bool | None = None
     predicted_lesion_mm3: float | None = None
     outside_cord_mm3: float | None = None  # predicted lesion beyond the true cord + CORD_MARGIN_MM
-    probabilities: dict[str, float] = field(default_factory=dict)  # role -> P(positive class), deciding
-    #: role -> the network's probability, the calibrated one and the fused one (None: not in its card)
-    densenet_probabilities: dict[str, float] = field(default_factory=dict)
-    calibrated_probabilities: dict[str, float | None] = field(default_factory=dict)
-    fused_probabilities: dict[str, float | None] = field(default_factory=dict)
-    positive_classes: dict[str, str] = field(default_factory=dict)
-    class_probabilities: dict[str, float] = field(default_factory=dict)
-    most_likely_class: str | None = None
     features: tuple[float, ...] = ()
+    #: The T2w-only classifiers on the same mask, when cT1w-aware variants decided (else None).
+    t2w_only: ClassifierOutcome | None = None
+
+    @property
+    def outcome(self) -> ClassifierOutcome:
+        """The deciding classifiers' figures of this record."""
+        return ClassifierOutcome(**self.values())
+
+    def with_t2w_only(self) -> "SubjectRecord":
+        """This record with the T2w-only classifiers' figures in place of the deciding ones (for
+        the report's comparison); the record itself when there are none."""
+        if self.t2w_only is None:
+            return self
+        return replace(self, **self.t2w_only.values(), t2w_only=None)
 
     def truth(self, role: str) -> bool | None:
         """Whether the subject is positive for ``role`` (None if the model does not apply)."""
@@ -68,18 +127,17 @@ class SubjectRecord:
         """A JSON-ready dict (NaN as None)."""
         def clean(x):
             return None if isinstance(x, float) and x != x else x
-        return {
+        document = {
             "participant_id": self.participant_id, "diagnosis": self.diagnosis, "difficult": self.difficult,
             "status": self.status, "cord_dice": clean(self.cord_dice), "lesion_dice": clean(self.lesion_dice),
             "lesion_detected": self.lesion_detected,
             "predicted_lesion_mm3": None if self.predicted_lesion_mm3 is None else round(self.predicted_lesion_mm3, 3),
             "outside_cord_mm3": None if self.outside_cord_mm3 is None else round(self.outside_cord_mm3, 3),
-            "probabilities": self.probabilities,
-            "densenet_probabilities": self.densenet_probabilities,
-            "calibrated_probabilities": self.calibrated_probabilities,
-            "fused_probabilities": self.fused_probabilities,
-            "class_probabilities": self.class_probabilities, "most_likely_class": self.most_likely_class,
+            **self.outcome.to_json(),
         }
+        if self.t2w_only is not None:  # only where cT1w-aware variants decided: T2w-only reports are unchanged
+            document["t2w_only"] = self.t2w_only.to_json()
+        return document
 
 
 def evaluate_subjects(subjects: Iterable[BidsSubject], models: ClassificationModels, output_dir: Path, *,
@@ -138,17 +196,41 @@ def _evaluate_one(subject: BidsSubject, models: ClassificationModels, output_dir
             predicted_cord, _ = load_mask(cord_file, image.grid, what="predicted cord mask")
             record["cord_dice"] = dice(predicted_cord, true_cord)
     classifiers = outputs.document.classifiers
-    record["probabilities"] = {role: round(float(result.probability), 6) for role, result in classifiers.items()}
-    record["densenet_probabilities"] = {role: round(float(result.densenet_probability), 6)
-                                        for role, result in classifiers.items()}
-    record["calibrated_probabilities"] = {role: _rounded(result.calibrated_probability)
-                                          for role, result in classifiers.items()}
-    record["fused_probabilities"] = {role: _rounded(result.fused_probability) for role, result in classifiers.items()}
-    record["positive_classes"] = {role: result.positive_class for role, result in classifiers.items()}
-    if outputs.diagnosis is not None:
-        record["class_probabilities"] = dict(outputs.diagnosis.probabilities)
-        record["most_likely_class"] = outputs.diagnosis.most_likely_class
+    record.update(ClassifierOutcome.of(classifiers, outputs.diagnosis).values())
+    if subject.t1c is not None and models.t1c_classifiers and classifiers:
+        # the cT1w-aware variants decided: the T2w-only classifiers on the same mask, for the comparison
+        record["t2w_only"] = t2w_only_outcome(models, request, image, predicted_lesion, outputs)
     return SubjectRecord(**record)
+
+
+def t2w_only_outcome(models: ClassificationModels, request: ClassificationRequest, image: Image,
+                     lesion_mask: np.ndarray, outputs: ClassificationOutputs) -> ClassifierOutcome:
+    """The T2w-only classifiers (``models.classifiers``) on the lesion mask and morphometry of a run.
+
+    Runs the pipeline's classification stage (inputs, classifiers, decision heads, composition)
+    on what ``run_classification`` already computed: ``lesion_mask`` (its mask, read back from
+    ``outputs.lesion_path``: the pipeline's own for the binary masks evaluate writes) and ``outputs.morphometry`` (which fed the fusion heads), so
+    nothing is segmented, localized or measured again and no file is written.
+
+    Parameters
+    ----------
+    models
+        The run's models.
+    request
+        The run's request.
+    image
+        The T2w image.
+    lesion_mask
+        The run's lesion mask (bool, canonical).
+    outputs
+        What the run computed and wrote.
+    """
+    lesion = LesionMaskStage(mask=lesion_mask, path=outputs.lesion_path,
+                             source=outputs.document.lesion_mask.source, cord=None, warnings=(), runtime_s={})
+    inputs = ClassificationInputs(image=image, t1c=None, vertebral_labels=None, load_s=0.0)
+    classified = classification_stage(replace(request, gradcam=False), models.classifiers, inputs, lesion,
+                                      outputs.morphometry)
+    return ClassifierOutcome.of(classified.results, classified.diagnosis)
 
 
 def _rounded(value: float | None) -> float | None:
