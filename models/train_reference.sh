@@ -81,6 +81,10 @@ for t1c in "" --with-t1c; do
   done
 done
 for pid in "${pids[@]}"; do wait "$pid"; done
+# The calibration and the fusion refitted on the masks the pipeline segments (the bundled cord
+# localizer and lesion model) of the same validation patients, which is what the classifiers see
+# when a user does not give -lesion ('train' fitted them on the manual masks).
+sct_lesion_classify calibrate --bids "$WORK/phantoms-train" "$WORK/phantoms-randomised" --models "$MODELS"
 
 sct_lesion_classify evaluate --bids "$WORK/phantoms-test" --split test --models "$MODELS" "${transfer[@]}" \
   --baseline-bids "$WORK/phantoms-train" -o "$WORK/evaluation" --seed 0

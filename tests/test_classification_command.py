@@ -124,7 +124,10 @@ def test_t1c_on_another_grid_is_refused(tmp_path, packages, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
-def test_t1c_uses_the_t1c_model_where_installed_and_warns_elsewhere(tmp_path, packages):
+def test_t1c_uses_the_t1c_model_where_installed_and_warns_elsewhere(tmp_path, packages, monkeypatch):
+    # only the custom cT1w variant is installed: no bundled or cached ones
+    monkeypatch.setenv("SCT_LESION_CLASSIFY_BUNDLED_DIR", str(tmp_path / "no_bundled"))
+    monkeypatch.setenv("SCT_LESION_CLASSIFY_MODELS_DIR", str(tmp_path / "no_cache"))
     paths = copy_subject(SUBJECTS[0], tmp_path)
     out = tmp_path / "d.json"
     assert main(["-i", str(paths["t2w"]), "-lesion", str(paths["lesion_mask"]), "-i-t1c", str(paths["t2w"]),

@@ -22,6 +22,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                  "Evaluate model packages on a BIDS split: Dice, Table 2 metrics with CIs, baseline."),
     "train": ("sct_lesion_classify.cli.train",
               "Train a model family (cord, lesion, the three classifiers) on a BIDS dataset; export it."),
+    "calibrate": ("sct_lesion_classify.cli.calibrate",
+                  "Refit the classifiers' calibration and fusion on the pipeline's segmented masks."),
     "models": ("sct_lesion_classify.cli.models",
                "List, verify and install model packages (ONNX network + model card)."),
     "batch": ("sct_lesion_classify.cli.batch",
