@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 import shutil
 
+import nibabel as nib
+import numpy as np
 import pytest
 
 from sct_lesion_classify.classify.diagnosis import ROLE_CLASSES, role_label
 from sct_lesion_classify.cli.calibrate import main
 from sct_lesion_classify.cli.classify_lesion import main as classify_main
+from sct_lesion_classify.io.bids import subject_paths
 from sct_lesion_classify.modelpkg.package import ModelPackage
 from sct_lesion_classify.modelpkg.testing import write_tiny_package
 from sct_lesion_classify.train.decision_head import fit_temperature
@@ -81,6 +84,18 @@ def test_heads_are_refitted_on_the_segmented_masks(tmp_path, models):
     variant = card(models, "ms_vs_nmosd_t1c")
     assert variant["metrics"]["decision_head"]["patients"] == len(NMOSD_MS)
     assert variant["decision"]["calibration"] != before["ms_vs_nmosd_t1c"]["decision"].get("calibration")
+
+
+def test_a_subject_the_pipeline_refuses_is_skipped(tmp_path, models, capsys):
+    bids = make_set(tmp_path / "bids", [row(pid, split="val") for pid in ("sub-002", "sub-003")])
+    t2w = subject_paths(bids, "sub-003")["t2w"]
+    image = nib.load(str(t2w))
+    nib.save(nib.Nifti1Image(np.zeros(image.shape, np.float32), image.affine), str(t2w))  # an empty image
+    before = card(models, "tumor_vs_demyelinating")
+    assert main(["--bids", str(bids), "--models", str(models), "-v", "1"]) == 1  # one patient: nothing fitted
+    err = capsys.readouterr().err
+    assert "sub-003: skipped" in err and "tumor_vs_demyelinating: not calibrated (1 validation patients)" in err
+    assert card(models, "tumor_vs_demyelinating") == before
 
 
 def test_no_validation_subject_is_an_input_error(tmp_path, models, capsys):

@@ -79,7 +79,10 @@ def test_the_cT1w_variant_is_chosen_per_role_with_a_warning_for_the_others():
                         "the cT1w image is ignored there (T2w-only models used)",)
 
 
-def test_select_models_gives_the_packages_and_fingerprints_of_each_image(folders):
+def test_select_models_gives_the_packages_and_fingerprints_of_each_image(folders, tmp_path, monkeypatch):
+    # only the custom cT1w variant exists: no bundled or cached ones
+    monkeypatch.setenv("SCT_LESION_CLASSIFY_BUNDLED_DIR", str(tmp_path / "no_bundled"))
+    monkeypatch.setenv("SCT_LESION_CLASSIFY_MODELS_DIR", str(tmp_path / "no_cache"))
     selection = select_models(list(folders.values()), segment=True, cord_localizer=True, t1c=True)
     assert [p.name for p in selection.segmentation] == ["tiny_cord", "tiny_lesion"]
     assert [p.name for p in selection.packages(with_t1c=False)] == ["tiny_cord", "tiny_lesion", *ROLE_CLASSES]

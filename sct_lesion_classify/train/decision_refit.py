@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from sct_lesion_classify.classify.diagnosis import role_label
 from sct_lesion_classify.classify.fusion import DecisionHead
+from sct_lesion_classify.errors import LesionClassifyError
 from sct_lesion_classify.io.bids import BidsSubject
 from sct_lesion_classify.lesion.morphometry import LesionMorphometry
 from sct_lesion_classify.modelpkg.card import ModelCard
@@ -88,8 +89,9 @@ def score_subjects(subjects: Iterable[BidsSubject], models: ClassificationModels
     Returns
     -------
     dict
-        Package name -> the patients it classified. A subject whose segmentation finds no lesion
-        is left out (the classifiers never see it at inference either), with a warning.
+        Package name -> the patients it classified. A subject the pipeline refuses (e.g. no cord
+        found) or whose segmentation finds no lesion is left out, with a warning: the classifiers
+        never see it at inference either.
     """
     scores: dict[str, list[PatientScore]] = {}
     for index, subject in enumerate(subjects):
@@ -103,8 +105,14 @@ def score_subjects(subjects: Iterable[BidsSubject], models: ClassificationModels
                                              options=SegmentationOptions(),
                                              command_line=f"sct_lesion_classify calibrate ({subject.participant_id})"),
             t1c_path=subject.t1c)
-        inputs = load_inputs(request)
-        lesion = lesion_mask_stage(request, models, inputs)
+        try:
+            inputs = load_inputs(request)
+            lesion = lesion_mask_stage(request, models, inputs)
+        except LesionClassifyError as exc:  # the pipeline would refuse this image too: not used
+            logger.warning("%s: skipped (%s)", subject.participant_id, exc)
+            if progress is not None:
+                progress(subject)
+            continue
         morphometry = measure(inputs, lesion)
         if morphometry.count == 0:
             logger.warning("%s: the segmentation found no lesion: not used for the decision heads",
