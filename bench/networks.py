@@ -13,7 +13,8 @@
 
 Representative inputs are those of a 512x512x15 sagittal subject at 0.6 mm in-plane: the cord
 localizer sees 15 slices resampled to 1 mm (about 320 x 320 mm field of view); each classifier
-4 lesion slices of 256 x 256. The lesion model sees tiles of the crop around the cord at 0.5 mm
+4 lesion slices at its card's ``input.spatial_size`` (64 x 192 for the bundled 2.0.0 lesion-region
+classifiers, 256 x 256 for a whole-slice one). The lesion model sees tiles of the crop around the cord at 0.5 mm
 (0.8 M pixels in 13 tiles at 512x512x15); its input here, 6 slices of 80 x 640, has the same cost
 per pixel (5.6-6.3 us per pixel measured for tiles from 64 x 128 to 8 x 144 x 608).
 """
@@ -25,7 +26,7 @@ import time
 
 import numpy as np
 
-#: package name -> (NCHW input shape, recipe family)
+#: package name -> (NCHW input shape, recipe family); a classifier's H x W is its card's spatial_size
 INPUTS = {
     "cord_localizer": ((15, 1, 320, 320), "cord"),
     "lesion_multiresunet": ((6, 1, 80, 640), "lesion"),
@@ -130,6 +131,8 @@ def run(repeats: int = 5) -> dict:
         except (InputError, ModelError) as exc:
             results[name] = {"skipped": str(exc)}
             continue
+        if package.card.input.spatial_size is not None:  # fixed-size inputs follow the card
+            shape = (*shape[:2], *package.card.input.spatial_size)
         predictor = Predictor.create(package)
         batch = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
         ort_s = _median_time(lambda: predictor.predict(batch), repeats)
