@@ -120,6 +120,12 @@ def test_split_has_no_patient_leakage_and_is_deterministic(seed):
 def test_bad_family_and_empty_dataset_are_usage_errors(tmp_path, capsys):
     assert train_main(["glioma", "--bids", str(TESTING_DATA), "-o", str(tmp_path)]) == 2
     assert "invalid choice" in capsys.readouterr().err
+    # the classifiers' options are refused for a segmentation family, in one line, before any work
+    for option in (["--input-contract", "whole_slice"], ["--with-t1c"], ["--prepare-inputs"]):
+        assert train_main(["cord", "--bids", str(TESTING_DATA), "-o", str(tmp_path / "m")] + option) == 2
+        err = capsys.readouterr().err
+        assert "applies to the classifiers, not to cord" in err and err.count("\n") == 1
+    assert not (tmp_path / "m" / "cord").exists()
 
 
 def test_resume_of_a_finished_run_reexports_without_training(trained, dataset):

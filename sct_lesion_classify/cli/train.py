@@ -66,7 +66,7 @@ def get_parser() -> SCTArgumentParser:
                                  help="Classifiers: train the variant whose first channel is the "
                                       "contrast-enhanced T1w (sub-XX_ce-gad_T1w.nii.gz).")
     parser.optional.add_argument("--input-contract", choices=("lesion_roi", "whole_slice"),
-                                 default="lesion_roi",
+                                 default=None,
                                  help="Classifiers: what the network sees of each lesion slice. "
                                       "lesion_roi: 64 x 192 pixels of 1.25 mm (80 x 240 mm, A-P x "
                                       "S-I) centred on the lesion; whole_slice: the whole slice "
@@ -126,9 +126,9 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    recipe = RECIPES[args.family]
-    if hasattr(recipe, "with_input_contract"):
-        recipe = recipe.with_input_contract(args.input_contract)
+    recipe = RECIPES[args.family]  # a classifier's default contract is the recipe's (lesion_roi)
+    if args.input_contract is not None:
+        recipe = recipe.with_input_contract(args.input_contract)  # an InputError for the segmentation families
     if args.with_t1c:
         recipe = recipe.t1c_variant()  # an InputError for the segmentation families
     models_dir = Path(args.o)

@@ -125,6 +125,9 @@ class Recipe(Protocol):
         """The training sample of a usable subject, prepared as inference prepares its input
         (from the :class:`~sct_lesion_classify.train.input_cache.InputCache` when given and used)."""
 
+    def with_input_contract(self, name: str) -> "Recipe":
+        """The recipe with the input contract ``name`` (``--input-contract``; classifiers only)."""
+
     def t1c_variant(self) -> "Recipe":
         """The variant whose first channel is the cT1w image (``--with-t1c``; classifiers only)."""
 
@@ -229,6 +232,16 @@ class SegmentationRecipe:
         loaded = train_data.load_subject(subject, cord=True, lesion=self.needs_lesion_mask)
         return train_data.segmentation_volume(loaded, self, input_spec)
 
+
+    def with_input_contract(self, name: str) -> "SegmentationRecipe":
+        """Segmentation families have no input contract to choose (their grid is the recipe's).
+
+        Raises
+        ------
+        InputError
+            Always (``--input-contract`` applies to the classifiers).
+        """
+        raise InputError(f"--input-contract applies to the classifiers, not to {self.family}")
 
     def t1c_variant(self) -> "SegmentationRecipe":
         """Segmentation families have no cT1w variant.
