@@ -120,7 +120,8 @@ def test_logistic_fit_finds_the_informative_feature_and_ignores_a_missing_one():
 
 # ------------------------------------------------------------------------------ the card
 def test_an_old_card_loads_and_is_reported_uncalibrated():
-    path = ROOT / "models" / "tumor_vs_demyelinating" / "tumor_vs_demyelinating.json"
+    # the card of the 1.0.0 tumour classifier, bundled before decision heads existed
+    path = ROOT / "tests" / "data" / "tumor_vs_demyelinating_1.0.0.json"
     document = json.loads(path.read_text())
     card = ModelCard.load(path)
     assert card.decision.calibration is None and card.fusion is None
