@@ -18,6 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEVICE=${1:-cpu}
+JOBS=$(nproc)  # phantom generation in parallel; the datasets do not depend on it
 STEPS=${2:-all}
 case "$STEPS" in all|classifiers) ;; *) echo "usage: $0 [cpu|cuda] [all|classifiers]" >&2; exit 2 ;; esac
 WORK=runs/reference
@@ -25,18 +26,18 @@ MODELS=models
 
 # The phantom sets are deterministic in their seed; an existing set is reused.
 [ -f "$WORK/phantoms-train/participants.tsv" ] ||
-  sct_lesion_classify phantom -o "$WORK/phantoms-train" -n 320 --seed 1001 --with-t1c
+  sct_lesion_classify phantom -o "$WORK/phantoms-train" -n 320 --seed 1001 --with-t1c --jobs "$JOBS"
 # Domain-randomised phantoms (issue 14): contrast, resolution, posture, artefacts and look-alikes
 # drawn per subject, the lesion classes' statistics unchanged; the classifiers train on both styles.
 [ -f "$WORK/phantoms-randomised/participants.tsv" ] ||
-  sct_lesion_classify phantom -o "$WORK/phantoms-randomised" -n 320 --seed 6006 --with-t1c --style randomised
+  sct_lesion_classify phantom -o "$WORK/phantoms-randomised" -n 320 --seed 6006 --with-t1c --style randomised --jobs "$JOBS"
 [ -f "$WORK/phantoms-test/participants.tsv" ] ||
-  sct_lesion_classify phantom -o "$WORK/phantoms-test" -n 80 --seed 2002 --with-t1c --split test
+  sct_lesion_classify phantom -o "$WORK/phantoms-test" -n 80 --seed 2002 --with-t1c --split test --jobs "$JOBS"
 # Transfer sets, for evaluation only (never passed to 'train'): a phantom style held out from
 # 'randomised', and synthetic lesions of the four classes inside the cord of the real healthy scan
 # (16 mm of cord: --allow-partial lets long lesions run out of the field of view, as in a crop).
 [ -f "$WORK/phantoms-shifted/participants.tsv" ] ||
-  sct_lesion_classify phantom -o "$WORK/phantoms-shifted" -n 80 --seed 3003 --with-t1c --split test --style shifted
+  sct_lesion_classify phantom -o "$WORK/phantoms-shifted" -n 80 --seed 3003 --with-t1c --split test --style shifted --jobs "$JOBS"
 REALDATA=../shared/realdata
 transfer=(--shifted "$WORK/phantoms-shifted")
 if [ -d "$REALDATA" ]; then

@@ -48,6 +48,9 @@ def get_parser() -> SCTArgumentParser:
     parser.optional.add_argument("--split", choices=("auto", "train", "val", "test"), default="auto",
                                  help="auto: 70/15/15 train/val/test per subject; or mark every "
                                       "subject with one split. Default: auto.")
+    parser.optional.add_argument("--jobs", "-j", metavar="<int>", type=positive_int, default=1,
+                                 help="Worker processes generating subjects in parallel; the dataset is "
+                                      "the same for any number. Default: 1.")
     parser.optional.add_argument("--style", choices=STYLES, default="realistic",
                                  help="realistic: a clinical sagittal T2w protocol. randomised: "
                                       "contrast, resolution (0.3-1.2 mm in-plane, 0.8-4 mm slices, "
@@ -78,7 +81,7 @@ def _body(args: argparse.Namespace) -> int:
               disable=args.v == 0) as bar:
         subjects = write_dataset(Path(args.o), args.n, args.seed, with_t1c=args.with_t1c,
                                  shape=args.shape, split=args.split, style=args.style,
-                                 progress=bar.update)
+                                 jobs=args.jobs, progress=bar.update)
     logger.info("Wrote %d subjects to %s", len(subjects), args.o)
     return 0
 

@@ -7,6 +7,9 @@ drawn from (``seed``, block)), so any multiple of four subjects is exactly balan
 assigns train / val / test with probabilities 0.70 / 0.15 / 0.15 from (``seed``, k); a given split
 name marks every subject (held-out test sets are generated with their own seed).
 
+``jobs`` worker processes generate the subjects in parallel (spawned, one thread each); each
+subject depends only on (``seed``, k), so the dataset is the same for any number of jobs.
+
 ``style`` (``phantom.style``) applies to every subject and is written in the ``style`` column of
 ``participants.tsv``, after the columns the realistic dataset always had. The same (seed, k) gives
 the same patient in every style.
@@ -15,8 +18,12 @@ the same patient in every style.
 from __future__ import annotations
 
 import logging
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import nibabel as nib
 import numpy as np
@@ -81,9 +88,53 @@ def _save(array: np.ndarray, subject: PhantomSubject, path: Path, dtype: type) -
     save_nifti_atomic(img, path)
 
 
+@dataclass(frozen=True)
+class SubjectJob:
+    """Everything one worker needs to generate and write subject ``index`` of a dataset."""
+
+    out_dir: Path
+    seed: int
+    index: int
+    n_subjects: int
+    shape: tuple[int, int, int] | None
+    with_t1c: bool
+    style: str
+    split: str
+
+
+def make_subject(job: SubjectJob) -> dict[str, str]:
+    """Generate and write subject ``job.index``; its ``participants.tsv`` row."""
+    pid = participant_id(job.index, job.n_subjects)
+    subject = generate_subject(subject_seed(job.seed, job.index), subject_diagnosis(job.seed, job.index),
+                               participant_id=pid, shape=job.shape, with_t1c=job.with_t1c, style=job.style)
+    write_subject(job.out_dir, subject)
+    logger.debug("%s: %s, %s", pid, subject.diagnosis, subject.lesion_stats)
+    return {"participant_id": pid, "diagnosis": subject.diagnosis,
+            "age": f"{subject.age:.1f}", "sex": subject.sex,
+            "difficult": "1" if subject.difficult else "0",
+            "split": subject_split(job.seed, job.index) if job.split == "auto" else job.split,
+            "style": job.style}
+
+
+def _one_thread() -> None:
+    """Worker initializer: one BLAS / OpenMP thread per process (the processes share the cores)."""
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[name] = "1"
+
+
+def _rows(jobs: list[SubjectJob], workers: int) -> Iterator[dict[str, str]]:
+    """The rows of ``jobs`` in their order, made by ``workers`` spawned processes (1: here)."""
+    if workers == 1:
+        yield from map(make_subject, jobs)
+        return
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                             initializer=_one_thread) as executor:
+        yield from executor.map(make_subject, jobs)
+
+
 def write_dataset(out_dir: Path, n_subjects: int, seed: int, *, with_t1c: bool = False,
                   shape: tuple[int, int, int] | None = None, split: str = "auto",
-                  style: str = "realistic",
+                  style: str = "realistic", jobs: int = 1,
                   progress: Callable[[int], None] | None = None) -> list[bids.BidsSubject]:
     """Generate ``n_subjects`` subjects and write them as a BIDS dataset in ``out_dir``.
 
@@ -95,6 +146,8 @@ def write_dataset(out_dir: Path, n_subjects: int, seed: int, *, with_t1c: bool =
         ``"auto"`` or one of train / val / test for every subject.
     style
         ``realistic`` (default), ``randomised`` or ``shifted`` (the last two need MONAI).
+    jobs
+        Worker processes (the dataset does not depend on it).
     progress
         Called with 1 after each subject (e.g. ``tqdm.update``).
 
@@ -107,6 +160,8 @@ def write_dataset(out_dir: Path, n_subjects: int, seed: int, *, with_t1c: bool =
     out_dir = Path(out_dir)
     if n_subjects < 1:
         raise InputError(f"number of subjects must be >= 1, got {n_subjects}")
+    if jobs < 1:
+        raise InputError(f"number of jobs must be >= 1, got {jobs}")
     if split not in SPLIT_CHOICES:
         raise InputError(f"split must be one of {', '.join(SPLIT_CHOICES)}, got {split!r}")
     if style not in STYLES:
@@ -126,17 +181,9 @@ def write_dataset(out_dir: Path, n_subjects: int, seed: int, *, with_t1c: bool =
     bids.write_dataset_description(labels, "Manual labels (ground truth of the phantom)",
                                    generated_by, derivative=True)
     rows: list[dict[str, str]] = []
-    for index in range(n_subjects):
-        pid = participant_id(index, n_subjects)
-        subject = generate_subject(subject_seed(seed, index), subject_diagnosis(seed, index),
-                                   participant_id=pid, shape=shape, with_t1c=with_t1c, style=style)
-        write_subject(out_dir, subject)
-        rows.append({"participant_id": pid, "diagnosis": subject.diagnosis,
-                     "age": f"{subject.age:.1f}", "sex": subject.sex,
-                     "difficult": "1" if subject.difficult else "0",
-                     "split": subject_split(seed, index) if split == "auto" else split,
-                     "style": style})
-        logger.debug("%s: %s, %s", pid, subject.diagnosis, subject.lesion_stats)
+    work = [SubjectJob(out_dir, seed, index, n_subjects, shape, with_t1c, style, split) for index in range(n_subjects)]
+    for row in _rows(work, min(jobs, n_subjects)):
+        rows.append(row)
         if progress is not None:
             progress(1)
     bids.write_participants(out_dir, rows)
