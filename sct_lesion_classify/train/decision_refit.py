@@ -95,46 +95,51 @@ def score_subjects(subjects: Iterable[BidsSubject], models: ClassificationModels
     """
     scores: dict[str, list[PatientScore]] = {}
     for index, subject in enumerate(subjects):
-        if subject.diagnosis is None:
-            logger.warning("%s: no diagnosis in participants.tsv: skipped", subject.participant_id)
-            continue
-        folder = work_dir / f"{index:04d}_{subject.participant_id}"
-        request = ClassificationRequest(
-            segmentation=SegmentationRequest(image_path=subject.t2w,
-                                             output_path=folder / OutputNames.of(subject.t2w).lesion_mask,
-                                             options=SegmentationOptions(),
-                                             command_line=f"sct_lesion_classify calibrate ({subject.participant_id})"),
-            t1c_path=subject.t1c)
-        try:
-            inputs = load_inputs(request)
-            lesion = lesion_mask_stage(request, models, inputs)
-        except LesionClassifyError as exc:  # the pipeline would refuse this image too: not used
-            logger.warning("%s: skipped (%s)", subject.participant_id, exc)
-            if progress is not None:
-                progress(subject)
-            continue
-        morphometry = measure(inputs, lesion)
-        if morphometry.count == 0:
-            logger.warning("%s: the segmentation found no lesion: not used for the decision heads",
-                           subject.participant_id)
-        else:
-            # the T2w-only classifiers, then (with a cT1w) the set the pipeline uses for this image,
-            # of which only the cT1w-aware variants are new (the composition needs all three roles)
-            runs = [(models.classifiers, replace(inputs, t1c=None), set(models.classifiers))]
-            if inputs.t1c is not None and models.t1c_classifiers:
-                runs.append((models.for_image(with_t1c=True)[0], inputs, set(models.t1c_classifiers)))
-            for used, run_inputs, roles in runs:
-                classified = classification_stage(request, used, run_inputs, lesion, morphometry)
-                for role, result in classified.results.items():
-                    truth = role_label(subject.diagnosis, role)
-                    if role not in roles or truth is None:
-                        continue
-                    scores.setdefault(result.model_name, []).append(PatientScore(
-                        subject.participant_id, float(result.densenet_probability), morphometry,
-                        int(truth == result.positive_class)))
+        for name, score in _score_subject(subject, models, work_dir / f"{index:04d}_{subject.participant_id}"):
+            scores.setdefault(name, []).append(score)
         if progress is not None:
             progress(subject)
     return scores
+
+
+def _score_subject(subject: BidsSubject, models: ClassificationModels,
+                   folder: Path) -> list[tuple[str, PatientScore]]:
+    """(package name, score) of each classifier that applies to ``subject``; none when it is left out."""
+    if subject.diagnosis is None:
+        logger.warning("%s: no diagnosis in participants.tsv: skipped", subject.participant_id)
+        return []
+    request = ClassificationRequest(
+        segmentation=SegmentationRequest(image_path=subject.t2w,
+                                         output_path=folder / OutputNames.of(subject.t2w).lesion_mask,
+                                         options=SegmentationOptions(),
+                                         command_line=f"sct_lesion_classify calibrate ({subject.participant_id})"),
+        t1c_path=subject.t1c)
+    try:
+        inputs = load_inputs(request)
+        lesion = lesion_mask_stage(request, models, inputs)
+    except LesionClassifyError as exc:  # the pipeline would refuse this image too: not used
+        logger.warning("%s: skipped (%s)", subject.participant_id, exc)
+        return []
+    morphometry = measure(inputs, lesion)
+    if morphometry.count == 0:
+        logger.warning("%s: the segmentation found no lesion: not used for the decision heads",
+                       subject.participant_id)
+        return []
+    # the T2w-only classifiers, then (with a cT1w) the set the pipeline uses for this image, of
+    # which only the cT1w-aware variants are new (the composition needs all three roles)
+    runs = [(models.classifiers, replace(inputs, t1c=None), set(models.classifiers))]
+    if inputs.t1c is not None and models.t1c_classifiers:
+        runs.append((models.for_image(with_t1c=True)[0], inputs, set(models.t1c_classifiers)))
+    scored = []
+    for used, run_inputs, roles in runs:
+        classified = classification_stage(request, used, run_inputs, lesion, morphometry)
+        for role, result in classified.results.items():
+            truth = role_label(subject.diagnosis, role)
+            if role in roles and truth is not None:
+                scored.append((result.model_name, PatientScore(
+                    subject.participant_id, float(result.densenet_probability), morphometry,
+                    int(truth == result.positive_class))))
+    return scored
 
 
 def refit_card(card: ModelCard, scores: Sequence[PatientScore], fitted_on: str) -> ModelCard | None:
