@@ -57,12 +57,11 @@ def _run(args: argparse.Namespace) -> int:
 
     from sct_lesion_classify.errors import InputError
     from sct_lesion_classify.io.atomic import write_json_atomic
-    from sct_lesion_classify.io.bids import discover_subjects
     from sct_lesion_classify.modelpkg.card import ModelCard
     from sct_lesion_classify.modelpkg.registry import bundled_names
     from sct_lesion_classify.pipeline.classification import ClassificationModels
     from sct_lesion_classify.pipeline.models import select_models
-    from sct_lesion_classify.train.data import join_splits, split_subjects
+    from sct_lesion_classify.train.data import split_datasets
     from sct_lesion_classify.train.decision_refit import fitted_on_text, refit_card, score_subjects
 
     log = logging.getLogger("sct_lesion_classify")
@@ -70,14 +69,12 @@ def _run(args: argparse.Namespace) -> int:
     names = bundled_names(models_dir)
     if not names:
         raise InputError(f"{models_dir}: no model package (<name>/<name>.json and <name>.onnx)")
-    splits = []
-    for folder in args.bids:
-        bids = Path(folder)
+    datasets = [Path(folder) for folder in args.bids]
+    for bids in datasets:
         if not (bids / "participants.tsv").is_file():
             raise InputError(f"{bids}: not a BIDS dataset with participants.tsv")
-        splits.append(split_subjects(discover_subjects(bids), args.val_fraction, args.seed,
-                                     use_split_column=not args.ignore_split_column))
-    subjects = [s for s in join_splits(splits).val if s.diagnosis is not None]
+    _, split = split_datasets(datasets, args.val_fraction, args.seed, use_split_column=not args.ignore_split_column)
+    subjects = [s for s in split.val if s.diagnosis is not None]
     if not subjects:
         raise InputError(f"no validation subjects with a diagnosis in {' '.join(args.bids)}")
     selection = select_models([models_dir / name for name in names], segment=True, cord_localizer=True,

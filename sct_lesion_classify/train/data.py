@@ -105,6 +105,24 @@ def split_subjects(subjects: Sequence[Any], val_fraction: float = 0.2, seed: int
     return result
 
 
+def split_datasets(datasets: Sequence[Path], val_fraction: float = 0.2, seed: int = 0, *,
+                   use_split_column: bool = True) -> tuple[tuple[Any, ...], SubjectSplit]:
+    """The subjects of BIDS ``datasets`` and their split, each dataset split on its own
+    (:func:`split_subjects`) and the splits joined (:func:`join_splits`): how ``train`` splits,
+    so that ``calibrate`` finds the same validation patients."""
+    from sct_lesion_classify.io.bids import discover_subjects
+
+    subjects: list[Any] = []
+    splits = []
+    for bids in datasets:
+        found = discover_subjects(bids)
+        split = split_subjects(found, val_fraction, seed, use_split_column=use_split_column)
+        logger.info("%s: %s", bids, split.describe())
+        subjects += found
+        splits.append(split)
+    return tuple(subjects), join_splits(splits)
+
+
 def join_splits(splits: Sequence[SubjectSplit]) -> SubjectSplit:
     """The splits of several datasets as one (each dataset split on its own).
 

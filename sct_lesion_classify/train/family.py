@@ -158,18 +158,8 @@ def load_training_data(recipe: Recipe, options: TrainOptions, input_spec: InputS
     """Discover and split the subjects; load the samples of those the family can use."""
     from tqdm import tqdm
 
-    from sct_lesion_classify.io.bids import discover_subjects
-
-    subjects: list[Any] = []
-    splits = []
-    for bids in options.datasets:
-        found = discover_subjects(bids)
-        split = train_data.split_subjects(found, options.val_fraction, options.seed,
-                                          use_split_column=options.use_split_column)
-        logger.info("%s: %s", bids, split.describe())
-        subjects += found
-        splits.append(split)
-    split = train_data.join_splits(splits)
+    subjects, split = train_data.split_datasets(options.datasets, options.val_fraction, options.seed,
+                                                use_split_column=options.use_split_column)
     cache = (InputCache(Path(options.models_dir) / ".train_runs" / "inputs")
              if options.cache_inputs else None)
 
@@ -178,7 +168,7 @@ def load_training_data(recipe: Recipe, options: TrainOptions, input_spec: InputS
         return [recipe.load_sample(subject, input_spec, cache) for subject in
                 tqdm(usable, desc="loading", disable=not options.progress, leave=False)]
 
-    data = TrainingData(tuple(subjects), split, prepare(split.train), prepare(split.val),
+    data = TrainingData(subjects, split, prepare(split.train), prepare(split.val),
                         prepare(split.test))
     if cache is not None and cache.hits + cache.misses:
         logger.info("model inputs: %d from the cache, %d built (%s)", cache.hits, cache.misses,

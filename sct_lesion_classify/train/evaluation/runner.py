@@ -15,9 +15,8 @@ morphometry (no second segmentation), and the record keeps what they said under 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from dataclasses import fields, replace
 from typing import Callable, Iterable, Mapping
 
 import numpy as np
@@ -26,7 +25,6 @@ from sct_lesion_classify.classify.diagnosis import ROLE_CLASSES, ClassifierResul
 from sct_lesion_classify.errors import LesionClassifyError
 from sct_lesion_classify.io.bids import BidsSubject
 from sct_lesion_classify.io.image import Image, load_image, load_mask
-from sct_lesion_classify.lesion.morphometry import LesionMorphometry
 from sct_lesion_classify.pipeline.classification import (
     ClassificationInputs,
     ClassificationModels,
