@@ -15,24 +15,32 @@ Representative inputs are those of a 512x512x15 sagittal subject at 0.6 mm in-pl
 localizer sees 15 slices resampled to 1 mm (about 320 x 320 mm field of view); each classifier
 4 lesion slices at its card's ``input.spatial_size`` (64 x 192 for the bundled 2.0.0 lesion-region
 classifiers, 256 x 256 for a whole-slice one). The lesion model sees tiles of the crop around the cord at 0.5 mm
-(0.8 M pixels in 13 tiles at 512x512x15); its input here, 6 slices of 80 x 640, has the same cost
-per pixel (5.6-6.3 us per pixel measured for tiles from 64 x 128 to 8 x 144 x 608).
+(0.8 M pixels in 13 tiles at 512x512x15); its input here, 6 slices of 80 x 640 at 0.5 mm (the same
+region in mm on the card's grid), has the same cost per pixel (5.6-6.3 us per pixel measured for
+tiles from 64 x 128 to 8 x 144 x 608).
+
+``lesion_per_subject`` counts the lesion network's FLOPs on the tiles the pipeline itself feeds it
+for the bench's 512x512x15 phantom (its segmentation run once, every batch's shape recorded): the
+figure of the lesion model's cost budget.
 """
 
 from __future__ import annotations
 
+import logging
 import statistics
 import time
 
 import numpy as np
 
-#: package name -> (NCHW input shape, recipe family); a classifier's H x W is its card's spatial_size
+#: package name -> (NCHW input shape, recipe family, in-plane mm of that shape's H x W); a card with
+#: a fixed spatial_size (the classifiers) sets H x W itself, the others see the same region in mm on
+#: their card's grid
 INPUTS = {
-    "cord_localizer": ((15, 1, 320, 320), "cord"),
-    "lesion_multiresunet": ((6, 1, 80, 640), "lesion"),
-    "tumor_vs_demyelinating": ((4, 3, 256, 256), "tumor_vs_demyelinating"),
-    "astrocytoma_vs_ependymoma": ((4, 3, 256, 256), "astrocytoma_vs_ependymoma"),
-    "ms_vs_nmosd": ((4, 3, 256, 256), "ms_vs_nmosd"),
+    "cord_localizer": ((15, 1, 320, 320), "cord", 1.0),
+    "lesion_multiresunet": ((6, 1, 80, 640), "lesion", 0.5),
+    "tumor_vs_demyelinating": ((4, 3, 256, 256), "tumor_vs_demyelinating", None),
+    "astrocytoma_vs_ependymoma": ((4, 3, 256, 256), "astrocytoma_vs_ependymoma", None),
+    "ms_vs_nmosd": ((4, 3, 256, 256), "ms_vs_nmosd", None),
 }
 
 
@@ -104,17 +112,91 @@ def count_flops(onnx_path, input_shape: tuple[int, ...]) -> float | None:
     return total
 
 
-def _torch_time(family: str, shape: tuple[int, ...], repeats: int) -> float | None:
+def _recipe_of(family: str, card=None):
+    """The family's recipe, at the card's width where the card records one (the lesion model)."""
+    from sct_lesion_classify.train.recipes import RECIPES
+
+    recipe = RECIPES[family]
+    width = None if card is None else card.architecture.details.get("base_filters")
+    return recipe if width is None else recipe.with_grid(base_filters=width)
+
+
+def _torch_time(family: str, shape: tuple[int, ...], repeats: int, card=None) -> float | None:
     try:
         import torch
     except ImportError:
         return None
-    from sct_lesion_classify.train.recipes import RECIPES
-
-    network = RECIPES[family].build_network().eval()
+    network = _recipe_of(family, card).build_network().eval()
     batch = torch.from_numpy(np.random.default_rng(0).standard_normal(shape, dtype=np.float32))
     with torch.inference_mode():
         return _median_time(lambda: network(batch), repeats)
+
+
+#: The bench subject of the lesion model's cost budget (A-P x S-I x sagittal slices).
+BUDGET_SIZE = (512, 512, 15)
+
+
+def _on_card_grid(shape: tuple[int, ...], spacing_mm, reference_mm: float, divisor: int = 16
+                  ) -> tuple[int, ...]:
+    """``shape`` (N, C, H, W) at ``reference_mm`` as the same region on a grid of ``spacing_mm``."""
+    h, w = (max(divisor, divisor * round(size * reference_mm / step / divisor))
+            for size, step in zip(shape[2:], spacing_mm))
+    return (*shape[:2], h, w)
+
+
+class _TilePixels(logging.Handler):
+    """Collects the pixel counts the sagittal segmenter logs for each volume it tiles."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.pixels: list[int] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg.startswith("%d tiles of %d pixels"):
+            self.pixels.append(int(record.args[1]))
+
+
+def lesion_per_subject() -> dict:
+    """FLOPs of the lesion network on the pipeline's own tiles of the :data:`BUDGET_SIZE` phantom.
+
+    The segmentation runs once; the tiles' pixels come from the segmenter's own debug record. Every
+    convolution of the network scales with the pixels of a tile (sizes divisible by the card's
+    ``size_divisible_by``), so the FLOPs are the pixels times the FLOPs per pixel of one tile.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from bench.pipeline_stages import load_models, write_subject
+    from sct_lesion_classify.pipeline.segmentation import SegmentationRequest, run_segmentation
+
+    models = load_models()
+    if models is None:
+        return {"skipped": "no models"}
+    package = models.segmentation.lesion.package
+    side = 10 * package.card.input.size_divisible_by
+    per_pixel = count_flops(package.onnx_path, (1, 1, side, side))
+    if per_pixel is None:
+        return {"skipped": "FLOPs not countable (onnx shape inference unavailable)"}
+    per_pixel /= side * side
+    recorder = _TilePixels()
+    sagittal_logger = logging.getLogger("sct_lesion_classify.runtime.sagittal")
+    previous = sagittal_logger.level
+    sagittal_logger.addHandler(recorder)
+    sagittal_logger.setLevel(logging.DEBUG)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = write_subject(Path(tmp) / "subject", BUDGET_SIZE)
+            run_segmentation(SegmentationRequest(image_path=paths["t2w"],
+                                                 output_path=Path(tmp) / "lesion.nii.gz"),
+                             models.segmentation)
+    finally:
+        sagittal_logger.removeHandler(recorder)
+        sagittal_logger.setLevel(previous)
+    pixels = sum(recorder.pixels)
+    card = package.card
+    return {"subject": "x".join(map(str, BUDGET_SIZE)), "grid_mm": list(card.input.spacing_mm),
+            "base_filters": card.architecture.details.get("base_filters"), "tile_pixels": pixels,
+            "kflop_per_pixel": round(per_pixel / 1e3, 1), "gflop": round(pixels * per_pixel / 1e9, 2)}
 
 
 def run(repeats: int = 5) -> dict:
@@ -125,7 +207,7 @@ def run(repeats: int = 5) -> dict:
 
     rate = gemm_rate()
     results: dict = {"gemm_float32_gflops": round(rate, 1), "threads": usable_cores()}
-    for name, (shape, family) in INPUTS.items():
+    for name, (shape, family, reference_mm) in INPUTS.items():
         try:
             package = resolve(name)
         except (InputError, ModelError) as exc:
@@ -133,6 +215,9 @@ def run(repeats: int = 5) -> dict:
             continue
         if package.card.input.spatial_size is not None:  # fixed-size inputs follow the card
             shape = (*shape[:2], *package.card.input.spatial_size)
+        elif reference_mm is not None:  # the same region in mm on the card's grid
+            shape = _on_card_grid(shape, package.card.input.spacing_mm, reference_mm,
+                                  package.card.input.size_divisible_by)
         predictor = Predictor.create(package)
         batch = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
         ort_s = _median_time(lambda: predictor.predict(batch), repeats)
@@ -143,7 +228,7 @@ def run(repeats: int = 5) -> dict:
             entry["onnxruntime_1_thread_s"] = round(one_thread_s, 4)
             entry["thread_scaling"] = round(one_thread_s / ort_s, 2)
             del single
-        torch_s = _torch_time(family, shape, repeats)
+        torch_s = _torch_time(family, shape, repeats, package.card)
         if torch_s is not None:
             entry["pytorch_eager_s"] = round(torch_s, 4)
             entry["onnxruntime_speedup"] = round(torch_s / ort_s, 2)
@@ -153,4 +238,5 @@ def run(repeats: int = 5) -> dict:
             entry["achieved_gflops"] = round(flops / ort_s / 1e9, 1)
             entry["fraction_of_gemm_rate"] = round(flops / ort_s / 1e9 / rate, 3)
         results[name] = entry
+    results["lesion_per_subject"] = lesion_per_subject()
     return results

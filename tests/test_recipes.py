@@ -102,3 +102,22 @@ def test_t1c_variant_changes_the_first_channel_and_only_classifiers_have_one():
         CORD.t1c_variant()
     with pytest.raises(InputError, match="--input-contract applies to the classifiers"):
         CORD.with_input_contract("lesion_roi")
+
+
+def test_lesion_grid_and_width_can_be_chosen_and_the_patches_keep_their_extent_in_mm():
+    lesion = RECIPES["lesion"]
+    coarse = lesion.with_grid(spacing_mm=1.0, base_filters=8)
+    assert coarse.input_spec().spacing_mm == (1.0, 1.0)
+    assert coarse.architecture_details["base_filters"] == 8
+    extent = [size * step for size, step in zip(lesion.patch_size, lesion.spacing_mm)]
+    assert [size * step for size, step in zip(coarse.patch_size, coarse.spacing_mm)] == extent
+    assert all(size % coarse.size_divisible_by == 0 for size in coarse.patch_size)
+    assert coarse.build_network.args == (8,)  # the network is built at the chosen width
+    assert lesion.with_grid() is lesion
+    assert lesion.with_grid(base_filters=16).spacing_mm == lesion.spacing_mm
+    with pytest.raises(InputError, match="must be positive"):
+        lesion.with_grid(spacing_mm=-0.5)
+    for fixed in (CORD, RECIPES["ms_vs_nmosd"]):
+        with pytest.raises(InputError, match="apply to the lesion model, not to"):
+            fixed.with_grid(spacing_mm=0.75)
+        assert fixed.with_grid() is fixed

@@ -126,6 +126,12 @@ def test_bad_family_and_empty_dataset_are_usage_errors(tmp_path, capsys):
         err = capsys.readouterr().err
         assert "applies to the classifiers, not to cord" in err and err.count("\n") == 1
     assert not (tmp_path / "m" / "cord").exists()
+    # the lesion model's grid and width options are refused for the other families
+    for family in ("cord", "ms_vs_nmosd"):
+        assert train_main([family, "--bids", str(TESTING_DATA), "-o", str(tmp_path / "m"),
+                           "--grid-mm", "0.75"]) == 2
+        err = capsys.readouterr().err
+        assert f"apply to the lesion model, not to {family}" in err and err.count("\n") == 1
 
 
 def test_resume_of_a_finished_run_reexports_without_training(trained, dataset):

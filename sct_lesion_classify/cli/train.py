@@ -73,6 +73,15 @@ def get_parser() -> SCTArgumentParser:
                                       "padded to a square and resized to 256 x 256 (Zhuo et al. "
                                       "2022; 5.3 times the FLOPs). The model card records it and "
                                       "inference follows the card. Default: lesion_roi.")
+    parser.optional.add_argument("--grid-mm", type=positive_float, default=None,
+                                 help="Lesion model: in-plane spacing of the model grid in mm "
+                                      "(default: the recipe's); the training patches keep their "
+                                      "extent in mm. The model card records it and inference follows "
+                                      "the card.")
+    parser.optional.add_argument("--base-filters", type=positive_int, default=None,
+                                 help="Lesion model: filters of the MultiResUNet's first level "
+                                      "(doubling at each of its 5 levels; default: the recipe's). "
+                                      "The cost per pixel grows as its square.")
     parser.optional.add_argument("--no-input-cache", action="store_true",
                                  help="Classifiers: rebuild the model inputs from the images instead "
                                       "of keeping them in <folder>/.train_runs/inputs/ (reused by "
@@ -131,6 +140,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         recipe = recipe.with_input_contract(args.input_contract)  # an InputError for the segmentation families
     if args.with_t1c:
         recipe = recipe.t1c_variant()  # an InputError for the segmentation families
+    recipe = recipe.with_grid(args.grid_mm, args.base_filters)  # an InputError but for the lesion model
     models_dir = Path(args.o)
     models_dir.mkdir(parents=True, exist_ok=True)
     options = TrainOptions(

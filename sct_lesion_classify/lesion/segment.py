@@ -115,6 +115,11 @@ class LesionSegmenter:
         self._segmenter = SagittalSegmenter(Predictor.create(package, threads=threads))
 
     @property
+    def predictor(self) -> Predictor:
+        """The network's session (one per segmenter, reused for every image)."""
+        return self._segmenter.predictor
+
+    @property
     def default_postprocessing(self) -> Postprocessing:
         """The card's postprocessing defaults."""
         return self.package.card.postprocessing
