@@ -32,15 +32,20 @@ TUMORS = ("astrocytoma", "ependymoma")
 # Measured on testing_data with the committed models (models/README.md); since the lesion network
 # runs only within the margins of the cord (tiles), the demyelinating figure rose from 0.618 and
 # model 1 from 5 of 8 (false lesions far from the cord were removed):
-MIN_LESION_DICE_TUMOR = 0.75  # measured 0.849 (4 tumours)
-MIN_LESION_DICE_DEMYELINATING = 0.65  # measured 0.744 (4 demyelinating)
-MIN_CORD_DICE = 0.90
+MIN_LESION_DICE_TUMOR = 0.80  # measured 0.908 with lesion model 2.0.0 (1.0.0: 0.849), 4 tumours
+MIN_LESION_DICE_DEMYELINATING = 0.75  # measured 0.881 with 2.0.0 (1.0.0: 0.744), 4 demyelinating
+MIN_CORD_DICE = 0.90  # measured 0.941 with cord localizer 2.0.0 (lowest subject 0.906)
 # Model 1 through the whole command (segmented masks): measured 6 of 8 (the 4 tumours, sub-006 and
 # sub-008; the demyelinating sub-001 and sub-003 are called tumour with p = 0.57 and 0.61). The bar
 # guards against a regression, it does not claim the issue's accuracy target, which these
 # CPU-trained phantom models miss (models/README.md).
 MIN_MODEL1_CORRECT = 6  # of 8
-MIN_REAL_CORD_DICE = 0.80  # issue target; measured 0.879 with the committed localizer
+MIN_REAL_CORD_DICE = 0.80  # measured 0.866 with cord localizer 2.0.0 (1.0.0: 0.879); issue 14 asks 0.92
+# The real scan, untouched (healthy) and with 8 lesions painted in its cord by insert-lesions
+# (seed 5, two of each class), through sct_deepseg_imlesion with the bundled models:
+MAX_REAL_FALSE_LESION_MM3 = 20.0  # issue target; measured 0 mm3
+MIN_REAL_INSERTED_DICE = 0.70  # measured 0.826 (issue target 0.60)
+MAX_REAL_INSERTED_OUTSIDE = 0.10  # of the predicted volume beyond the cord + 2 mm (issue target); measured 0
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -128,3 +133,37 @@ def test_real_scan_runs_on_native_grid(tmp_path):
                      nib.load(str(manual)).get_fdata())
     assert cord_dice >= MIN_REAL_CORD_DICE
     assert image_path.read_bytes() == before
+    voxel_mm3 = float(np.prod(image.header.get_zooms()[:3]))
+    assert float(nib.load(str(mask)).get_fdata().sum()) * voxel_mm3 <= MAX_REAL_FALSE_LESION_MM3
+
+
+@pytest.mark.skipif(not (REALDATA / "sub-unf01").is_dir(), reason="../shared/realdata is not on this machine")
+def test_lesions_inserted_in_the_real_scan_are_found_inside_the_cord(tmp_path):
+    """Lesions of the four classes painted in the real cord (insert-lesions, never used for
+    training): mean Dice and the share of the predicted volume beyond the cord dilated by 2 mm."""
+    from scipy import ndimage
+
+    from sct_lesion_classify.cli import insert_lesions
+
+    manual = REALDATA / "derivatives" / "labels" / "sub-unf01" / "anat" / "sub-unf01_T2w_seg-manual.nii.gz"
+    dataset = tmp_path / "inserted"
+    assert insert_lesions.main(["-i", str(REALDATA / "sub-unf01" / "anat" / "sub-unf01_T2w.nii.gz"),
+                                "-s", str(manual), "-o", str(dataset), "-n", "8", "--seed", "5",
+                                "--allow-partial", "-v", "0"]) == 0
+    cord = nib.load(str(manual))
+    zooms = np.asarray(cord.header.get_zooms()[:3], dtype=float)
+    cord_radius = ndimage.distance_transform_edt(cord.get_fdata() == 0, sampling=zooms)
+    within = cord_radius <= 2.0
+    diagnoses = {row["diagnosis"] for row in read_participants(dataset).values()}
+    assert diagnoses == {"astrocytoma", "ependymoma", "MS", "NMOSD"}
+    scores, predicted_total, outside_total = [], 0.0, 0.0
+    for subject in discover_subjects(dataset):
+        mask = tmp_path / f"{subject.participant_id}_lesion.nii.gz"
+        assert deepseg_imlesion.main(["-i", str(subject.t2w), "-o", str(mask), "-v", "0"]) == 0
+        predicted = nib.load(str(mask)).get_fdata() > 0
+        scores.append(dice(predicted, nib.load(str(subject.lesion_mask)).get_fdata()))
+        predicted_total += predicted.sum()
+        outside_total += (predicted & ~within).sum()
+    assert len(scores) == 8
+    assert np.mean(scores) >= MIN_REAL_INSERTED_DICE, scores
+    assert outside_total <= MAX_REAL_INSERTED_OUTSIDE * max(predicted_total, 1.0)
