@@ -20,8 +20,8 @@ region in mm on the card's grid), has the same cost per pixel (5.6-6.3 us per pi
 tiles from 64 x 128 to 8 x 144 x 608).
 
 ``lesion_per_subject`` counts the lesion network's FLOPs on the tiles the pipeline itself feeds it
-for the bench's 512x512x15 phantom (its segmentation run once, every batch's shape recorded): the
-figure of the lesion model's cost budget.
+for the bench's 512x512x15 phantom (its segmentation run once, the tiles' pixels read from the
+segmenter's debug record): the figure of the lesion model's cost budget.
 """
 
 from __future__ import annotations

@@ -570,7 +570,7 @@ LESION = SegmentationRecipe(
                           "base_filters": 16, "alpha": 1.67, "levels": 5,
                           "res_path_lengths": [4, 3, 2, 1], "loss": "Dice + BCE",
                           "output": "sigmoid probability"},
-    # 16 base filters at 0.5 mm (the paper: 32): 95 GFLOP on the bench's 512x512x15 subject instead
+    # 16 base filters at 0.5 mm (the paper: 32): 93 GFLOP on the bench's 512x512x15 subject instead
     # of 380, chosen against 24 filters at 0.75 mm by validation Dice (models/README.md)
     build_network=partial(_multiresunet, 16),
     scalable_network=_multiresunet,
