@@ -88,9 +88,12 @@ def test_classifier_package_runs_in_the_classification_step(phantoms, tmp_path):
 
 
 def test_lesion_multiresunet_package_and_resume(phantoms, tmp_path):
-    recipe = replace(LESION, spacing_mm=(2.0, 2.0), patch_size=(32, 64))
+    recipe = LESION.with_grid(spacing_mm=2.0)  # train lesion --grid-mm 2: small patches, quick
+    assert recipe.patch_size == (32, 48)  # 48 x 96 mm at 2 mm, rounded to multiples of 16
     first = train_family(recipe, options(phantoms, tmp_path, epochs=1, batch_size=2))
-    assert first.card["architecture"]["parameters"] > 7_000_000
+    assert first.card["input"]["spacing_mm"] == [2.0, 2.0]
+    assert first.card["architecture"]["details"]["base_filters"] == 16
+    assert first.card["architecture"]["parameters"] == 1_804_818  # MultiResUNet, 16 base filters
     assert first.card["input"]["crop_margins_mm"] == list(LESION.crop_margins_mm)
     resumed = train_family(recipe, options(phantoms, tmp_path, epochs=2, batch_size=2, resume=True))
     assert resumed.card["metrics"]["epochs_run"] == 2
