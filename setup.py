@@ -31,6 +31,7 @@ setup(
         "scipy>=1.9",
         "nibabel>=5.0",
         "onnxruntime>=1.16",
+        "onnx>=1.16",  # runtime.graph_rewrite: resolves the exporter's CastLike before ONNX Runtime optimizes
         "jsonschema>=4.17",
         "tqdm>=4.64",
     ],

@@ -20,13 +20,12 @@ region in mm on the card's grid), has the same cost per pixel (5.6-6.3 us per pi
 tiles from 64 x 128 to 8 x 144 x 608).
 
 ``lesion_per_subject`` counts the lesion network's FLOPs on the tiles the pipeline itself feeds it
-for the bench's 512x512x15 phantom (its segmentation run once, the tiles' pixels read from the
-segmenter's debug record): the figure of the lesion model's cost budget.
+for the bench's 512x512x15 phantom (its segmentation run once, every batch recorded by
+:mod:`bench.network_calls`): the figure of the lesion model's cost budget.
 """
 
 from __future__ import annotations
 
-import logging
 import statistics
 import time
 
@@ -144,28 +143,16 @@ def _on_card_grid(shape: tuple[int, ...], spacing_mm, reference_mm: float, divis
     return (*shape[:2], h, w)
 
 
-class _TilePixels(logging.Handler):
-    """Collects the pixel counts the sagittal segmenter logs for each volume it tiles."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.pixels: list[int] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.msg.startswith("%d tiles of %d pixels"):
-            self.pixels.append(int(record.args[1]))
-
-
 def lesion_per_subject() -> dict:
     """FLOPs of the lesion network on the pipeline's own tiles of the :data:`BUDGET_SIZE` phantom.
 
-    The segmentation runs once; the tiles' pixels come from the segmenter's own debug record. Every
-    convolution of the network scales with the pixels of a tile (sizes divisible by the card's
-    ``size_divisible_by``), so the FLOPs are the pixels times the FLOPs per pixel of one tile.
+    The segmentation runs once, with every batch the lesion package is fed recorded
+    (:func:`bench.network_calls.recording`); the FLOPs are counted from the graph at each batch's shape.
     """
     import tempfile
     from pathlib import Path
 
+    from bench.network_calls import flops_of, recording
     from bench.pipeline_stages import load_models, write_subject
     from sct_lesion_classify.pipeline.segmentation import SegmentationRequest, run_segmentation
 
@@ -173,30 +160,21 @@ def lesion_per_subject() -> dict:
     if models is None:
         return {"skipped": "no models"}
     package = models.segmentation.lesion.package
-    side = 10 * package.card.input.size_divisible_by
-    per_pixel = count_flops(package.onnx_path, (1, 1, side, side))
-    if per_pixel is None:
+    with tempfile.TemporaryDirectory() as tmp, recording() as calls:
+        paths = write_subject(Path(tmp) / "subject", BUDGET_SIZE)
+        run_segmentation(SegmentationRequest(image_path=paths["t2w"],
+                                             output_path=Path(tmp) / "lesion.nii.gz"),
+                         models.segmentation)
+    batches = calls[package.name]
+    flops = flops_of(package.onnx_path, batches)
+    if flops is None:
         return {"skipped": "FLOPs not countable (onnx shape inference unavailable)"}
-    per_pixel /= side * side
-    recorder = _TilePixels()
-    sagittal_logger = logging.getLogger("sct_lesion_classify.runtime.sagittal")
-    previous = sagittal_logger.level
-    sagittal_logger.addHandler(recorder)
-    sagittal_logger.setLevel(logging.DEBUG)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            paths = write_subject(Path(tmp) / "subject", BUDGET_SIZE)
-            run_segmentation(SegmentationRequest(image_path=paths["t2w"],
-                                                 output_path=Path(tmp) / "lesion.nii.gz"),
-                             models.segmentation)
-    finally:
-        sagittal_logger.removeHandler(recorder)
-        sagittal_logger.setLevel(previous)
-    pixels = sum(recorder.pixels)
+    pixels = sum(n * h * w for n, _, h, w in batches)
     card = package.card
     return {"subject": "x".join(map(str, BUDGET_SIZE)), "grid_mm": list(card.input.spacing_mm),
             "base_filters": card.architecture.details.get("base_filters"), "tile_pixels": pixels,
-            "kflop_per_pixel": round(per_pixel / 1e3, 1), "gflop": round(pixels * per_pixel / 1e9, 2)}
+            "tiles": sum(n for n, *_ in batches), "kflop_per_pixel": round(flops / pixels / 1e3, 1),
+            "gflop": round(flops / 1e9, 2)}
 
 
 def run(repeats: int = 5) -> dict:

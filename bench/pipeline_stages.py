@@ -11,7 +11,12 @@ is taken of:
   tens of seconds per run at the larger sizes);
 - the whole commands as new processes: ``sct_deepseg_imlesion -i`` (with and without ``-no-crop``),
   ``sct_classify_lesion -i`` (segmentation included) and ``sct_classify_lesion -i -lesion -s``
-  (classification given the masks), with each run's peak RSS.
+  (classification given the masks), with each run's peak RSS;
+- the floor of each network stage: the FLOPs of the batches the pipeline fed its network
+  (:mod:`bench.network_calls`) over the float32 GEMM rate measured at the start of the section,
+  and each stage's time as a multiple of its floor (``floor_ratio``); the same for the whole
+  ``sct_classify_lesion -i`` process against the sum of the floors. A ratio holds across machines
+  where seconds do not.
 
 The bundled (or installed) models are used; without them the section says so and measures nothing.
 """
@@ -32,9 +37,10 @@ from bench.phantom_generation import SIZES, canonical_shape
 NO_CROP_SIZE = "512x512x15"  # the size of the issue targets; the cascade's gain is measured there
 NO_CROP_MAX_REPEATS = 3
 
-TARGETS = {"512x512x15": {"segment_process_s": 1.5, "segment_peak_rss_mb": 1024,
-                          "classify_given_mask_process_s": 1.0, "classify_with_segmentation_process_s": 2.0,
-                          "classify_with_segmentation_peak_rss_mb": 1536}}
+#: Issue 17's targets (2-core CPU of the development machine).
+TARGETS = {"512x512x15": {"segment_process_s": 1.2, "classify_given_mask_process_s": 0.6,
+                          "classify_with_segmentation_process_s": 2.0,
+                          "classify_with_segmentation_peak_rss_mb": 600}}
 
 
 # Runs one command and prints its wall time and peak RSS. The benchmark process grows to several
@@ -96,7 +102,8 @@ def load_models():
         return None
 
 
-def in_process(paths: dict[str, Path], models, out: Path, repeats: int, without_crop: bool) -> dict:
+def in_process(paths: dict[str, Path], models, out: Path, repeats: int, without_crop: bool,
+               gemm_gflops: float) -> dict:
     """Stage medians of the whole pipeline and (``without_crop``) of the segmentation without the crop."""
     from sct_lesion_classify.pipeline.classification import ClassificationRequest, run_classification
     from sct_lesion_classify.pipeline.options import SegmentationOptions
@@ -118,10 +125,14 @@ def in_process(paths: dict[str, Path], models, out: Path, repeats: int, without_
         outputs = run_segmentation(request, models.segmentation)
         return dict(outputs.runtime_s)
 
-    classify_once()
+    from bench.network_calls import recording
+
+    with recording() as calls:
+        classify_once()
     stages = _stage_medians([classify_once() for _ in range(repeats)])
+    floors = network_floors(models, calls, stages, gemm_gflops)
     if not without_crop:
-        return {"stages_median_s": stages}
+        return {"stages_median_s": stages, "network_floors": floors}
     no_crop_repeats = min(repeats, NO_CROP_MAX_REPEATS)
     segment_once(True)
     segment_once(False)
@@ -136,7 +147,38 @@ def in_process(paths: dict[str, Path], models, out: Path, repeats: int, without_
     }
     if cropped.get("segment"):
         gain["speedup_of_crop"] = round(whole_view["segment"] / cropped["segment"], 2)
-    return {"stages_median_s": stages, "cascade": gain}
+    return {"stages_median_s": stages, "network_floors": floors, "cascade": gain}
+
+
+def network_floors(models, calls: dict, stages: dict[str, float], gemm_gflops: float) -> dict:
+    """Per network stage: GFLOP fed, floor (s) at the GEMM rate, and the measured time over the floor."""
+    from bench.network_calls import flops_of
+
+    rate = gemm_gflops
+    selection = models.selection
+    stage_of = {}
+    if selection.cord is not None:
+        stage_of[selection.cord.name] = ("segmentation_localize", selection.cord)
+    if selection.lesion is not None:
+        stage_of[selection.lesion.name] = ("segmentation_segment", selection.lesion)
+    for role, package in selection.classifiers.items():
+        stage_of[package.name] = (f"classify_{role}", package)
+    floors = {}
+    for name, shapes in calls.items():
+        if name not in stage_of:
+            continue
+        stage, package = stage_of[name]
+        flops = flops_of(package.onnx_path, shapes)
+        if flops is None or not rate:
+            continue
+        floor = flops / (rate * 1e9)
+        entry = {"gflop": round(flops / 1e9, 2), "floor_s": round(floor, 4)}
+        if stages.get(stage):
+            entry["stage_s"] = stages[stage]
+            entry["floor_ratio"] = round(stages[stage] / floor, 2)
+        floors[stage] = entry
+    return floors
+
 
 
 def as_process(paths: dict[str, Path], out: Path, repeats: int, without_crop: bool) -> dict:
@@ -166,10 +208,13 @@ def as_process(paths: dict[str, Path], out: Path, repeats: int, without_crop: bo
 def run(repeats: int = 5) -> dict:
     """Figures per size (see the module docstring)."""
     logging.getLogger("sct_lesion_classify").setLevel(logging.ERROR)  # the phantom's warnings are noise here
+    from bench.networks import gemm_rate
+
     models = load_models()
     if models is None:
         return {"skipped": "no model packages installed"}
-    results = {}
+    rate = gemm_rate()
+    results = {"gemm_float32_gflops": round(rate, 1)}
     with tempfile.TemporaryDirectory() as tmp:
         for shape in SIZES:
             label = "x".join(map(str, shape))
@@ -177,8 +222,13 @@ def run(repeats: int = 5) -> dict:
             paths = write_subject(folder, shape)
             out = folder / "out"
             out.mkdir()
-            entry = in_process(paths, models, out, repeats, without_crop=label == NO_CROP_SIZE)
+            entry = in_process(paths, models, out, repeats, without_crop=label == NO_CROP_SIZE, gemm_gflops=rate)
             entry["process"] = as_process(paths, out, repeats, without_crop=label == NO_CROP_SIZE)
+            floor_sum = sum(f["floor_s"] for f in entry["network_floors"].values())
+            if floor_sum:
+                entry["network_floors"]["sum_of_floors_s"] = round(floor_sum, 4)
+                entry["network_floors"]["classify_with_segmentation_process_ratio"] = round(
+                    entry["process"]["classify_with_segmentation_process_s"] / floor_sum, 2)
             entry["runs"] = repeats
             if label in TARGETS:
                 entry["targets"] = TARGETS[label]

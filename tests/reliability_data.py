@@ -92,17 +92,25 @@ def run_in_child(command: str, argv: list[str], replace_log: str | None = None,
     Every ``os.replace`` (the rename that publishes an output) appends its destination to
     ``replace_log``; with ``kill_before_replace = k`` the child sends itself SIGKILL just before
     the k-th one (1-based), i.e. with k - 1 outputs published and the k-th complete in its
-    temporary file.
+    temporary file. The renames into ONNX Runtime's optimised-graph cache are not outputs and
+    are not counted (``runtime.graph_cache``: a graph is published before its digest, so a kill
+    between them leaves an entry that is rebuilt).
     """
     import importlib
     import os
     import signal
+    from pathlib import Path
+
+    from sct_lesion_classify.runtime.graph_cache import graph_cache_root
 
     real_replace = os.replace
     count = 0
+    cache = graph_cache_root()
 
     def replace(source, destination, *args, **kwargs):
         nonlocal count
+        if cache is not None and Path(destination).parent == cache:
+            return real_replace(source, destination, *args, **kwargs)
         count += 1
         if kill_before_replace is not None and count == kill_before_replace:
             os.kill(os.getpid(), signal.SIGKILL)

@@ -185,6 +185,16 @@ def typed_document(gradcam=None, with_results=True):
         trust=assess([]), gradcam=gradcam)
 
 
+def test_schema_is_valid_against_its_meta_schema():
+    """Checked here once, not on every run (classify.document._validator skips it)."""
+    import jsonschema
+
+    from sct_lesion_classify.classify.document import SCHEMA_PATH
+
+    schema = json.loads(SCHEMA_PATH.read_text())
+    jsonschema.validators.validator_for(schema).check_schema(schema)
+
+
 def test_typed_document_gives_the_schema_object_in_its_order(tmp_path):
     from sct_lesion_classify.classify.document import SCHEMA_PATH, GradcamRecord
 

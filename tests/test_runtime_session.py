@@ -90,7 +90,9 @@ def test_unloadable_onnx(tmp_path):
 
 
 def test_session_options(tmp_path, monkeypatch):
+    """The options of a session built from the package (the graph cache off; see test_graph_cache)."""
     ort = pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("SCT_LESION_CLASSIFY_ORT_CACHE", "0")
     package = ModelPackage.load(write_tiny_package(tmp_path))
     captured = {}
     real = ort.InferenceSession

@@ -150,3 +150,27 @@ def test_region_must_have_the_volume_shape(tiny_segmenter):
     volume = np.ones((3, 20, 30), np.float32)
     with pytest.raises(ValueError, match="region shape"):
         tiny_segmenter.probabilities(Volume(volume, (1.0, 1.0, 1.0)), region=np.ones((3, 20, 31), bool))
+
+
+@pytest.mark.parametrize("batch_pixels", [1, 2 * 64 * 160, 10 ** 9])
+def test_batches_follow_the_pixel_budget_and_change_nothing(tiny_segmenter, batch_pixels, monkeypatch):
+    """One slice per call when a slice alone exceeds the budget, several when they fit; same output."""
+    import dataclasses
+
+    batches = []
+    real = Predictor.predict
+
+    def watched(self, batch):
+        batches.append(batch.shape)
+        return real(self, batch)
+
+    rng = np.random.default_rng(2)
+    volume = Volume(rng.normal(100, 20, size=(7, 60, 150)).astype(np.float32), (3.0, 0.7, 0.7))
+    reference = tiny_segmenter.probabilities(volume)
+    segmenter = dataclasses.replace(tiny_segmenter, batch_pixels=batch_pixels)
+    monkeypatch.setattr(Predictor, "predict", watched)
+    probabilities = segmenter.probabilities(volume)
+    np.testing.assert_array_equal(probabilities, reference)
+    assert sum(shape[0] for shape in batches) == 7
+    pixels = batches[0][2] * batches[0][3]
+    assert max(shape[0] for shape in batches) == max(1, min(7, batch_pixels // pixels))

@@ -24,11 +24,12 @@ Warnings are values of these records, gathered in pipeline order by :func:`gathe
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -66,6 +67,7 @@ from sct_lesion_classify.pipeline.segmentation import (
     SegmentationRequest,
     run_segmentation,
 )
+from sct_lesion_classify.runtime.session import build_concurrently
 from sct_lesion_classify.trust import TrustAssessment, assess, classification_checks, segmentation_checks
 
 logger = logging.getLogger(__name__)
@@ -121,10 +123,16 @@ class ClassificationModels:
     @classmethod
     def load(cls, selection: ModelSelection, *, threads: int | None = None) -> "ClassificationModels":
         """Build the sessions of the selected packages (``pipeline.models.select_models``)."""
-        segmentation = SegmentationModels.load(selection, threads=threads) if selection.lesion else None
-        classifiers = {role: Classifier(p, role, threads=threads) for role, p in selection.classifiers.items()}
-        t1c = {role: Classifier(p, role, threads=threads) for role, p in selection.t1c_classifiers.items()}
-        return cls(classifiers=classifiers, t1c_classifiers=t1c, segmentation=segmentation, selection=selection)
+        builders: dict[tuple[str, str], Callable[[], Any]] = {}
+        if selection.lesion:
+            builders["segmentation", ""] = lambda: SegmentationModels.load(selection, threads=threads)
+        for kind, packages in (("t2w", selection.classifiers), ("t1c", selection.t1c_classifiers)):
+            for role, package in packages.items():
+                builders[kind, role] = functools.partial(Classifier, package, role, threads=threads)
+        built = build_concurrently(builders)  # sessions created side by side
+        return cls(classifiers={role: built["t2w", role] for role in selection.classifiers},
+                   t1c_classifiers={role: built["t1c", role] for role in selection.t1c_classifiers},
+                   segmentation=built.get(("segmentation", "")), selection=selection)
 
     def for_image(self, *, with_t1c: bool) -> tuple[dict[str, Classifier], tuple[str, ...]]:
         """The classifier of each role for an image with (or without) a cT1w, and the warnings."""

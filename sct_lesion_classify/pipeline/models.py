@@ -12,6 +12,7 @@ fingerprints the diagnosis JSON records.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, TypeVar
@@ -196,14 +197,18 @@ def select_models(custom_folders: Iterable[str | Path] = (), *, segment: bool, c
     InputError, ModelError
         An invalid ``-custom-model`` folder, or a package that is missing or fails verification.
     """
+    from sct_lesion_classify.runtime.session import build_concurrently
+
     custom = load_custom_packages(custom_folders)
-    cord = package_for(CORD_STEP, custom) if segment and cord_localizer else None
-    lesion = package_for(LESION_STEP, custom) if segment else None
-    classifiers = {role: package_for(role, custom) for role in ROLE_CLASSES} if classify else {}
-    t1c_classifiers = {}
+    steps = ([CORD_STEP] if segment and cord_localizer else []) + ([LESION_STEP] if segment else []) \
+        + (list(ROLE_CLASSES) if classify else [])
+    builders = {step: functools.partial(package_for, step, custom) for step in steps}
     if classify and t1c:
-        for role in ROLE_CLASSES:
-            package = optional_package_for(T1C_PACKAGES[role], custom)
-            if package is not None:
-                t1c_classifiers[role] = package
-    return ModelSelection(lesion=lesion, cord=cord, classifiers=classifiers, t1c_classifiers=t1c_classifiers)
+        builders.update({T1C_PACKAGES[role]: functools.partial(optional_package_for, T1C_PACKAGES[role], custom)
+                         for role in ROLE_CLASSES})
+    packages = build_concurrently(builders)  # each package's sha256 checked side by side
+    t1c_classifiers = {role: packages[T1C_PACKAGES[role]] for role in ROLE_CLASSES
+                       if packages.get(T1C_PACKAGES[role]) is not None}
+    return ModelSelection(lesion=packages.get(LESION_STEP), cord=packages.get(CORD_STEP),
+                          classifiers={role: packages[role] for role in ROLE_CLASSES if role in packages},
+                          t1c_classifiers=t1c_classifiers)

@@ -36,6 +36,7 @@ from sct_lesion_classify.pipeline.models import ModelSelection
 from sct_lesion_classify.pipeline.options import QcOptions, SegmentationOptions
 from sct_lesion_classify.pipeline.outputs import OutputNames, sidecar_path
 from sct_lesion_classify.pipeline.paths import check_output_path, check_qc_folder, make_output_folder
+from sct_lesion_classify.runtime.session import build_concurrently
 
 if TYPE_CHECKING:
     from sct_lesion_classify.trust import TrustAssessment
@@ -93,8 +94,11 @@ class SegmentationModels:
         """Build the sessions of the lesion package (and the cord localizer, when selected)."""
         if selection.lesion is None:
             raise InputError("no lesion segmentation package selected for this run")
-        lesion = LesionSegmenter(selection.lesion, threads=threads)
-        cord = BuiltinCordLocalizer(selection.cord, threads=threads) if selection.cord is not None else None
+        builders = {"lesion": lambda: LesionSegmenter(selection.lesion, threads=threads)}
+        if selection.cord is not None:
+            builders["cord"] = lambda: BuiltinCordLocalizer(selection.cord, threads=threads)
+        built = build_concurrently(builders)
+        lesion, cord = built["lesion"], built.get("cord")
         packages = selection.segmentation
         return cls(lesion=lesion, cord=cord, packages=packages,
                    model_urls=tuple(model_url(p) for p in packages))

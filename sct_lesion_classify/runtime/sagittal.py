@@ -52,12 +52,18 @@ class SagittalSegmenter:
     ----------
     predictor
         The package's ONNX Runtime session.
-    batch_size
-        Slices per network call.
+    batch_pixels
+        Slices (or tiles) of one shape go through the network together while their pixels stay
+        within this count; one at a time when a single one is larger. Small batches of large
+        slices are both faster and lighter on this CPU: at 512x512x15 (tiles of about 61 k pixels,
+        localizer slices of 102 k) one per call instead of 8 took the lesion network from 1.48 s
+        to 1.21 s and the localizer from 0.36 s to 0.22 s (medians of 6, interleaved), and the
+        peak RSS of the whole pipeline from 661 MB to 387 MB (ONNX Runtime's arena holds the
+        activations of the largest batch).
     """
 
     predictor: Predictor
-    batch_size: int = 8
+    batch_pixels: int = 2 ** 16
 
     def __post_init__(self) -> None:
         card = self.predictor.package.card
@@ -85,8 +91,9 @@ class SagittalSegmenter:
         slices, resampler = prepare_slices(volume, card.input)
         if region is None or card.input.spatial_size is not None:
             outputs = np.empty(slices.shape, dtype=np.float32)
-            for start in range(0, slices.shape[0], self.batch_size):
-                outputs[start:start + self.batch_size] = self._foreground(slices[start:start + self.batch_size])
+            step = self._per_batch(slices.shape[1:])
+            for start in range(0, slices.shape[0], step):
+                outputs[start:start + step] = self._foreground(slices[start:start + step])
         else:
             outputs = self._tiled(slices, resampler, region, context_mm)
         probabilities = resampler.backward(outputs, order=1)
@@ -94,6 +101,10 @@ class SagittalSegmenter:
         if region is not None:
             probabilities[~region] = 0.0
         return probabilities
+
+    def _per_batch(self, shape: tuple[int, int]) -> int:
+        """How many slices of ``shape`` (H, W) one network call takes (at least one)."""
+        return max(1, self.batch_pixels // max(1, shape[0] * shape[1]))
 
     def _foreground(self, batch: np.ndarray) -> np.ndarray:
         """Foreground probabilities ``(n, H, W)`` of model slices ``(n, H, W)``."""
@@ -117,9 +128,10 @@ class SagittalSegmenter:
         by_shape: dict[tuple[int, int], list[Tile]] = {}
         for tile in tiles:
             by_shape.setdefault(tile.window_shape, []).append(tile)
-        for group in by_shape.values():
-            for start in range(0, len(group), self.batch_size):
-                chunk = group[start:start + self.batch_size]
+        for shape, group in by_shape.items():
+            step = self._per_batch(shape)
+            for start in range(0, len(group), step):
+                chunk = group[start:start + step]
                 batch = np.stack([slices[(tile.slice_index,) + tile.window] for tile in chunk])
                 for tile, result in zip(chunk, self._foreground(batch)):
                     outputs[(tile.slice_index,) + tile.core] = result[tile.core_in_window]
