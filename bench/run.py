@@ -11,7 +11,7 @@ import datetime
 import json
 from pathlib import Path
 
-from bench import batch_throughput, help_latency, machine, networks, phantom_generation, pipeline_stages
+from bench import batch_throughput, help_latency, machine, networks, phantom_generation, pipeline_stages, startup
 
 RESULTS = Path(__file__).with_name("results.json")
 
@@ -19,6 +19,7 @@ SECTIONS = {
     "help": help_latency.run,
     "phantom": phantom_generation.run,
     "pipeline": pipeline_stages.run,
+    "startup": startup.run,
     "networks": networks.run,
     "batch": batch_throughput.run,
 }
