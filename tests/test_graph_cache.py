@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import time
 
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from sct_lesion_classify.modelpkg.package import ModelPackage
 from sct_lesion_classify.modelpkg.testing import write_tiny_package
 from sct_lesion_classify.runtime import graph_cache
 from sct_lesion_classify.runtime.graph_cache import ENV_GRAPH_CACHE, CachedGraph, graph_cache_root
+from sct_lesion_classify.runtime.graph_rewrite import REWRITE_VERSION
 from sct_lesion_classify.runtime.session import Predictor
 
 
@@ -39,7 +42,10 @@ def test_first_session_saves_the_graph_and_later_ones_load_it(tmp_path, cache, c
     reference = _predict(package)
     (entry,) = _entries(cache)
     assert entry.startswith(f"tiny_seg-{package.sha256[:16]}-ort")
-    graph = CachedGraph.of(package, cache, entry.split("-ort")[1].split("-cpu")[0])
+    import onnxruntime
+
+    graph = CachedGraph.of(package, cache, onnxruntime.__version__)
+    assert f"-ort{onnxruntime.__version__}-r{REWRITE_VERSION}-cpu" in entry
     assert graph.path.name == entry and graph.verified()
     mtime = graph.path.stat().st_mtime_ns
     with caplog.at_level(logging.DEBUG, logger="sct_lesion_classify.runtime"):
@@ -111,9 +117,15 @@ def test_stale_entries_of_the_same_package_are_pruned(tmp_path, cache):
     (path,) = cache.glob("*.ort")
     stale = path.with_name(path.name.replace("-ort", "-ort0.0.1-old").split("-old")[0] + "-cpu000000000000.ort")
     stale.write_bytes(b"old")
+    leftover = cache / f".{path.name}.abc123.tmp"  # a process killed while saving, two hours ago
+    leftover.write_bytes(b"partial")
+    os.utime(leftover, (time.time() - 7200, time.time() - 7200))
+    recent = cache / f".{path.name}.def456.tmp"  # another process saving now
+    recent.write_bytes(b"partial")
     path.unlink()
     _predict(package)
     assert _entries(cache) == [path.name]
+    assert not leftover.exists() and recent.exists()
 
 
 @pytest.mark.parametrize("value", ["0", "off"])

@@ -9,13 +9,16 @@ a later session loads it with the optimizations off and computes the same output
 
 The optimised graph depends on the package, the ONNX Runtime version and the CPU (the blocked
 layout follows the width of its vector units), so the file name holds all three:
-``<package name>-<first 16 hex of the package's sha256>-ort<version>-cpu<signature>.ort``. The
+``<package name>-<first 16 hex of the package's sha256>-ort<version>-r<rewrite>-cpu<signature>.ort``. The
 file's own sha256 is written beside it (``.sha256``) and checked on every load: a file that does
 not match, or does not load, is rebuilt from the package, never used. ONNX Runtime then reads the
 file by its path rather than from the checked bytes: its Python binding keeps model bytes for the
 life of the session, and a DenseNet121 loaded from the saved graph by path holds 89 MB after
-creation against 115 MB from the package (its float16 weights and their float32 copies). The package itself is still verified against its card before any of this
-(:meth:`~sct_lesion_classify.modelpkg.package.ModelPackage.load`).
+creation against 115 MB from the package (its float16 weights and their float32 copies). The
+package itself is still verified against its card before any of this
+(:meth:`~sct_lesion_classify.modelpkg.package.ModelPackage.load`). The graph is saved after
+:mod:`~sct_lesion_classify.runtime.graph_rewrite`'s normalisation, whose version is in the name too
+(``-r<version>``), so a change of the rewrite never reuses a graph saved by an older one.
 
 The cache root is ``$SCT_LESION_CLASSIFY_ORT_CACHE``, default
 ``~/.cache/sct_lesion_classify/onnxruntime``; ``SCT_LESION_CLASSIFY_ORT_CACHE=0`` turns the cache
@@ -30,11 +33,13 @@ import logging
 import os
 import platform
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from sct_lesion_classify.errors import ModelError
 from sct_lesion_classify.modelpkg.package import ModelPackage, file_sha256
+from sct_lesion_classify.runtime.graph_rewrite import REWRITE_VERSION
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +90,8 @@ class CachedGraph:
         has checked against the card: a package written again under the same name gets a new entry.
         """
         package_key = f"{package.name}-{file_sha256(package.onnx_path)[:16]}"
-        return cls(path=root / f"{package_key}-ort{ort_version}-cpu{cpu_signature()}{SUFFIX}",
-                   package_key=package_key)
+        name = f"{package_key}-ort{ort_version}-r{REWRITE_VERSION}-cpu{cpu_signature()}{SUFFIX}"
+        return cls(path=root / name, package_key=package_key)
 
     @property
     def digest_path(self) -> Path:
@@ -134,10 +139,18 @@ class CachedGraph:
             discard(digest_tmp)
 
     def _prune_stale(self) -> None:
-        """Remove the entries of the same package file for another ONNX Runtime version or CPU."""
+        """Remove the entries of the same package file for another ONNX Runtime version, rewrite or
+        CPU, and the temporary files that killed processes left."""
         for other in self.path.parent.glob(f"{self.package_key}-ort*{SUFFIX}"):
             if other != self.path:
                 CachedGraph(other, self.package_key).discard()
+        # temporary files of a process killed while saving (older than an hour: not in progress)
+        for leftover in self.path.parent.glob(f".{self.package_key}-*.tmp*"):
+            try:
+                if time.time() - leftover.stat().st_mtime > 3600:
+                    discard(leftover)
+            except OSError:
+                pass
 
     def discard(self) -> None:
         """Remove the entry (a graph that ONNX Runtime refused to load)."""

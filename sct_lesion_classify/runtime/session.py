@@ -6,8 +6,11 @@ graph optimizations, and no busy-waiting ("spinning") when fewer threads than co
 (several workers share the machine). Every session of a process draws its working memory from
 one CPU arena (:func:`shared_arena`) instead of one arena each: at 512x512x15 the peak RSS of
 ``sct_classify_lesion -i`` (five sessions) went from about 1.57 GB to 1.04 GB, in the same time.
-:class:`Predictor` holds a package's session and tensor names and checks every batch against the
-card's input contract.
+The graph ONNX Runtime runs is the package's after :mod:`~sct_lesion_classify.runtime.graph_rewrite`
+(so that its convolutions can be fused), and its optimised form is kept in
+:mod:`~sct_lesion_classify.runtime.graph_cache` for the next process. :func:`build_concurrently`
+creates several sessions side by side. :class:`Predictor` holds a package's session and tensor
+names and checks every batch against the card's input contract.
 """
 
 from __future__ import annotations
@@ -99,6 +102,9 @@ def build_concurrently(builders: Mapping[K, Callable[[], T]]) -> dict[K, T]:
 def create_session(package: ModelPackage, *,
                    threads: int | None = None) -> onnxruntime.InferenceSession:
     """An ``onnxruntime.InferenceSession`` on the CPU for ``package``.
+
+    From the verified optimised graph in the cache when there is one; otherwise from the package's
+    graph (normalised by ``graph_rewrite.normalized_graph``), saving the optimised graph to the cache.
 
     Parameters
     ----------
