@@ -32,7 +32,8 @@ def exporter_style_graph() -> "onnx.ModelProto":
         nodes, "exporter_style",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 1, "h", "w"])],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["n", 4, "h", "w"])], initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    # IR version 8, the least opset 18 allows: onnx's default (14) is newer than onnxruntime 1.21 reads (10)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
     onnx.checker.check_model(model)
     return model
 
