@@ -115,8 +115,11 @@ def test_stale_entries_of_the_same_package_are_pruned(tmp_path, cache):
     package = _package(tmp_path, weight=2.0, bias=-1.0)
     _predict(package)
     (path,) = cache.glob("*.ort")
-    stale = path.with_name(path.name.replace("-ort", "-ort0.0.1-old").split("-old")[0] + "-cpu000000000000.ort")
+    signature = graph_cache.cpu_signature()
+    stale = cache / f"{path.name.split('-ort')[0]}-ort0.0.1-r0-cpu{signature}.ort"  # an older ONNX Runtime
     stale.write_bytes(b"old")
+    other_cpu = cache / f"{path.name.split('-ort')[0]}-ort0.0.1-r0-cpu000000000000.ort"  # another node's
+    other_cpu.write_bytes(b"other")
     leftover = cache / f".{path.name}.abc123.tmp"  # a process killed while saving, two hours ago
     leftover.write_bytes(b"partial")
     os.utime(leftover, (time.time() - 7200, time.time() - 7200))
@@ -124,7 +127,7 @@ def test_stale_entries_of_the_same_package_are_pruned(tmp_path, cache):
     recent.write_bytes(b"partial")
     path.unlink()
     _predict(package)
-    assert _entries(cache) == [path.name]
+    assert _entries(cache) == sorted([path.name, other_cpu.name])
     assert not leftover.exists() and recent.exists()
 
 

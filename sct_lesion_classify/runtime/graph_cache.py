@@ -139,9 +139,13 @@ class CachedGraph:
             discard(digest_tmp)
 
     def _prune_stale(self) -> None:
-        """Remove the entries of the same package file for another ONNX Runtime version, rewrite or
-        CPU, and the temporary files that killed processes left."""
-        for other in self.path.parent.glob(f"{self.package_key}-ort*{SUFFIX}"):
+        """Remove the entries of the same package file and CPU for another ONNX Runtime version or
+        rewrite, and the temporary files that killed processes left.
+
+        Entries of other CPUs stay: a cache in a home folder shared by the nodes of a cluster
+        serves each kind of node its own graph instead of having them replace each other's.
+        """
+        for other in self.path.parent.glob(f"{self.package_key}-ort*-cpu{cpu_signature()}{SUFFIX}"):
             if other != self.path:
                 CachedGraph(other, self.package_key).discard()
         # temporary files of a process killed while saving (older than an hour: not in progress)
