@@ -135,14 +135,6 @@ def _torch_time(family: str, shape: tuple[int, ...], repeats: int, card=None) ->
 BUDGET_SIZE = (512, 512, 15)
 
 
-def _on_card_grid(shape: tuple[int, ...], spacing_mm, reference_mm: float, divisor: int = 16
-                  ) -> tuple[int, ...]:
-    """``shape`` (N, C, H, W) at ``reference_mm`` as the same region on a grid of ``spacing_mm``."""
-    h, w = (max(divisor, divisor * round(size * reference_mm / step / divisor))
-            for size, step in zip(shape[2:], spacing_mm))
-    return (*shape[:2], h, w)
-
-
 def lesion_per_subject() -> dict:
     """FLOPs of the lesion network on the pipeline's own tiles of the :data:`BUDGET_SIZE` phantom.
 
@@ -182,6 +174,7 @@ def run(repeats: int = 5) -> dict:
     from sct_lesion_classify.errors import InputError, ModelError
     from sct_lesion_classify.modelpkg.registry import resolve
     from sct_lesion_classify.runtime.session import Predictor, usable_cores
+    from sct_lesion_classify.train.recipes import same_extent_on_grid
 
     rate = gemm_rate()
     results: dict = {"gemm_float32_gflops": round(rate, 1), "threads": usable_cores()}
@@ -194,8 +187,9 @@ def run(repeats: int = 5) -> dict:
         if package.card.input.spatial_size is not None:  # fixed-size inputs follow the card
             shape = (*shape[:2], *package.card.input.spatial_size)
         elif reference_mm is not None:  # the same region in mm on the card's grid
-            shape = _on_card_grid(shape, package.card.input.spacing_mm, reference_mm,
-                                  package.card.input.size_divisible_by)
+            spec = package.card.input
+            shape = (*shape[:2], *same_extent_on_grid(shape[2:], (reference_mm,) * 2, spec.spacing_mm,
+                                                      spec.size_divisible_by))
         predictor = Predictor.create(package)
         batch = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
         ort_s = _median_time(lambda: predictor.predict(batch), repeats)

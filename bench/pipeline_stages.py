@@ -154,7 +154,6 @@ def network_floors(models, calls: dict, stages: dict[str, float], gemm_gflops: f
     """Per network stage: GFLOP fed, floor (s) at the GEMM rate, and the measured time over the floor."""
     from bench.network_calls import flops_of
 
-    rate = gemm_gflops
     selection = models.selection
     stage_of = {}
     if selection.cord is not None:
@@ -169,16 +168,15 @@ def network_floors(models, calls: dict, stages: dict[str, float], gemm_gflops: f
             continue
         stage, package = stage_of[name]
         flops = flops_of(package.onnx_path, shapes)
-        if flops is None or not rate:
+        if flops is None or not gemm_gflops:
             continue
-        floor = flops / (rate * 1e9)
+        floor = flops / (gemm_gflops * 1e9)
         entry = {"gflop": round(flops / 1e9, 2), "floor_s": round(floor, 4)}
         if stages.get(stage):
             entry["stage_s"] = stages[stage]
             entry["floor_ratio"] = round(stages[stage] / floor, 2)
         floors[stage] = entry
     return floors
-
 
 
 def as_process(paths: dict[str, Path], out: Path, repeats: int, without_crop: bool) -> dict:

@@ -17,13 +17,13 @@ optimised-graph cache of :mod:`sct_lesion_classify.runtime.graph_cache` is built
 from __future__ import annotations
 
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from bench.phantom_generation import canonical_shape
+from bench.pipeline_stages import _median, run_process
 
 SIZE = (512, 512, 15)
 
@@ -53,10 +53,6 @@ print(json.dumps({"imports_s": t1 - t0, "package_checks_s": t2 - t1, "sessions_s
 """
 
 
-def _median(values: list[float]) -> float:
-    return round(statistics.median(values), 4)
-
-
 def run(repeats: int = 5) -> dict:
     """Median seconds of each piece of a process's start (see the module docstring)."""
     import logging
@@ -75,7 +71,7 @@ def run(repeats: int = 5) -> dict:
         paths = write_subject(Path(tmp) / "bids", generate_subject(12345, "ependymoma", shape=canonical_shape(SIZE)))
         pieces: dict[str, list[float]] = {}
         for k in range(repeats + 1):
-            interpreter = _timed([sys.executable, "-c", "pass"])
+            interpreter, _ = run_process([sys.executable, "-c", "pass"])
             child = subprocess.run([sys.executable, "-c", _CHILD, str(paths["t2w"]), str(Path(tmp) / f"out{k}")],
                                    capture_output=True, text=True, check=True)
             if k == 0:
@@ -89,10 +85,3 @@ def run(repeats: int = 5) -> dict:
     result.update({"subject": "x".join(map(str, SIZE)), "runs": repeats})
     return result
 
-
-def _timed(argv: list[str]) -> float:
-    import time
-
-    start = time.perf_counter()
-    subprocess.run(argv, check=True)
-    return time.perf_counter() - start

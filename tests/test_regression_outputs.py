@@ -40,7 +40,7 @@ TESTING_DATA = ROOT / "testing_data"
 REALDATA = ROOT.parent / "shared" / "realdata"
 EXPECTED = Path(__file__).with_name("regression_outputs.json")
 RECORD = os.environ.get("SCT_LESION_CLASSIFY_RECORD") == "1"
-FLOAT_TOLERANCE = 1e-5  # the diagnosis JSON rounds probabilities to 6 decimals; the graph's last bits
+FLOAT_TOLERANCE = 2e-6  # the JSON rounds to 6 decimals; the fused kernels moved them by 1e-6 at most
 MAP_TOLERANCE = 1e-5  # relative, on the sum and the maximum of a float map
 
 pytestmark = pytest.mark.slow

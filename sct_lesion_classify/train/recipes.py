@@ -145,6 +145,14 @@ def _has_files(recipe: Any, subject: Any, needed: Sequence[Any]) -> bool:
     return True
 
 
+def same_extent_on_grid(size_px: Sequence[int], from_mm: Sequence[float], to_mm: Sequence[float],
+                        multiple: int) -> tuple[int, ...]:
+    """Pixels, per axis, of the extent ``size_px`` x ``from_mm`` on a grid of ``to_mm``, rounded to a
+    multiple of ``multiple`` (at least one multiple)."""
+    return tuple(max(multiple, multiple * round(size * old / new / multiple))
+                 for size, old, new in zip(size_px, from_mm, to_mm))
+
+
 @dataclass(frozen=True)
 class SegmentationRecipe:
     """A 2D segmentation network on sagittal slices (cord localizer or lesion model).
@@ -282,9 +290,7 @@ class SegmentationRecipe:
         if min(spacing) <= 0 or not width or width <= 0:
             raise InputError(f"{self.family}: the grid and the width must be positive, got "
                              f"{spacing_mm} mm and {base_filters} filters")
-        multiple = self.size_divisible_by
-        patch = tuple(max(multiple, multiple * round(size * old / new / multiple))
-                      for size, old, new in zip(self.patch_size, self.spacing_mm, spacing))
+        patch = same_extent_on_grid(self.patch_size, self.spacing_mm, spacing, self.size_divisible_by)
         return replace(self, spacing_mm=spacing, patch_size=patch,
                        build_network=partial(self.scalable_network, width),
                        architecture_details={**self.architecture_details, "base_filters": width})
