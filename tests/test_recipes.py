@@ -11,16 +11,18 @@ import pytest
 from sct_lesion_classify.errors import InputError
 from sct_lesion_classify.modelpkg.card import ModelCard
 from sct_lesion_classify.train.family import card_skeleton
-from sct_lesion_classify.train.recipes import CAM_OUTPUT, CORD, RECIPES
+from sct_lesion_classify.train.recipes import CAM_OUTPUT, CORD, RECIPES, SEGMENTATION_LOSSES
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
 def shipped_contract(recipe, shipped):
     """The recipe with the input contract of the shipped package (classifiers bundled before
-    ``--input-contract`` existed use the paper's whole slice and do not name it)."""
+    ``--input-contract`` existed use the paper's whole slice and do not name it), or with the
+    shipped segmentation model's loss (``--loss``)."""
     if recipe.task != "classification":
-        return recipe
+        names = {label: key for key, label in SEGMENTATION_LOSSES.items()}
+        return recipe.with_loss(names[shipped.architecture.details.get("loss", "Dice + BCE")])
     return recipe.with_input_contract(shipped.architecture.details.get("input_contract", "whole_slice"))
 
 
@@ -48,9 +50,13 @@ def test_recipe_builds_the_contract_of_the_bundled_package(name):
     else:  # the calibration is fitted after training (train, then calibrate): the rest is the recipe's
         assert dataclasses.replace(recipe.decision, calibration=shipped.decision.calibration) == shipped.decision
     details = dict(recipe.architecture_details)
+    shipped_details = dict(shipped.architecture.details)
+    shipped_details.pop("initial_weights", None)  # a fine-tuned model's starting checkpoint (--init-from)
+    if recipe.task != "classification" and "loss" not in shipped_details:  # bundled before the card named the cord localizer's loss
+        details.pop("loss")
     if recipe.task == "classification" and "input_contract" not in shipped.architecture.details:
         assert details.pop("input_contract") == "whole_slice"
-    assert details == dict(shipped.architecture.details)
+    assert details == shipped_details
     assert recipe.task == shipped.task
 
 
@@ -121,3 +127,18 @@ def test_lesion_grid_and_width_can_be_chosen_and_the_patches_keep_their_extent_i
         with pytest.raises(InputError, match="apply to the lesion model, not to"):
             fixed.with_grid(spacing_mm=0.75)
         assert fixed.with_grid() is fixed
+
+
+def test_segmentation_loss_can_be_chosen_and_the_card_names_it():
+    from sct_lesion_classify.train.recipes import SEGMENTATION_LOSSES
+
+    assert CORD.loss == "dice_bce" and CORD.architecture_details["loss"] == "Dice + BCE"
+    bce = CORD.with_loss("bce")
+    assert bce.loss == "bce" and bce.architecture_details["loss"] == SEGMENTATION_LOSSES["bce"] == "BCE"
+    assert card_skeleton(bce, "1.0.0").architecture.details["loss"] == "BCE"
+    assert CORD.with_loss(None) is CORD and CORD.with_loss("dice_bce") is CORD
+    with pytest.raises(InputError, match="unknown loss 'focal'"):
+        CORD.with_loss("focal")
+    with pytest.raises(InputError, match="--loss applies to the segmentation families"):
+        RECIPES["ms_vs_nmosd"].with_loss("bce")
+    assert RECIPES["ms_vs_nmosd"].with_loss(None) is RECIPES["ms_vs_nmosd"]

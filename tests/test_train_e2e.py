@@ -141,3 +141,54 @@ def test_prepare_inputs_fills_the_cache_and_trains_nothing(phantoms, tmp_path):
         prepare_inputs(LESION, options(phantoms, tmp_path / "models"))
     with pytest.raises(InputError, match="input cache"):
         prepare_inputs(recipe, options(phantoms, tmp_path / "other", cache_inputs=False))
+
+
+def test_cord_fine_tuned_with_bce_from_a_checkpoint(phantoms, tmp_path):
+    from sct_lesion_classify.cli.sct_lesion_classify import main
+
+    first = tmp_path / "first"
+    common = ["--bids", str(phantoms), "--steps-per-epoch", "2", "--batch-size", "2",
+              "--ignore-split-column", "--seed", "2", "-v", "0"]
+    assert main(["train", "cord", "-o", str(first), "--epochs", "1", *common]) == 0
+    checkpoint = first / ".train_runs" / "cord_localizer" / "best.pt"
+    second = tmp_path / "second"
+    assert main(["train", "cord", "-o", str(second), "--epochs", "1", "--loss", "bce", "--lr", "1e-9",
+                 "--init-from", str(checkpoint), *common]) == 0
+    card = json.loads((second / "cord_localizer" / "cord_localizer.json").read_text())
+    details = card["architecture"]["details"]
+    assert details["loss"] == "BCE" and str(checkpoint) in details["initial_weights"]
+    from sct_lesion_classify.modelpkg.package import file_sha256
+    assert file_sha256(checkpoint) in details["initial_weights"]
+    assert "--init-from" in card["training"]["command"] and "--loss bce" in card["training"]["command"]
+    assert card["metrics"]["val"]["volume_ratio"] > 0
+    # the fine-tuning started from the checkpoint: at a learning rate of 1e-9 the weights barely move
+    # (the BatchNorm running statistics do, so only the convolution weights are compared)
+    start = torch.load(checkpoint, weights_only=True)
+    tuned = torch.load(second / ".train_runs" / "cord_localizer" / "best.pt", weights_only=True)
+    convolutions = [key for key, value in start.items() if key.endswith("conv.weight") and value.ndim == 4]
+    assert convolutions and all(torch.allclose(start[key], tuned[key], atol=1e-6) for key in convolutions)
+    # a resume must start from the same weights: another checkpoint is another run
+    other = tmp_path / "other.pt"
+    torch.save({key: value + 1 for key, value in start.items()}, other)
+    code = main(["train", "cord", "-o", str(second), "--epochs", "2", "--loss", "bce", "--resume",
+                 "--init-from", str(other), *common])
+    assert code == 2
+
+
+def test_init_from_refuses_what_is_not_this_family_s_checkpoint(phantoms, tmp_path, capsys):
+    from sct_lesion_classify.cli.sct_lesion_classify import main
+
+    common = ["--bids", str(phantoms), "-o", str(tmp_path / "out"), "--epochs", "1",
+              "--steps-per-epoch", "1", "--batch-size", "2", "--ignore-split-column", "-v", "0"]
+    text = tmp_path / "notes.pt"
+    text.write_text("not a checkpoint")
+    lesion = tmp_path / "lesion.pt"
+    torch.save(LESION.build_network().state_dict(), lesion)
+    for given, message in ((tmp_path / "absent.pt", "no such file"),
+                           (text, "not a readable PyTorch checkpoint"),
+                           (lesion, "do not fit this family's network")):
+        assert main(["train", "cord", "--init-from", str(given), *common]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert message in err[-1]
+    assert main(["train", "ms_vs_nmosd", "--loss", "bce", *common]) == 2
+    assert "--loss applies to the segmentation families" in capsys.readouterr().err

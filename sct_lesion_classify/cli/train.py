@@ -82,6 +82,18 @@ def get_parser() -> SCTArgumentParser:
                                  help="Lesion model: filters of the MultiResUNet's first level "
                                       "(doubling at each of its 5 levels; default: the recipe's). "
                                       "The cost per pixel grows as its square.")
+    parser.optional.add_argument("--loss", choices=("dice_bce", "bce"), default=None,
+                                 help="Segmentation families: the training loss. dice_bce: soft Dice "
+                                      "+ binary cross-entropy (the default); bce: cross-entropy "
+                                      "alone, whose probabilities are calibrated, so thresholding at "
+                                      "0.5 does not widen a structure by its uncertain rim as a soft "
+                                      "Dice term does. The model card records it.")
+    parser.optional.add_argument("--init-from", metavar="<file>", default=None,
+                                 help="Start from the weights of this checkpoint (best.pt or last.pt "
+                                      "of an earlier run of the same family, in <folder>/.train_runs/"
+                                      "<name>/) instead of a random initialization: fine-tuning with "
+                                      "a new optimizer and schedule. The model card records its "
+                                      "sha256.")
     parser.optional.add_argument("--no-input-cache", action="store_true",
                                  help="Classifiers: rebuild the model inputs from the images instead "
                                       "of keeping them in <folder>/.train_runs/inputs/ (reused by "
@@ -141,6 +153,10 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.with_t1c:
         recipe = recipe.t1c_variant()  # an InputError for the segmentation families
     recipe = recipe.with_grid(args.grid_mm, args.base_filters)  # an InputError but for the lesion model
+    recipe = recipe.with_loss(args.loss)  # an InputError for the classifiers
+    init_from = None if args.init_from is None else Path(args.init_from)
+    if init_from is not None and not init_from.is_file():
+        raise InputError(f"--init-from {init_from}: no such file")
     models_dir = Path(args.o)
     models_dir.mkdir(parents=True, exist_ok=True)
     options = TrainOptions(
@@ -151,7 +167,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         use_split_column=not args.ignore_split_column, workers=args.workers, version=args.version,
         command=" ".join(["sct_lesion_classify", "train"] + [shlex.quote(a) for a in argv]),
         progress=args.v >= 1 and sys.stderr.isatty(), bf16=False if args.no_bf16 else None,
-        cache_inputs=not args.no_input_cache)
+        cache_inputs=not args.no_input_cache, init_from=init_from)
     if args.prepare_inputs:
         from sct_lesion_classify.train.family import prepare_inputs
 

@@ -29,6 +29,7 @@ from typing import Any, Callable, Sequence
 from sct_lesion_classify.modelpkg.card import (
     CARD_VERSION, Architecture, Files, InputSpec, ModelCard, Subjects, Training, TrainingDataRanges,
 )
+from sct_lesion_classify.modelpkg.package import file_sha256
 from sct_lesion_classify.train import data as train_data
 from sct_lesion_classify.train.export import ExportResult, write_package
 from sct_lesion_classify.train.input_cache import InputCache
@@ -46,6 +47,9 @@ class TrainOptions:
     ``bids`` is one BIDS dataset or several (e.g. phantoms of the realistic and the randomised
     style): each is split on its own (its participants.tsv), and the splits are joined.
     ``cache_inputs``: keep the model inputs in ``<models_dir>/.train_runs/inputs`` (classifiers).
+    ``init_from``: start from the weights of this checkpoint (``best.pt`` or ``last.pt`` of an
+    earlier run of the same family) instead of a random initialization: fine-tuning, with a new
+    optimizer and schedule.
     """
 
     bids: Path | tuple[Path, ...]
@@ -66,6 +70,7 @@ class TrainOptions:
     progress: bool = True
     bf16: bool | None = None  # None: the recipe's choice on the CPU
     cache_inputs: bool = True
+    init_from: Path | None = None
 
     @property
     def datasets(self) -> tuple[Path, ...]:
@@ -208,6 +213,8 @@ def loop_config(recipe: Recipe, options: TrainOptions, settings: Hyperparameters
                 "steps_per_epoch": settings.steps_per_epoch,
                 "bids": str(options.datasets[0].resolve()) if len(options.datasets) == 1
                 else [str(path.resolve()) for path in options.datasets]}
+    if options.init_from is not None:  # a resume must start from the same weights and loss
+        identity.update(init_sha256=file_sha256(options.init_from), loss=getattr(recipe, "loss", None))
     return LoopConfig(epochs=settings.epochs, steps_per_epoch=settings.steps_per_epoch,
                       lr=settings.lr, patience=settings.patience, lr_patience=settings.lr_patience,
                       lr_factor=settings.lr_factor, min_lr=settings.min_lr,
@@ -231,6 +238,11 @@ def train_family(recipe: Recipe, options: TrainOptions) -> TrainOutcome:
 
     torch.manual_seed(options.seed)
     model = recipe.build_network()
+    if options.init_from is not None:
+        load_initial_weights(model, options.init_from)
+        card = replace(card, architecture=replace(card.architecture, details={
+            **card.architecture.details,
+            "initial_weights": f"{options.init_from} (sha256 {file_sha256(options.init_from)})"}))
     objective = recipe.objective_class(model, recipe, data.train, data.val,
                                        batch_size=settings.batch_size,
                                        steps_per_epoch=settings.steps_per_epoch,
@@ -267,6 +279,36 @@ def train_family(recipe: Recipe, options: TrainOptions) -> TrainOutcome:
     logger.info("wrote %s (%s parameters; ONNX parity %.2g; %s)", folder, f"{n_parameters:,}",
                 exported.parity_max_abs_diff, ", ".join(f"{k} {v}" for k, v in metrics["val"].items()))
     return TrainOutcome(folder, exported.onnx_path, exported.card_path, log_path, final)
+
+
+def load_initial_weights(model: Any, path: Path) -> None:
+    """Load the weights of the checkpoint ``path`` into ``model`` (``best.pt``: a state dict;
+    ``last.pt``: its ``model`` entry).
+
+    Raises
+    ------
+    InputError
+        The file cannot be read as a checkpoint, or its weights do not fit the family's network.
+    """
+    import pickle
+
+    import torch
+
+    from sct_lesion_classify.errors import InputError
+
+    try:
+        checkpoint = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as error:
+        raise InputError(f"--init-from {path}: not a readable PyTorch checkpoint ({error})") from None
+    state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        raise InputError(f"--init-from {path}: no model weights in this checkpoint")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[0]
+        raise InputError(f"--init-from {path}: the weights do not fit this family's network ({first})") from None
+    logger.info("initial weights from %s", path)
 
 
 def acquisition_ranges(data: TrainingData) -> TrainingDataRanges | None:

@@ -7,8 +7,10 @@ the monitored one (:class:`~sct_lesion_classify.train.loop.TrainingObjective`). 
 :func:`~sct_lesion_classify.train.family.train_family` uses for the held-out metrics of the card.
 
 :class:`SegmentationObjective` (cord and lesion families): random patches of sagittal slices on the
-model grid, a share of them from slices without target; Dice + BCE loss; validation on whole
-slices, Dice per subject (monitored, higher is better).
+model grid, a share of them from slices without target; the recipe's loss (Dice + BCE, or BCE
+alone: :data:`~sct_lesion_classify.train.recipes.SEGMENTATION_LOSSES`); validation on whole
+slices, Dice per subject (monitored, higher is better), and the ratio of predicted to true volume
+(a soft Dice term biases it upwards).
 
 :class:`ClassifierObjective` (the three DenseNet121 classifiers): slices drawn in equal halves per
 class (a patient first, then one of its slices); BCE loss; validation per patient with the
@@ -106,6 +108,17 @@ def dice_bce_loss(logits: Any, targets: Any) -> Any:
     return (1 - soft_dice) + F.binary_cross_entropy_with_logits(logits, targets)
 
 
+def bce_loss(logits: Any, targets: Any) -> Any:
+    """Binary cross-entropy on the sigmoid of ``logits`` (its optimum: the calibrated probability)."""
+    import torch.nn.functional as F
+
+    return F.binary_cross_entropy_with_logits(logits, targets)
+
+
+#: The loss function of each :data:`~sct_lesion_classify.train.recipes.SEGMENTATION_LOSSES` key.
+SEGMENTATION_LOSS_FUNCTIONS = {"dice_bce": dice_bce_loss, "bce": bce_loss}
+
+
 class SegmentationObjective:
     """Cord or lesion segmentation on sagittal slices (see the module docstring)."""
 
@@ -118,6 +131,7 @@ class SegmentationObjective:
                              f"subject, got {len(train)} and {len(val)}")
         self.model, self.recipe, self.train, self.val = model, recipe, list(train), list(val)
         self.batch_size, self.steps, self.workers = batch_size, steps_per_epoch, workers
+        self.loss_function = SEGMENTATION_LOSS_FUNCTIONS[recipe.loss]
         self.items: list[tuple[int, int]] = []
         positive: list[list[int]] = []
         negative: list[list[int]] = []
@@ -147,7 +161,7 @@ class SegmentationObjective:
         return _loader(self.dataset, sampler, self.workers)
 
     def loss(self, logits: Any, targets: Any) -> Any:
-        return dice_bce_loss(logits, targets)
+        return self.loss_function(logits, targets)
 
     def batch_metrics(self, logits: Any, targets: Any) -> dict[str, float]:
         return {"dice": dice((logits > 0).cpu().numpy(), targets.cpu().numpy() > 0.5)}
@@ -157,10 +171,12 @@ class SegmentationObjective:
 
     def evaluate(self, volumes: Sequence[Any], predict: Callable[[Any], Any], prefix: str = ""
                  ) -> dict[str, float]:
-        """Mean Dice per subject (whole slices on the model grid, threshold 0.5) and the loss."""
+        """Mean Dice per subject (whole slices on the model grid, threshold 0.5), the loss, and the
+        predicted volume over the true volume of all subjects together (``volume_ratio``)."""
         import torch
 
         dices, losses = [], []
+        predicted_voxels = true_voxels = 0
         for volume in volumes:
             probabilities = np.zeros(volume.image.shape, dtype=np.float32)
             loss_sum = 0.0
@@ -168,11 +184,14 @@ class SegmentationObjective:
                 inputs = torch.from_numpy(np.ascontiguousarray(volume.image[window, None]))
                 logits = predict(inputs)
                 targets = torch.from_numpy(volume.label[window, None].astype(np.float32))
-                loss_sum += float(dice_bce_loss(logits, targets)) * inputs.shape[0]
+                loss_sum += float(self.loss_function(logits, targets)) * inputs.shape[0]
                 probabilities[window] = logits.sigmoid().numpy()[:, 0]
             dices.append(dice(probabilities >= 0.5, volume.label > 0))
             losses.append(loss_sum / max(volume.image.shape[0], 1))
+            predicted_voxels += int((probabilities >= 0.5).sum())
+            true_voxels += int((volume.label > 0).sum())
         return {f"{prefix}dice": float(np.mean(dices)), f"{prefix}loss": float(np.mean(losses)),
+                f"{prefix}volume_ratio": predicted_voxels / true_voxels if true_voxels else float("nan"),
                 f"{prefix}subjects": float(len(volumes))}
 
 

@@ -136,6 +136,9 @@ class Recipe(Protocol):
         """The recipe on another in-plane grid and network width (``--grid-mm``,
         ``--base-filters``; the lesion model only)."""
 
+    def with_loss(self, name: str | None) -> "Recipe":
+        """The recipe trained with another loss (``--loss``; the segmentation families only)."""
+
 
 def _has_files(recipe: Any, subject: Any, needed: Sequence[Any]) -> bool:
     if any(path is None for path in needed):
@@ -143,6 +146,16 @@ def _has_files(recipe: Any, subject: Any, needed: Sequence[Any]) -> bool:
                        recipe.name)
         return False
     return True
+
+
+#: The segmentation losses (``--loss``) and how the card names them. ``dice_bce``: soft Dice over
+#: the batch + binary cross-entropy (the families' default). ``bce``: binary cross-entropy alone,
+#: whose optimum is the calibrated probability, so the 0.5 threshold is not pushed outwards:
+#: a soft Dice term rewards marking a boundary voxel as target from a probability of about
+#: Dice / 2 (Bertels et al., "Theoretical analysis and experimental validation of volume bias of
+#: soft Dice optimized segmentation maps in the context of inherent uncertainty", Medical Image
+#: Analysis 67, 2021), which widens a thin structure by its uncertain rim.
+SEGMENTATION_LOSSES = {"dice_bce": "Dice + BCE", "bce": "BCE"}
 
 
 def same_extent_on_grid(size_px: Sequence[int], from_mm: Sequence[float], to_mm: Sequence[float],
@@ -177,6 +190,8 @@ class SegmentationRecipe:
         (:meth:`with_grid`); None: the network is fixed.
     empty_fraction
         Fraction of each batch drawn from slices without target (the rest contains target).
+    loss
+        Training loss, a key of :data:`SEGMENTATION_LOSSES`.
     """
 
     family: str
@@ -200,6 +215,7 @@ class SegmentationRecipe:
     channels_last: bool = False
     intended_use: str = ""
     scalable_network: Callable[[int], Any] | None = None
+    loss: str = "dice_bce"
     objective_class: ClassVar[type] = SegmentationObjective
     export_network: ClassVar[Callable[[Any], Any]] = staticmethod(with_sigmoid)  # sigmoid output
     caches_inputs: ClassVar[bool] = False  # random patches are cut from the volume every step
@@ -294,6 +310,22 @@ class SegmentationRecipe:
         return replace(self, spacing_mm=spacing, patch_size=patch,
                        build_network=partial(self.scalable_network, width),
                        architecture_details={**self.architecture_details, "base_filters": width})
+
+    def with_loss(self, name: str | None) -> "SegmentationRecipe":
+        """The recipe trained with the loss ``name`` (``--loss``; None: keep).
+
+        Raises
+        ------
+        InputError
+            ``name`` is not a key of :data:`SEGMENTATION_LOSSES`.
+        """
+        if name is None or name == self.loss:
+            return self
+        if name not in SEGMENTATION_LOSSES:
+            raise InputError(f"unknown loss {name!r}; choose one of {sorted(SEGMENTATION_LOSSES)}")
+        return replace(self, loss=name,
+                       architecture_details={**self.architecture_details,
+                                             "loss": SEGMENTATION_LOSSES[name]})
 
 
 @dataclass(frozen=True)
@@ -409,6 +441,18 @@ class ClassifierRecipe:
         if spacing_mm is None and base_filters is None:
             return self
         raise InputError(f"--grid-mm and --base-filters apply to the lesion model, not to {self.family}")
+
+    def with_loss(self, name: str | None) -> "ClassifierRecipe":
+        """Classifiers train with BCE only.
+
+        Raises
+        ------
+        InputError
+            When a loss is given (``--loss`` applies to the segmentation families).
+        """
+        if name is None:
+            return self
+        raise InputError(f"--loss applies to the segmentation families (cord, lesion), not to {self.family}")
 
     def t1c_variant(self) -> "ClassifierRecipe":
         """The same classifier with the cT1w channel (package ``<name>_t1c``)."""
@@ -547,7 +591,8 @@ CORD = SegmentationRecipe(
     architecture="UNet2D",
     architecture_details={"implementation": "monai.networks.nets.UNet", "spatial_dims": 2,
                           "channels": [16, 32, 64, 128, 256], "strides": [2, 2, 2, 2],
-                          "num_res_units": 1, "norm": "batch", "output": "sigmoid probability"},
+                          "num_res_units": 1, "norm": "batch", "loss": "Dice + BCE",
+                          "output": "sigmoid probability"},
     build_network=_cord_unet,
     target=_cord_mask,
     needs_lesion_mask=False,
