@@ -290,16 +290,20 @@ def load_initial_weights(model: Any, path: Path) -> None:
     InputError
         The file cannot be read as a checkpoint, or its weights do not fit the family's network.
     """
-    import pickle
+    import zipfile
 
     import torch
 
     from sct_lesion_classify.errors import InputError
 
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive
+        raise InputError(f"--init-from {path}: not a readable PyTorch checkpoint (not a zip archive)")
     try:
         checkpoint = torch.load(Path(path), map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as error:
-        raise InputError(f"--init-from {path}: not a readable PyTorch checkpoint ({error})") from None
+    except Exception as error:  # noqa: BLE001 - torch.load raises RuntimeError, OSError or, for an
+        # object weights_only refuses, the unpickler's error: each is the same bad input here
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(f"--init-from {path}: not a readable PyTorch checkpoint ({first})") from None
     state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
         raise InputError(f"--init-from {path}: no model weights in this checkpoint")
