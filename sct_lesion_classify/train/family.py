@@ -311,7 +311,8 @@ def load_initial_weights(model: Any, path: Path) -> None:
         model.load_state_dict(state)
     except RuntimeError as error:
         first = str(error).strip().splitlines()[0]
-        raise InputError(f"--init-from {path}: the weights do not fit this family's network ({first})") from None
+        raise InputError(f"--init-from {path}: the weights do not fit this family's network "
+                         f"({first})") from None
     logger.info("initial weights from %s", path)
 
 
