@@ -14,8 +14,9 @@
 # (seed 14, when ../shared/realdata exists) -> the five families (seed 0) -> evaluation report in
 # models/evaluation/ (the sets side by side, the untouched real scan for false positives). Work
 # files go to runs/reference/ (not committed). On this project's 2-core CPU (native bf16) the cord
-# localizer and the lesion model took about 1 h 40 min side by side, the six classifiers about
-# 35 min, the evaluation about 15 min; on a CPU without native bf16 expect about twice that. The
+# localizer 2.0.0 and the lesion model took about 1 h 40 min side by side, the cord localizer 2.1.0
+# 53 min more (one thread, no bf16), the six classifiers about 35 min, 'calibrate' about 8 min, the
+# evaluation about 15 min; on a CPU without native bf16 expect about twice that. The
 # cards record the wall time, the device and every hyperparameter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
