@@ -52,8 +52,6 @@ def test_recipe_builds_the_contract_of_the_bundled_package(name):
     details = dict(recipe.architecture_details)
     shipped_details = dict(shipped.architecture.details)
     shipped_details.pop("initial_weights", None)  # a fine-tuned model's starting checkpoint (--init-from)
-    if recipe.task != "classification" and "loss" not in shipped_details:  # bundled before the card named the cord localizer's loss
-        details.pop("loss")
     if recipe.task == "classification" and "input_contract" not in shipped.architecture.details:
         assert details.pop("input_contract") == "whole_slice"
     assert details == shipped_details
@@ -130,8 +128,6 @@ def test_lesion_grid_and_width_can_be_chosen_and_the_patches_keep_their_extent_i
 
 
 def test_segmentation_loss_can_be_chosen_and_the_card_names_it():
-    from sct_lesion_classify.train.recipes import SEGMENTATION_LOSSES
-
     assert CORD.loss == "dice_bce" and CORD.architecture_details["loss"] == "Dice + BCE"
     bce = CORD.with_loss("bce")
     assert bce.loss == "bce" and bce.architecture_details["loss"] == SEGMENTATION_LOSSES["bce"] == "BCE"
