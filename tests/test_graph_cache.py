@@ -115,10 +115,10 @@ def test_stale_entries_of_the_same_package_are_pruned(tmp_path, cache):
     package = _package(tmp_path, weight=2.0, bias=-1.0)
     _predict(package)
     (path,) = cache.glob("*.ort")
-    signature = graph_cache.cpu_signature()
-    stale = cache / f"{path.name.split('-ort')[0]}-ort0.0.1-r0-cpu{signature}.ort"  # an older ONNX Runtime
+    package_key = path.name.split("-ort")[0]
+    stale = cache / f"{package_key}-ort0.0.1-r0-cpu{graph_cache.cpu_signature()}.ort"  # an older ONNX Runtime
     stale.write_bytes(b"old")
-    other_cpu = cache / f"{path.name.split('-ort')[0]}-ort0.0.1-r0-cpu000000000000.ort"  # another node's
+    other_cpu = cache / f"{package_key}-ort0.0.1-r0-cpu000000000000.ort"  # another node's
     other_cpu.write_bytes(b"other")
     leftover = cache / f".{path.name}.abc123.tmp"  # a process killed while saving, two hours ago
     leftover.write_bytes(b"partial")

@@ -27,8 +27,13 @@ def fitted_probabilities(loss, samples=20, rim_positive=9):
     return float(p[:10].mean()), float(p[10:30].mean()), float(p[30:].mean())
 
 
-def test_every_loss_the_recipes_name_has_a_function():
+def test_every_loss_the_recipes_name_has_a_function_and_a_command_line_choice():
+    from sct_lesion_classify.cli.train import get_parser
+
     assert set(SEGMENTATION_LOSS_FUNCTIONS) == set(SEGMENTATION_LOSSES)
+    # the command line spells the choices out (importing the recipes would slow its -h)
+    (action,) = [a for a in get_parser()._actions if a.dest == "loss"]
+    assert set(action.choices) == set(SEGMENTATION_LOSSES)
 
 
 def test_cross_entropy_keeps_a_45_percent_rim_below_the_threshold_and_soft_dice_includes_it():

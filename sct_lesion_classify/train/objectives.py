@@ -186,10 +186,11 @@ class SegmentationObjective:
                 targets = torch.from_numpy(volume.label[window, None].astype(np.float32))
                 loss_sum += float(self.loss_function(logits, targets)) * inputs.shape[0]
                 probabilities[window] = logits.sigmoid().numpy()[:, 0]
-            dices.append(dice(probabilities >= 0.5, volume.label > 0))
+            predicted, truth = probabilities >= 0.5, volume.label > 0
+            dices.append(dice(predicted, truth))
             losses.append(loss_sum / max(volume.image.shape[0], 1))
-            predicted_voxels += int((probabilities >= 0.5).sum())
-            true_voxels += int((volume.label > 0).sum())
+            predicted_voxels += int(predicted.sum())
+            true_voxels += int(truth.sum())
         return {f"{prefix}dice": float(np.mean(dices)), f"{prefix}loss": float(np.mean(losses)),
                 f"{prefix}volume_ratio": predicted_voxels / true_voxels if true_voxels else float("nan"),
                 f"{prefix}subjects": float(len(volumes))}
