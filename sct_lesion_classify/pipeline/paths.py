@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import os
+import secrets
+import shutil
 from pathlib import Path
 from typing import Iterable
 
@@ -15,9 +17,9 @@ def check_output_path(path: str | Path, inputs: Iterable[str | Path | None], *, 
                       nifti: bool = True) -> Path:
     """Check that ``path`` can be written and is none of ``inputs``, before any work is done.
 
-    A missing output folder is created to prove that it can be, then removed again, so that a
-    run that fails later leaves nothing behind; :func:`make_output_folder` creates it for good
-    just before the first write.
+    A missing output folder is not created: its chain is created once under a name of this
+    process's own and removed again, so that a run that fails later leaves nothing behind;
+    :func:`make_output_folder` creates it for good just before the first write.
 
     Raises
     ------
@@ -73,22 +75,31 @@ def make_output_folder(path: str | Path) -> None:
 
 
 def _check_folder_writable(folder: Path, named: Path, what: str) -> None:
-    """``folder`` exists and is writable, or can be created (then it is removed again)."""
-    missing = []
-    probe = folder
-    while not probe.exists() and probe != probe.parent:
-        missing.append(probe)
-        probe = probe.parent
+    """``folder`` exists and is writable, or can be created.
+
+    A missing ``folder`` is not created itself: its missing chain is created under a name of this
+    process's own beside it and removed again. Several processes may then check, create and use
+    one folder at once (a cohort writing into one output or QC folder) without one removing the
+    folder another has just made.
+    """
+    existing, missing = folder, []
+    while not existing.exists() and existing != existing.parent:
+        missing.append(existing.name)
+        existing = existing.parent
+    if not missing:
+        if not folder.is_dir():
+            raise InputError(f"{named}: cannot create the {what} {folder} ({os.strerror(errno.EEXIST)})")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise InputError(f"{named}: {what} {folder} is not writable")
+        return
+    missing.reverse()
+    probe = existing / f".{missing[0]}.probe-{os.getpid()}-{secrets.token_hex(4)}"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        probe.joinpath(*missing[1:]).mkdir(parents=True)
     except OSError as exc:
         raise InputError(f"{named}: cannot create the {what} {folder} ({exc.strerror or exc})") from None
     finally:
-        for created in missing:  # deepest first
-            with contextlib.suppress(OSError):
-                created.rmdir()
-    if not missing and not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(f"{named}: {what} {folder} is not writable")
+        shutil.rmtree(probe, ignore_errors=True)
 
 
 def _same_file(a: Path, b: Path) -> bool:
