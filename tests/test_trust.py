@@ -118,6 +118,24 @@ def test_cord_size_reads_quartiles_a_tapering_conus_is_no_thin_cord():
     assert fired.value == pytest.approx(9.6) and "upper quartile" in fired.message
 
 
+def test_cord_size_counts_the_normal_cord_between_lesions():
+    # the README's quick-start case: a thin tail of mask below the conus (rows 0-49, 9.6 mm2), a
+    # small false lesion in that tail (rows 10-12), the tumour (rows 50-64) and a false one at the
+    # top (row 98). The lesions' whole S-I extent (rows 10-98) would leave only the tail to judge;
+    # row by row, the normal cord of rows 65-97 is there too.
+    tail = cord_mask()
+    tail[:, :, :50] = False
+    tail[4:6, 32:34, :50] = True
+    lesion = np.zeros(SHAPE, bool)
+    lesion[4, 32:34, 10:13] = True
+    lesion[4, 30:35, 50:65] = True
+    lesion[4, 30:32, 98] = True
+    profile = cord_profile(tail, ZOOMS, lesion)
+    assert profile.csa_high_mm2 == pytest.approx(72.0)
+    assert checks.cord_size_implausible(profile) is None
+    assert codes(segmentation_checks(image(), ZOOMS, cord(tail), lesion)).count("cord_size_implausible") == 0
+
+
 def test_cord_coverage_and_gap():
     short = cord_mask()
     short[:, :, 40:] = False
