@@ -93,7 +93,7 @@ def _check_folder_writable(folder: Path, named: Path, what: str) -> None:
             raise InputError(f"{named}: {what} {folder} is not writable")
         return
     missing.reverse()
-    probe = existing / f".{missing[0]}.probe-{os.getpid()}-{secrets.token_hex(4)}"
+    probe = existing / f".sct_lesion_classify-probe-{os.getpid()}-{secrets.token_hex(4)}"
     try:
         probe.joinpath(*missing[1:]).mkdir(parents=True)
     except OSError as exc:
