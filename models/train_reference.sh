@@ -5,8 +5,8 @@
 #   bash models/train_reference.sh [cpu|cuda] [all|classifiers]
 #
 # 'classifiers' makes the data, trains the three classifiers and their cT1w variants (2.0.0) and
-# evaluates; 'all' (the default) also retrains the lesion model (2.0.0) and the cord localizer
-# (2.0.0 from a random initialization, then the bundled 2.1.0 fine-tuned from it) first.
+# evaluates; 'all' (the default) also retrains the lesion model and the cord localizer first
+# (each 2.0.0 from a random initialization, then the bundled 2.1.0 fine-tuned from it).
 #
 # Steps: phantom training set (320 subjects, seed 1001) -> held-out test set (80 subjects,
 # seed 2002, split=test) -> held-out transfer sets: 80 phantoms of the 'shifted' style that
@@ -14,9 +14,10 @@
 # (seed 14, when ../shared/realdata exists) -> the five families (seed 0) -> evaluation report in
 # models/evaluation/ (the sets side by side, the untouched real scan for false positives). Work
 # files go to runs/reference/ (not committed). On this project's 2-core CPU (native bf16) the cord
-# localizer 2.0.0 and the lesion model took about 1 h 40 min side by side, the cord localizer 2.1.0
-# 53 min more (one thread, no bf16), the six classifiers about 35 min, 'calibrate' about 8 min, the
-# evaluation about 15 min; on a CPU without native bf16 expect about twice that. The
+# localizer 2.0.0 and the lesion model 2.0.0 took about 1 h 40 min side by side, the cord
+# localizer 2.1.0 53 min more (one thread, no bf16), the lesion model 2.1.0 42 min (two
+# threads), the six classifiers about 35 min, 'calibrate' about 8 min, the evaluation about
+# 15 min; on a CPU without native bf16 expect about twice that. The
 # cards record the wall time, the device and every hyperparameter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,13 +63,13 @@ fi
 segmentation=(--bids "$WORK/phantoms-train" "$WORK/phantoms-randomised" --seed 0
               --device "$DEVICE" --resume --threads 1)
 if [ "$STEPS" = all ]; then
-  # The lesion model 2.0.0 (bundled; 6 epochs of 300 steps, warm-up + cosine) and the cord
-  # localizer 2.0.0 (50 epochs of 60 steps), both from a random initialization, side by side. The
-  # cord localizer 2.0.0 goes to $WORK/segmentation-2.0: its best weights start 2.1.0 below.
+  # The lesion model 2.0.0 (6 epochs of 300 steps, warm-up + cosine) and the cord localizer
+  # 2.0.0 (50 epochs of 60 steps), both from a random initialization, side by side. Both go to
+  # $WORK/segmentation-2.0: their best weights start the bundled 2.1.0 below.
   sct_lesion_classify train cord "${segmentation[@]}" -o "$WORK/segmentation-2.0" --version 2.0.0 \
     --epochs 50 --steps-per-epoch 60 --batch-size 16 &
   cord_pid=$!
-  sct_lesion_classify train lesion "${segmentation[@]}" -o "$MODELS" --version 2.0.0 \
+  sct_lesion_classify train lesion "${segmentation[@]}" -o "$WORK/segmentation-2.0" --version 2.0.0 \
     --epochs 6 --steps-per-epoch 300 --batch-size 8
   wait "$cord_pid"
   # The cord localizer 2.1.0 (bundled): fine-tuned from 2.0.0's best weights with cross-entropy
@@ -79,6 +80,11 @@ if [ "$STEPS" = all ]; then
   sct_lesion_classify train cord "${segmentation[@]}" -o "$MODELS" --version 2.1.0 \
     --init-from "$WORK/segmentation-2.0/.train_runs/cord_localizer/best.pt" --loss bce --lr 3e-4 \
     --epochs 30 --steps-per-epoch 60 --batch-size 16
+  # The lesion model 2.1.0 (bundled): fine-tuned the same way from 2.0.0's best weights, 3 epochs
+  # of 300 steps (models/README.md, "Lesion model 2.1.0"; trained there with --threads 2).
+  sct_lesion_classify train lesion "${segmentation[@]}" -o "$MODELS" --version 2.1.0 \
+    --init-from "$WORK/segmentation-2.0/.train_runs/lesion_multiresunet/best.pt" --loss bce --lr 3e-4 \
+    --epochs 3 --steps-per-epoch 300 --batch-size 8
 fi
 # The classifiers (2.0.0, issue 15) and their cT1w-aware variants (<name>_t1c, first channel the
 # cT1w): the lesion region (64 x 192 px of 1.25 mm centred on the lesion, 1.39 GFLOP per slice
