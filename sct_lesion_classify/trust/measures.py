@@ -36,13 +36,13 @@ class CordProfile:
     ----------
     csa_low_mm2, csa_high_mm2
         Lower and upper quartile (:data:`SIZE_QUANTILES`) over the rows of the cross-sectional
-        area (voxels of the row x R-L x A-P voxel size). With a lesion mask, over the rows away
-        from every lesion row only (:func:`rows_away_from_lesion`): a tumour may swell the cord it lies in far beyond an adult
-        cord's size (a holocord ependymoma phantom reaches 300 mm2), and the cord's own size is
-        what tells whether the mask is a cord. The quartiles, not the median: where a long lesion
-        leaves only the conus and the thin mask below it (a held-out phantom: 140 rows of
-        11 mm2 below the conus, 100 rows of a 50 mm2 cord above the lesion), the median is the
-        tail's. NaN (no size check) when fewer than :data:`MIN_NORMAL_CORD_MM` of rows remain.
+        area (voxels of the row x R-L x A-P voxel size). With a lesion mask, over the rows that
+        hold no lesion only (:func:`rows_away_from_lesion`): a tumour may swell the cord it lies
+        in far beyond an adult cord's size (a holocord ependymoma phantom reaches 300 mm2), and
+        the cord's own size is what tells whether the mask is a cord. The quartiles, not the
+        median: where a long lesion leaves only the conus and the thin mask below it (a held-out
+        phantom: 140 rows of 11 mm2 below the conus, 100 rows of a 50 mm2 cord above the
+        lesion), the median is the tail's. NaN (no size check) when fewer than :data:`MIN_NORMAL_CORD_MM` of rows remain.
     ap_low_mm, ap_high_mm
         The same quartiles of the A-P extent.
     coverage
@@ -157,9 +157,9 @@ class CordEnd:
         From the mask's lowest row to the image's inferior border.
     taper
         Mean cross-sectional area over the last :data:`CONUS_TAPER_MM` of the mask / the median
-        area of its rows away from the lesion (:func:`rows_away_from_lesion`; of all its rows when fewer than
-        :data:`MIN_NORMAL_CORD_MM` lie outside): well below 1 for a cone, about 1 for a mask cut
-        at full width.
+        area of its rows that hold no lesion (:func:`rows_away_from_lesion`; of all its rows
+        when they span less than :data:`MIN_NORMAL_CORD_MM`): well below 1 for a cone, about 1
+        for a mask cut at full width.
     cord_below_share
         Share of the rows :data:`BELOW_END_MM` below the end (those inside the image) where the
         canal shows a cord: in the cord's R-L centre slice, a run of the A-P line darker than the
