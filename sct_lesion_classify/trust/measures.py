@@ -42,7 +42,8 @@ class CordProfile:
         the cord's own size is what tells whether the mask is a cord. The quartiles, not the
         median: where a long lesion leaves only the conus and the thin mask below it (a held-out
         phantom: 140 rows of 11 mm2 below the conus, 100 rows of a 50 mm2 cord above the
-        lesion), the median is the tail's. NaN (no size check) when fewer than :data:`MIN_NORMAL_CORD_MM` of rows remain.
+        lesion), the median is the tail's. NaN (no size check) when fewer than
+        :data:`MIN_NORMAL_CORD_MM` of rows remain.
     ap_low_mm, ap_high_mm
         The same quartiles of the A-P extent.
     coverage
