@@ -38,6 +38,15 @@ def cord_mask() -> np.ndarray:
     return mask
 
 
+def cord_with_thin_tail(rows: int) -> np.ndarray:
+    """:func:`cord_mask` whose lowest ``rows`` are a thin tail of 2 x 2 voxels (9.6 mm2), as the
+    conus and the mask the localizer draws below it."""
+    mask = cord_mask()
+    mask[:, :, :rows] = False
+    mask[4:6, 32:34, :rows] = True
+    return mask
+
+
 def image(csf: float = 200.0) -> np.ndarray:
     data = np.full(SHAPE, 50.0, np.float32)
     data[:, 22:44, :] = csf
@@ -104,9 +113,7 @@ def test_cord_size_reads_quartiles_a_tapering_conus_is_no_thin_cord():
     # a long lesion leaves the conus and a thin tail of mask below it (rows 0-44, 2 x 2 voxels:
     # 9.6 mm2) and 72 mm2 of cord above it (rows 75-99): most of the judged rows are the tail, so
     # their median is the tail's
-    tapered = cord_mask()
-    tapered[:, :, :45] = False
-    tapered[4:6, 32:34, :45] = True
+    tapered = cord_with_thin_tail(45)
     lesion = np.zeros(SHAPE, bool)
     lesion[4, 30:35, 45:75] = True
     profile = cord_profile(tapered, ZOOMS, lesion)
@@ -123,9 +130,7 @@ def test_cord_size_counts_the_normal_cord_between_lesions():
     # small false lesion in that tail (rows 10-12), the tumour (rows 50-64) and a false one at the
     # top (row 98). The lesions' whole S-I extent (rows 10-98) would leave only the tail to judge;
     # row by row, the normal cord of rows 65-97 is there too.
-    tail = cord_mask()
-    tail[:, :, :50] = False
-    tail[4:6, 32:34, :50] = True
+    tail = cord_with_thin_tail(50)
     lesion = np.zeros(SHAPE, bool)
     lesion[4, 32:34, 10:13] = True
     lesion[4, 30:35, 50:65] = True

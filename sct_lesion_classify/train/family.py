@@ -238,16 +238,16 @@ def train_family(recipe: Recipe, options: TrainOptions) -> TrainOutcome:
 
     torch.manual_seed(options.seed)
     model = recipe.build_network()
+    config = loop_config(recipe, options, settings)
     if options.init_from is not None:
         load_initial_weights(model, options.init_from)
         card = replace(card, architecture=replace(card.architecture, details={
             **card.architecture.details,
-            "initial_weights": f"{options.init_from} (sha256 {file_sha256(options.init_from)})"}))
+            "initial_weights": f"{options.init_from} (sha256 {config.identity['init_sha256']})"}))
     objective = recipe.objective_class(model, recipe, data.train, data.val,
                                        batch_size=settings.batch_size,
                                        steps_per_epoch=settings.steps_per_epoch,
                                        workers=options.workers)
-    config = loop_config(recipe, options, settings)
     fit_start = time.perf_counter()
     result = fit(objective, config)
     fit_session_s = time.perf_counter() - fit_start
