@@ -128,6 +128,29 @@ def test_lesion_inside_is_untouched_and_the_blob_outside_is_removed(subject, pac
     assert not after.mask[subject["outside"]].any()      # ... is gone with the margin
 
 
+def test_network_skips_the_slices_where_the_constraint_keeps_nothing(subject, packages, monkeypatch):
+    import sct_lesion_classify.runtime.sagittal as sagittal
+
+    planned = []
+    plan_tiles = sagittal.plan_tiles
+
+    def recording(needed, **kwargs):
+        planned.append(np.asarray(needed).any(axis=(1, 2)))
+        return plan_tiles(needed, **kwargs)
+
+    monkeypatch.setattr(sagittal, "plan_tiles", recording)
+    image, cord = subject["image"], user_cord(subject)
+    result = LesionSegmenter(packages["margin"], threads=1).segment(image, cord)
+    (tiled_slices,) = planned
+    start, stop = result.box.start[0], result.box.stop[0]
+    kept_slices = brute_force_within(subject["cord"], MARGIN_MM).any(axis=(1, 2))[start:stop]
+    region_slices = region_around(result.box.apply(subject["cord"]), ZOOMS,
+                                  packages["margin"].card.input.crop_margins_mm).any(axis=(1, 2))
+    assert region_slices.sum() > kept_slices.sum()  # the case has slices to skip
+    np.testing.assert_array_equal(tiled_slices, kept_slices)
+    assert not result.probabilities[:start].any() and not result.probabilities[stop:].any()
+
+
 def test_card_without_the_field_loads_and_behaves_as_before(subject, packages):
     document = json.loads(BUNDLED_CARD.read_text(encoding="utf-8"))
     document["postprocessing"].pop("cord_margin_mm", None)

@@ -12,7 +12,8 @@ The cord constraint: an intramedullary lesion lies inside the cord, so when the 
 ``postprocessing.cord_margin_mm`` the probabilities are also 0 farther than that margin from the
 cord (the localizer's, SCT's or the user's ``-s`` mask), measured in mm on the voxel grid
 (:func:`~sct_lesion_classify.cord.crop.within_distance`, on the box only). The network still runs
-on the whole region, so the probabilities kept are those it gave without the constraint. A card
+on the whole region of every slice where the constraint keeps a voxel (the others would be all 0),
+so the probabilities kept are those it gave without the constraint. A card
 without the key (written before it existed) is not constrained beyond the region. With
 ``-no-crop`` there is no cord: every voxel of the image is segmented and nothing is constrained.
 :attr:`LesionSegmentation.searched_region` is the region where a lesion could be found.
@@ -161,9 +162,14 @@ class LesionSegmenter:
         runtime["crop"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        # the network runs on the whole region (its tiles unchanged), then the constraint zeroes
-        # what lies beyond the cord margin: the probabilities kept are the unconstrained ones
-        box_probabilities = self._segmenter.probabilities(cropped, region=region, context_mm=self.context_mm)
+        # the network runs on the region (its tiles unchanged), then the constraint zeroes what
+        # lies beyond the cord margin: the probabilities kept are the unconstrained ones. Tiles are
+        # planned slice by slice, so the slices where the constraint keeps nothing are skipped
+        # without changing any other slice's output (at 512x512x15: 13 -> 9 slices, 786 k -> 679 k
+        # network pixels).
+        box_probabilities = self._segmenter.probabilities(
+            cropped, region=None if region is None else _on_slices_of(region, kept),
+            context_mm=self.context_mm)
         if kept is not None:
             box_probabilities[~kept] = 0.0
         probabilities = box.invert(box_probabilities, fill=0.0)
@@ -184,3 +190,10 @@ class LesionSegmenter:
                 f"no lesion found in {image.path}: the mask is empty",))
         logger.debug("segmentation of %s: box %s -> %s, %s", image.path, box.start, box.stop, runtime)
         return result
+
+
+def _on_slices_of(region: np.ndarray, kept: np.ndarray | None) -> np.ndarray:
+    """``region`` on the sagittal slices (axis 0) where ``kept`` has a voxel; all of it without ``kept``."""
+    if kept is None:
+        return region
+    return region & kept.any(axis=(1, 2))[:, None, None]
