@@ -133,3 +133,46 @@ def test_sessions_on_the_shared_arena_give_the_same_outputs(tmp_path):
 
 def test_usable_cores():
     assert 1 <= usable_cores() <= 4096
+
+
+def test_build_in_background_returns_at_once_and_a_read_waits_or_raises():
+    import threading
+
+    from sct_lesion_classify.runtime.session import build_in_background
+
+    release = threading.Event()
+
+    def slow():
+        release.wait(5)
+        return "slow"
+
+    def failing():
+        raise ModelError("model x: cannot be loaded")
+
+    pending = build_in_background({"fast": lambda: "fast", "slow": slow, "bad": failing})
+    assert list(pending) == ["fast", "slow", "bad"] and len(pending) == 3
+    assert pending["fast"] == "fast"
+    assert not pending._futures["slow"].done()  # returned before the slow builder finished
+    release.set()
+    assert pending["slow"] == "slow"
+    with pytest.raises(ModelError, match="cannot be loaded"):
+        pending["bad"]  # the builder's own error, where the value is read
+    view = pending.only({"slow": "s", "fast": "f"})
+    assert dict(view) == {"s": "slow", "f": "fast"}
+
+
+def test_classification_models_with_classifiers_in_background_run_the_same_sessions():
+    from sct_lesion_classify.pipeline.classification import ClassificationModels
+    from sct_lesion_classify.pipeline.models import select_models
+    from sct_lesion_classify.runtime.session import Pending
+
+    selection = select_models(segment=False, cord_localizer=False)
+    waited = ClassificationModels.load(selection, threads=1)
+    pending = ClassificationModels.load(selection, threads=1, classifiers_in_background=True)
+    assert isinstance(pending.classifiers, Pending) and pending.segmentation is None
+    assert list(pending.classifiers) == list(waited.classifiers)
+    batch = np.random.default_rng(0).normal(size=(2, 3, 64, 192)).astype(np.float32)
+    for role, classifier in waited.classifiers.items():
+        other = pending.classifiers[role]
+        assert other.package.sha256 == classifier.package.sha256
+        np.testing.assert_array_equal(other._predictor.predict(batch), classifier._predictor.predict(batch))

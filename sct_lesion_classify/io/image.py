@@ -228,6 +228,9 @@ def save_like(
     The output has the input's shape, affine and qform/sform codes; only the data type, the
     scaling (reset to none) and the intensity display range change.
     """
+    # the reoriented view, not a C-ordered copy: nibabel writes Fortran order, which for the
+    # usual storage axes is the canonical array's own memory order (same bytes; a 512x512x15
+    # mask's write 0.07 -> 0.01 s)
     native = to_native(canonical, grid).astype(dtype, copy=False)
     header = grid.header.copy()
     header.set_data_dtype(dtype)
@@ -257,11 +260,14 @@ def save_nifti_atomic(img: nib.Nifti1Image, path: str | os.PathLike) -> None:
 
 
 def to_native(canonical: np.ndarray, grid: NativeGrid) -> np.ndarray:
-    """Reorient a canonical array back to the stored axes of ``grid`` (exact inverse)."""
+    """Reorient a canonical array back to the stored axes of ``grid`` (exact inverse).
+
+    Returns a view of ``canonical`` (axes swapped and flipped, nothing copied).
+    """
     if canonical.shape[:3] != grid.canonical_shape:
         raise ValueError(f"array shape {canonical.shape} is not the grid's {grid.canonical_shape}")
     back = ornt_transform(axcodes2ornt(CANONICAL_AXCODES), io_orientation(grid.affine))
-    return np.ascontiguousarray(apply_orientation(canonical, back))
+    return apply_orientation(canonical, back)
 
 
 def reorient_canonical(

@@ -9,7 +9,7 @@ one CPU arena (:func:`shared_arena`) instead of one arena each: at 512x512x15 th
 The graph ONNX Runtime runs is the package's after :mod:`~sct_lesion_classify.runtime.graph_rewrite`
 (so that its convolutions can be fused), and its optimised form is kept in
 :mod:`~sct_lesion_classify.runtime.graph_cache` for the next process. :func:`build_concurrently`
-creates several sessions side by side. :class:`Predictor` holds a package's session and tensor
+creates several sessions side by side, :func:`build_in_background` without waiting for them. :class:`Predictor` holds a package's session and tensor
 names and checks every batch against the card's input contract.
 """
 
@@ -31,6 +31,8 @@ from sct_lesion_classify.runtime.graph_cache import CachedGraph, discard, graph_
 from sct_lesion_classify.runtime.graph_rewrite import normalized_graph
 
 if TYPE_CHECKING:  # onnxruntime is imported lazily, when the first session is made
+    from concurrent.futures import Future
+
     import onnxruntime
 
 logger = logging.getLogger(__name__)
@@ -78,6 +80,7 @@ def usable_cores() -> int:
 
 
 K = TypeVar("K")
+K2 = TypeVar("K2")
 T = TypeVar("T")
 
 
@@ -97,6 +100,48 @@ def build_concurrently(builders: Mapping[K, Callable[[], T]]) -> dict[K, T]:
     with ThreadPoolExecutor(max_workers=min(len(builders), usable_cores())) as pool:
         futures = {key: pool.submit(build) for key, build in builders.items()}
     return {key: future.result() for key, future in futures.items()}
+
+
+def build_in_background(builders: Mapping[K, Callable[[], T]]) -> "Pending[K, T]":
+    """Start every builder on up to usable_cores() threads and return at once.
+
+    The builders start in ``builders``' order, so put first what is needed first. Reading a value
+    of the result waits for its builder and raises its error, if any. ``sct_classify_lesion``
+    builds the classifiers' sessions this way while the image is read and segmented: the second
+    core is idle in the single-threaded parts of the pipeline (reading, resampling,
+    postprocessing), and that is where the sessions' creation goes.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=max(1, min(len(builders), usable_cores())),
+                              thread_name_prefix="sct_lesion_classify-build")
+    futures = {key: pool.submit(build) for key, build in builders.items()}
+    pool.shutdown(wait=False)  # the threads end when their builders are done
+    return Pending(futures)
+
+
+class Pending(Mapping[K, T]):
+    """Values being built in the background (:func:`build_in_background`); a read waits for one.
+
+    A builder's error is raised where its value is read, so a caller that reads the keys in a fixed
+    order sees the same error whatever the timing. :meth:`only` gives a view of some keys.
+    """
+
+    def __init__(self, futures: Mapping[K, "Future[T]"]) -> None:
+        self._futures = dict(futures)
+
+    def __getitem__(self, key: K) -> T:
+        return self._futures[key].result()
+
+    def __iter__(self):
+        return iter(self._futures)
+
+    def __len__(self) -> int:
+        return len(self._futures)
+
+    def only(self, keys: Mapping[K, K2]) -> "Pending[K2, T]":
+        """The values of ``keys`` (own key -> key in the view), still pending."""
+        return Pending({new: self._futures[old] for old, new in keys.items()})
 
 
 def create_session(package: ModelPackage, *,
