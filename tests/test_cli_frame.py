@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -223,3 +224,26 @@ def test_command_modules_import_no_heavy_library(module):
             " 'torch', 'monai') if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("module", ["sct_lesion_classify.cli.classify_lesion", "sct_lesion_classify.cli.deepseg_imlesion"])
+def test_console_entry_ends_without_teardown_with_outputs_and_messages_complete(module, tmp_path):
+    from sct_lesion_classify.io.bids import discover_subjects
+
+    subject = discover_subjects(Path(__file__).resolve().parents[1] / "testing_data")[0]
+    argv = ["-i", str(subject.t2w), "-s", str(subject.cord_mask), "-v", "1"]
+    if module.endswith("classify_lesion"):
+        argv += ["-lesion", str(subject.lesion_mask), "-o", str(tmp_path / "diagnosis.json")]
+        last_line, written = "Diagnosis written to", tmp_path / "diagnosis.json"
+    else:
+        argv += ["-o", str(tmp_path / "lesion.nii.gz")]
+        last_line, written = "itksnap -g", tmp_path / "lesion.nii.gz"
+    done = subprocess.run([sys.executable, "-m", module, *argv], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert last_line in done.stdout + done.stderr  # flushed before os._exit, into a pipe
+    assert written.is_file() and written.stat().st_size > 0
+    broken = tmp_path / "broken_T2w.nii.gz"
+    broken.write_bytes(b"not a NIfTI file")
+    failed = subprocess.run([sys.executable, "-m", module, "-i", str(broken)], capture_output=True, text=True)
+    assert failed.returncode == 2
+    assert failed.stderr.count("\n") == 1 and "not a readable NIfTI file" in failed.stderr

@@ -12,7 +12,7 @@ import argparse
 from typing import Sequence
 
 from sct_lesion_classify.cli.common import add_segmentation_args
-from sct_lesion_classify.cli.frame import SCTArgumentParser, run_command
+from sct_lesion_classify.cli.frame import SCTArgumentParser, exit_without_teardown, run_command
 
 PROG = "sct_classify_lesion"
 
@@ -99,7 +99,10 @@ def _run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     models = ClassificationModels.load(selection, classifiers_in_background=True)
     args.stage_times.add({"load_models": time.perf_counter() - start})
-    outputs = run_classification(request, models)
+    try:
+        outputs = run_classification(request, models)
+    finally:
+        models.wait_for_sessions()
     args.stage_times.add(outputs.document.provenance.runtime_s)
     log = logging.getLogger("sct_lesion_classify")
     trust = outputs.document.trust
@@ -124,8 +127,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def console_entry() -> None:
-    """Console-script entry point."""
-    raise SystemExit(main())
+    """Console-script entry point (the process ends without the interpreter's teardown)."""
+    exit_without_teardown(main())
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import argparse
 from typing import Sequence
 
 from sct_lesion_classify.cli.common import add_segmentation_args
-from sct_lesion_classify.cli.frame import SCTArgumentParser, run_command
+from sct_lesion_classify.cli.frame import SCTArgumentParser, exit_without_teardown, run_command
 
 PROG = "sct_deepseg_imlesion"
 
@@ -75,8 +75,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def console_entry() -> None:
-    """Console-script entry point."""
-    raise SystemExit(main())
+    """Console-script entry point (the process ends without the interpreter's teardown)."""
+    exit_without_teardown(main())
 
 
 if __name__ == "__main__":

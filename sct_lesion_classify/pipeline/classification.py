@@ -67,7 +67,7 @@ from sct_lesion_classify.pipeline.segmentation import (
     SegmentationRequest,
     run_segmentation,
 )
-from sct_lesion_classify.runtime.session import build_concurrently, build_in_background
+from sct_lesion_classify.runtime.session import Pending, build_concurrently, build_in_background
 from sct_lesion_classify.trust import TrustAssessment, assess, classification_checks, segmentation_checks
 
 logger = logging.getLogger(__name__)
@@ -127,10 +127,10 @@ class ClassificationModels:
 
         With ``classifiers_in_background`` only the segmentation's sessions are waited for: the
         classifiers' are still being created when this returns (``runtime.session.Pending``), and
-        the first use of a classifier waits for its session, or raises its error. For a command
-        that runs one image, this overlaps their creation with reading and segmenting the image
-        (``sct_classify_lesion``: about 0.1-0.15 s of 2.5 s at 512x512x15, medians of 10
-        interleaved runs).
+        the first use of a classifier waits for its session, or raises its error; the caller
+        calls :meth:`wait_for_sessions` before it returns. For a command that runs one image, this
+        overlaps their creation with reading and segmenting the image (``sct_classify_lesion``:
+        about 0.1-0.15 s of 2.5 s at 512x512x15, medians of 10 interleaved runs).
         """
         builders: dict[tuple[str, str], Callable[[], Any]] = {}
         if selection.lesion:
@@ -148,6 +148,16 @@ class ClassificationModels:
         return cls(classifiers={role: built["t2w", role] for role in selection.classifiers},
                    t1c_classifiers={role: built["t1c", role] for role in selection.t1c_classifiers},
                    segmentation=built.get(("segmentation", "")), selection=selection)
+
+    def wait_for_sessions(self) -> None:
+        """Wait until no session is still being created (after ``classifiers_in_background``).
+
+        A command calls it before it returns, also after an error, so that nothing of it is
+        still running (or logging) once ``main`` has returned.
+        """
+        for classifiers in (self.classifiers, self.t1c_classifiers):
+            if isinstance(classifiers, Pending):
+                classifiers.wait()
 
     def for_image(self, *, with_t1c: bool) -> tuple[dict[str, Classifier], tuple[str, ...]]:
         """The classifier of each role for an image with (or without) a cT1w, and the warnings."""

@@ -139,6 +139,12 @@ class Pending(Mapping[K, T]):
     def __len__(self) -> int:
         return len(self._futures)
 
+    def wait(self) -> None:
+        """Wait until every builder has finished (its error, if any, is kept for a read)."""
+        from concurrent.futures import wait
+
+        wait(self._futures.values())
+
     def only(self, keys: Mapping[K, K2]) -> "Pending[K2, T]":
         """The values of ``keys`` (own key -> key in the view), still pending."""
         return Pending({new: self._futures[old] for old, new in keys.items()})
