@@ -176,3 +176,28 @@ def test_classification_models_with_classifiers_in_background_run_the_same_sessi
         other = pending.classifiers[role]
         assert other.package.sha256 == classifier.package.sha256
         np.testing.assert_array_equal(other._predictor.predict(batch), classifier._predictor.predict(batch))
+
+
+def test_a_failed_segmentation_session_leaves_no_classifier_session_building(monkeypatch):
+    import threading
+    import time
+
+    from sct_lesion_classify.classify import inference
+    from sct_lesion_classify.pipeline import classification
+    from sct_lesion_classify.pipeline.models import select_models
+
+    real = inference.Classifier.__init__
+
+    def slow(self, *args, **kwargs):
+        time.sleep(0.3)
+        real(self, *args, **kwargs)
+
+    def failing(*args, **kwargs):
+        raise ModelError("model lesion: cannot be loaded")
+
+    monkeypatch.setattr(inference.Classifier, "__init__", slow)
+    monkeypatch.setattr(classification.SegmentationModels, "load", failing)
+    selection = select_models(segment=True, cord_localizer=True)
+    with pytest.raises(ModelError, match="cannot be loaded"):
+        classification.ClassificationModels.load(selection, threads=1, classifiers_in_background=True)
+    assert not [t for t in threading.enumerate() if t.name.startswith("sct_lesion_classify-build") and t.is_alive()]

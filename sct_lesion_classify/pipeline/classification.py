@@ -140,10 +140,14 @@ class ClassificationModels:
                 builders[kind, role] = functools.partial(Classifier, package, role, threads=threads)
         if classifiers_in_background:
             pending = build_in_background(builders)  # the segmentation first: it is needed first
+            try:
+                segmentation = pending["segmentation", ""] if selection.lesion else None
+            except BaseException:
+                pending.wait()  # nothing left running when the error reaches the command
+                raise
             return cls(classifiers=pending.only({("t2w", role): role for role in selection.classifiers}),
                        t1c_classifiers=pending.only({("t1c", role): role for role in selection.t1c_classifiers}),
-                       segmentation=pending["segmentation", ""] if selection.lesion else None,
-                       selection=selection)
+                       segmentation=segmentation, selection=selection)
         built = build_concurrently(builders)  # sessions created side by side
         return cls(classifiers={role: built["t2w", role] for role in selection.classifiers},
                    t1c_classifiers={role: built["t1c", role] for role in selection.t1c_classifiers},

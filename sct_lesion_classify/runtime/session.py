@@ -9,8 +9,9 @@ one CPU arena (:func:`shared_arena`) instead of one arena each: at 512x512x15 th
 The graph ONNX Runtime runs is the package's after :mod:`~sct_lesion_classify.runtime.graph_rewrite`
 (so that its convolutions can be fused), and its optimised form is kept in
 :mod:`~sct_lesion_classify.runtime.graph_cache` for the next process. :func:`build_concurrently`
-creates several sessions side by side, :func:`build_in_background` without waiting for them. :class:`Predictor` holds a package's session and tensor
-names and checks every batch against the card's input contract.
+creates several sessions side by side, :func:`build_in_background` without waiting for them.
+:class:`Predictor` holds a package's session and tensor names and checks every batch against the
+card's input contract.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Callable, Mapping, TypeVar
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping, TypeVar
 
 import numpy as np
 
@@ -133,7 +134,7 @@ class Pending(Mapping[K, T]):
     def __getitem__(self, key: K) -> T:
         return self._futures[key].result()
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[K]:
         return iter(self._futures)
 
     def __len__(self) -> int:
