@@ -124,23 +124,12 @@ def test_t1c_on_another_grid_is_refused(tmp_path, packages, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
-def test_no_session_is_still_being_built_when_main_returns_after_an_error(tmp_path, packages, monkeypatch):
-    import threading
-    import time
-
-    from sct_lesion_classify.classify import inference
-
-    real = inference.Classifier.__init__
-
-    def slow(self, *args, **kwargs):  # the classifiers' sessions are built in the background
-        time.sleep(0.3)
-        real(self, *args, **kwargs)
-
-    monkeypatch.setattr(inference.Classifier, "__init__", slow)
+def test_no_session_is_still_being_built_when_main_returns_after_an_error(tmp_path, packages,
+                                                                         slow_classifier_sessions):
     (tmp_path / "broken_T2w.nii.gz").write_bytes(b"not a NIfTI file")
     assert main(["-i", str(tmp_path / "broken_T2w.nii.gz"), "-lesion", str(tmp_path / "broken_T2w.nii.gz")]
                 + custom(packages["classifiers"])) == 2
-    assert not [t for t in threading.enumerate() if t.name.startswith("sct_lesion_classify-build") and t.is_alive()]
+    assert not slow_classifier_sessions()
 
 
 def test_t1c_uses_the_t1c_model_where_installed_and_warns_elsewhere(tmp_path, packages, monkeypatch):

@@ -178,26 +178,42 @@ def test_classification_models_with_classifiers_in_background_run_the_same_sessi
         np.testing.assert_array_equal(other._predictor.predict(batch), classifier._predictor.predict(batch))
 
 
-def test_a_failed_segmentation_session_leaves_no_classifier_session_building(monkeypatch):
-    import threading
-    import time
-
-    from sct_lesion_classify.classify import inference
+def test_a_failed_segmentation_session_leaves_no_classifier_session_building(monkeypatch,
+                                                                             slow_classifier_sessions):
     from sct_lesion_classify.pipeline import classification
     from sct_lesion_classify.pipeline.models import select_models
-
-    real = inference.Classifier.__init__
-
-    def slow(self, *args, **kwargs):
-        time.sleep(0.3)
-        real(self, *args, **kwargs)
 
     def failing(*args, **kwargs):
         raise ModelError("model lesion: cannot be loaded")
 
-    monkeypatch.setattr(inference.Classifier, "__init__", slow)
     monkeypatch.setattr(classification.SegmentationModels, "load", failing)
     selection = select_models(segment=True, cord_localizer=True)
     with pytest.raises(ModelError, match="cannot be loaded"):
         classification.ClassificationModels.load(selection, threads=1, classifiers_in_background=True)
-    assert not [t for t in threading.enumerate() if t.name.startswith("sct_lesion_classify-build") and t.is_alive()]
+    assert not slow_classifier_sessions()
+
+
+def test_build_concurrently_raises_the_first_failing_keys_error_after_all_finished():
+    import threading
+    import time
+
+    from sct_lesion_classify.runtime.session import build_concurrently
+
+    finished = threading.Event()
+
+    def first_fails_late():
+        time.sleep(0.2)
+        raise ModelError("model a: cannot be loaded")
+
+    def second_fails_early():
+        raise ModelError("model b: cannot be loaded")
+
+    def slow_success():
+        time.sleep(0.3)
+        finished.set()
+        return "c"
+
+    assert build_concurrently({"a": lambda: 1, "b": lambda: 2}) == {"a": 1, "b": 2}
+    with pytest.raises(ModelError, match="model a"):
+        build_concurrently({"a": first_fails_late, "b": second_fails_early, "c": slow_success})
+    assert finished.is_set()

@@ -96,11 +96,9 @@ def build_concurrently(builders: Mapping[K, Callable[[], T]]) -> dict[K, T]:
     """
     if len(builders) <= 1:
         return {key: build() for key, build in builders.items()}
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=min(len(builders), usable_cores())) as pool:
-        futures = {key: pool.submit(build) for key, build in builders.items()}
-    return {key: future.result() for key, future in futures.items()}
+    pending = build_in_background(builders)
+    pending.wait()
+    return dict(pending)  # read in the builders' order: the first failing key's error is raised
 
 
 def build_in_background(builders: Mapping[K, Callable[[], T]]) -> "Pending[K, T]":
