@@ -303,7 +303,13 @@ def test_the_report_puts_densenet_morphometry_and_fusion_side_by_side(tmp_path):
     assert "model" in entry and "ece" in entry["model"]  # the earlier keys stay
     text = markdown(combine_sets({"in_distribution": report}))
     assert "| | DenseNet121 alone | morphometry alone | fused |" in text
-    assert f"ECE before calibration {ece['before']}, after {ece['after']}" in text
+    floors = ece["if_calibrated"]
+    assert set(floors) == {"before", "after", "fused"}
+    assert all(0.0 <= f["median"] <= f["p95"] <= 1.0 for f in floors.values())
+    after = floors["after"]
+    assert (f"ECE before calibration {ece['before']} (calibrated: {floors['before']['median']:.2f}, "
+            f"up to {floors['before']['p95']:.2f}), after {ece['after']} (calibrated: "
+            f"{after['median']:.2f}, up to {after['p95']:.2f})") in text
     assert "| ms_vs_nmosd: ECE before / after calibration |" in text
 
 
@@ -318,6 +324,7 @@ def test_an_uncalibrated_model_is_reported_so():
                for r in evaluation_records()]
     entry = build_report(records, baselines={}, description={}, n_resamples=20)["classifiers"]["ms_vs_nmosd"]["all"]
     assert entry["ece"]["after"] is None and entry["ece"]["fused"] is None
+    assert entry["ece"]["if_calibrated"]["after"] is None and entry["ece"]["if_calibrated"]["before"] is not None
     assert entry["side_by_side"]["fused"] is None and entry["side_by_side"]["baseline"] is None
     assert entry["side_by_side"]["densenet"]["auc"] == entry["model"]["auc"]
 

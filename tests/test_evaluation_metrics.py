@@ -12,6 +12,7 @@ from sct_lesion_classify.train.evaluation.metrics import (
     binary_metrics,
     bootstrap_binary_metrics,
     dice,
+    ece_if_calibrated,
     expected_calibration_error,
     roc_auc,
     roc_curve,
@@ -89,6 +90,40 @@ def test_expected_calibration_error():
     assert expected_calibration_error(truth, np.full(100, 0.5)) == pytest.approx(0.0)
     assert expected_calibration_error(truth, truth.astype(float)) == pytest.approx(0.0)
     assert expected_calibration_error(truth, 1.0 - truth) == pytest.approx(1.0)
+
+
+def test_ece_if_calibrated_is_the_ece_of_labels_drawn_from_the_probabilities():
+    scores = np.random.default_rng(1).random(40)
+    floor = ece_if_calibrated(scores, draws=400, seed=3)
+    # the same draws, one at a time, through the report's own ECE
+    labels = np.random.default_rng(3).random((400, scores.size)) < scores
+    eces = [expected_calibration_error(draw, scores) for draw in labels]
+    assert floor.median == pytest.approx(np.median(eces))
+    assert floor.p95 == pytest.approx(np.percentile(eces, 95))
+    assert floor.to_json()["draws"] == 400
+
+
+def test_ece_if_calibrated_shrinks_with_the_number_of_subjects():
+    rng = np.random.default_rng(0)
+    small, large = ece_if_calibrated(rng.random(40)), ece_if_calibrated(rng.random(1000))
+    assert large.p95 < small.median  # about 1 / sqrt(n): 0.15 at 40 subjects, 0.03 at 1000
+    assert ece_if_calibrated(np.array([0.0, 1.0, 1.0, 0.0])).p95 == 0.0  # certain and right
+
+
+def test_a_calibrated_model_lies_under_the_95th_percentile_most_of_the_time():
+    rng = np.random.default_rng(5)
+    scores = rng.random(60)
+    floor = ece_if_calibrated(scores, draws=1000, seed=6)
+    observed = [expected_calibration_error(rng.random(60) < scores, scores) for _ in range(300)]
+    assert 0.90 <= np.mean(np.array(observed) <= floor.p95) <= 0.99
+    # a miscalibrated model (the truth of 0.5 for every score) does not
+    assert expected_calibration_error(rng.random(60) < 0.5, scores) > floor.p95
+
+
+@pytest.mark.parametrize("scores", [np.array([]), np.array([0.2, 1.2]), np.array([np.nan])])
+def test_ece_if_calibrated_refuses_what_is_not_probabilities(scores):
+    with pytest.raises(ValueError):
+        ece_if_calibrated(scores)
 
 
 def test_volume_outside_counts_voxels_beyond_the_margin_in_mm():

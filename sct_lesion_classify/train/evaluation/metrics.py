@@ -238,3 +238,55 @@ def reliability_bins(truth: np.ndarray, scores: np.ndarray, n_bins: int = 10) ->
 def expected_calibration_error(truth: np.ndarray, scores: np.ndarray, n_bins: int = 10) -> float:
     """Expected calibration error of probabilities (equal-width bins over [0, 1])."""
     return reliability_bins(truth, scores, n_bins).expected_calibration_error
+
+
+@dataclass(frozen=True)
+class CalibratedEce:
+    """The ECE that perfectly calibrated probabilities would show on a set of this size.
+
+    Attributes
+    ----------
+    median, p95 : float
+        Median and 95th percentile of the ECE over ``draws`` label sets drawn from the
+        probabilities themselves (each subject positive with its probability).
+    draws : int
+        Number of label sets drawn.
+    """
+
+    median: float
+    p95: float
+    draws: int
+
+    def to_json(self) -> dict:
+        return {"median": round(self.median, 4), "p95": round(self.p95, 4), "draws": self.draws}
+
+
+def ece_if_calibrated(scores: np.ndarray, *, n_bins: int = 10, draws: int = 2000,
+                      seed: int = 0) -> CalibratedEce:
+    """The ECE a perfectly calibrated model would show with these probabilities on this many
+    subjects (consistency resampling, Broecker & Smith, Weather and Forecasting 2007).
+
+    Labels are drawn with ``P(positive) = score`` (the truth a calibrated model implies) and the
+    ECE of ``scores`` against each draw is computed with the same bins as
+    :func:`expected_calibration_error`. The ECE of a few dozen subjects is far from 0 even for a
+    calibrated model; an observed ECE below ``p95`` is consistent with calibration at this size.
+
+    Raises
+    ------
+    ValueError
+        No scores, or a score outside [0, 1].
+    """
+    scores = np.asarray(scores, float).ravel()
+    if scores.size == 0:
+        raise ValueError("no probabilities")
+    if not np.all((scores >= 0.0) & (scores <= 1.0)):
+        raise ValueError("probabilities must lie in [0, 1]")
+    bins = np.minimum((scores * n_bins).astype(int), n_bins - 1)
+    kept = np.unique(bins)
+    members = bins[None, :] == kept[:, None]                                  # (bins, subjects)
+    counts = members.sum(axis=1)
+    mean_probability = (members * scores).sum(axis=1) / counts
+    labels = np.random.default_rng(seed).random((draws, scores.size)) < scores  # (draws, subjects)
+    positive_fraction = (labels.astype(float) @ members.T) / counts            # (draws, bins)
+    eces = (np.abs(positive_fraction - mean_probability) * (counts / scores.size)).sum(axis=1)
+    return CalibratedEce(median=float(np.median(eces)), p95=float(np.percentile(eces, 95)), draws=draws)

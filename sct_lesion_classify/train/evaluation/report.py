@@ -5,8 +5,10 @@ as JSON and Markdown, with ROC curves, confusion matrices and reliability diagra
 Each classifier's section also puts side by side (``side_by_side``) the DenseNet alone (the
 network's probability), the morphometry baseline alone and the fusion of the two (the card's
 ``fusion`` head, when it has one), with their accuracy and AUC, and gives the expected calibration
-error before and after the card's calibration (``ece``); ``model`` is the probability the
-decision used (fused, else calibrated, else the network's).
+error before and after the card's calibration (``ece``), each beside the ECE that perfectly
+calibrated probabilities would show on the same subjects (``ece.if_calibrated``: on a few dozen
+subjects it is far from 0); ``model`` is the probability the decision used (fused, else
+calibrated, else the network's).
 
 When cT1w-aware variants classified some subjects of a set (a cT1w image and the ``_t1c``
 packages installed), the set's ``t2w_only_comparison`` puts their accuracy, AUC and ECE per
@@ -31,6 +33,7 @@ from sct_lesion_classify.train.evaluation.baseline import FEATURES, LogisticBase
 from sct_lesion_classify.train.evaluation.metrics import (
     METRIC_NAMES,
     bootstrap_binary_metrics,
+    ece_if_calibrated,
     expected_calibration_error,
 )
 from sct_lesion_classify.train.evaluation.runner import CORD_MARGIN_MM, SubjectRecord
@@ -171,7 +174,7 @@ def _classifier(records, role, baseline, n_resamples, seed) -> dict:
                 base = bootstrap_binary_metrics(truth, baseline.predict(features), n_resamples=n_resamples, seed=seed)
                 entry["baseline"] = {name: base[name].to_json() for name in METRIC_NAMES}
             entry["side_by_side"] = _side_by_side(subset, role, truth, entry.get("baseline"), n_resamples, seed)
-            entry["ece"] = _calibration(subset, role, truth)
+            entry["ece"] = _calibration(subset, role, truth, seed)
         result[subset_name] = entry
     return result
 
@@ -206,15 +209,24 @@ def _side_by_side(records, role, truth, baseline: dict | None, n_resamples, seed
             "fused": figures(scores["fused"])}
 
 
-def _calibration(records, role, truth) -> dict:
+def _calibration(records, role, truth, seed: int = 0) -> dict:
     """ECE of the network's probabilities (before) and of the calibrated ones (after; None for an
-    uncalibrated model), and of the fused ones (None without fusion)."""
+    uncalibrated model), and of the fused ones (None without fusion); ``if_calibrated`` gives, for
+    each, the ECE that perfectly calibrated probabilities would show on these subjects (median and
+    95th percentile, :func:`~sct_lesion_classify.train.evaluation.metrics.ece_if_calibrated`):
+    an ECE target below it cannot be shown on a set of this size."""
     scores = head_scores(records, role)
 
     def ece(kind):
         return None if scores[kind] is None else round(expected_calibration_error(truth, scores[kind]), 4)
 
-    return {"before": ece("densenet"), "after": ece("calibrated"), "fused": ece("fused")}
+    def floor(kind):
+        return None if scores[kind] is None else ece_if_calibrated(scores[kind], seed=seed).to_json()
+
+    kinds = ("densenet", "calibrated", "fused")
+    names = ("before", "after", "fused")
+    return {**{name: ece(kind) for name, kind in zip(names, kinds)},
+            "if_calibrated": {name: floor(kind) for name, kind in zip(names, kinds)}}
 
 
 def _four_class(records) -> dict:
@@ -299,7 +311,15 @@ def _cell_ece(section: dict, role: str) -> str:
     ece = section.get("classifiers", {}).get(role, {}).get("all", {}).get("ece")
     if not ece:
         return "-"
-    return f"{ece['before']:.3f} / " + ("uncalibrated" if ece["after"] is None else f"{ece['after']:.3f}")
+    if ece["after"] is None:
+        return f"{ece['before']:.3f} / uncalibrated"
+    floor = (ece.get("if_calibrated") or {}).get("after")
+    return f"{ece['before']:.3f} / {ece['after']:.3f}" + ("" if floor is None else f" ({_floor(floor)})")
+
+
+def _floor(floor: dict) -> str:
+    """'calibrated: 0.07, up to 0.11': the ECE that calibrated probabilities would show here."""
+    return f"calibrated: {floor['median']:.2f}, up to {floor['p95']:.2f}"
 
 
 def _fmt_value(estimate: dict) -> str:
@@ -362,9 +382,19 @@ def _head_markdown(data: dict) -> list[str]:
         cells = [_fmt((side.get(kind) or {}).get(name)) if side.get(kind) else "-"
                  for kind in ("densenet", "baseline", "fused")]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    after = "uncalibrated" if ece["after"] is None else ece["after"]
-    fused = "" if ece["fused"] is None else f", fused {ece['fused']}"
-    return lines + ["", f"ECE before calibration {ece['before']}, after {after}{fused}", ""]
+    floors = ece.get("if_calibrated") or {}
+
+    def with_floor(name):
+        value = ece[name]
+        return f"{value}" + ("" if floors.get(name) is None else f" ({_floor(floors[name])})")
+
+    after = "uncalibrated" if ece["after"] is None else with_floor("after")
+    fused = "" if ece["fused"] is None else f", fused {with_floor('fused')}"
+    note = ("" if not floors else
+            " (in brackets: the median and 95th percentile of the ECE that perfectly calibrated "
+            "probabilities would show on these subjects; an observed ECE below the second is "
+            "consistent with calibration at this size)")
+    return lines + ["", f"ECE before calibration {with_floor('before')}, after {after}{fused}{note}", ""]
 
 
 def _t2w_only_markdown(comparison: dict) -> list[str]:
