@@ -311,6 +311,7 @@ def test_the_report_puts_densenet_morphometry_and_fusion_side_by_side(tmp_path):
             f"up to {floors['before']['p95']:.2f}), after {ece['after']} (calibrated: "
             f"{after['median']:.2f}, up to {after['p95']:.2f})") in text
     assert "| ms_vs_nmosd: ECE before / after calibration |" in text
+    assert text.count("perfectly calibrated probabilities would show") == 1  # the bracket explained once
 
 
 def test_an_uncalibrated_model_is_reported_so():

@@ -317,6 +317,13 @@ def _cell_ece(section: dict, role: str) -> str:
     return f"{ece['before']:.3f} / {ece['after']:.3f}" + ("" if floor is None else f" ({_floor(floor)})")
 
 
+#: What the bracket after each ECE means (once per report).
+ECE_NOTE = ("ECE in brackets, 'calibrated: median, up to p95': the expected calibration error that "
+            "perfectly calibrated probabilities would show on the same subjects (labels drawn from "
+            "the probabilities). On a few dozen subjects it is far from 0; an observed ECE below "
+            "its p95 is consistent with calibration at this size.")
+
+
 def _floor(floor: dict) -> str:
     """'calibrated: 0.07, up to 0.11': the ECE that calibrated probabilities would show here."""
     return f"calibrated: {floor['median']:.2f}, up to {floor['p95']:.2f}"
@@ -390,11 +397,7 @@ def _head_markdown(data: dict) -> list[str]:
 
     after = "uncalibrated" if ece["after"] is None else with_floor("after")
     fused = "" if ece["fused"] is None else f", fused {with_floor('fused')}"
-    note = ("" if not floors else
-            " (in brackets: the median and 95th percentile of the ECE that perfectly calibrated "
-            "probabilities would show on these subjects; an observed ECE below the second is "
-            "consistent with calibration at this size)")
-    return lines + ["", f"ECE before calibration {with_floor('before')}, after {after}{fused}{note}", ""]
+    return lines + ["", f"ECE before calibration {with_floor('before')}, after {after}{fused}", ""]
 
 
 def _t2w_only_markdown(comparison: dict) -> list[str]:
@@ -442,7 +445,7 @@ def _lesion_set_markdown(report: dict) -> list[str]:
                      f"{s['sd'] if s['sd'] is not None else 'n/a'} | {s['n']} |")
     lines += ["", f"Lesion detection rate: {seg['lesion_detection_rate']}; predicted lesion volume outside the "
                   f"true cord dilated by {CORD_MARGIN_MM:g} mm: {_cell_outside(report)}", ""]
-    lines += ["### Classifiers (95% bootstrap CI)", ""]
+    lines += ["### Classifiers (95% bootstrap CI)", "", ECE_NOTE, ""]
     for role, entry in report["classifiers"].items():
         lines += [f"#### {role} (positive class: {entry['positive_class']}; n = {entry['n']}, "
                   f"no diagnosis: {entry['n_no_diagnosis']})", ""]
