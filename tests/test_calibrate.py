@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from sct_lesion_classify.classify.diagnosis import ROLE_CLASSES, role_label
-from sct_lesion_classify.cli.calibrate import main
+from sct_lesion_classify.cli.calibrate import bumped, main
 from sct_lesion_classify.cli.classify_lesion import main as classify_main
 from sct_lesion_classify.io.bids import subject_paths
 from sct_lesion_classify.modelpkg.package import ModelPackage
@@ -72,6 +72,7 @@ def test_heads_are_refitted_on_the_segmented_masks(tmp_path, models):
     trained = before["tumor_vs_demyelinating"]["metrics"]
     assert {key: after["metrics"][key] for key in trained} == trained  # training's figures kept
     assert after["files"] == before["tumor_vs_demyelinating"]["files"]  # the network is not touched
+    assert after["version"] == before["tumor_vs_demyelinating"]["version"]  # no --version: kept
     ModelPackage.load(models / "tumor_vs_demyelinating")  # still verifies
 
     # 4 patients per second-level model: calibrated, too few for a fusion head
@@ -96,6 +97,25 @@ def test_a_subject_the_pipeline_refuses_is_skipped(tmp_path, models, capsys):
     err = capsys.readouterr().err
     assert "sub-003: skipped" in err and "tumor_vs_demyelinating: not calibrated (1 validation patients)" in err
     assert card(models, "tumor_vs_demyelinating") == before
+
+
+def test_bump_version_renames_the_refitted_cards_only(tmp_path, models):
+    bids = make_set(tmp_path / "bids", [row(pid, split="val") for pid in ("sub-002", "sub-003")])
+    before = card(models, "tumor_vs_demyelinating")["version"]
+    untouched = card(models, "astrocytoma_vs_ependymoma")
+    # one tumour, one demyelinating patient: only model 1 has two patients to fit
+    assert main(["--bids", str(bids), "--models", str(models), "--bump-version", "patch", "-v", "0"]) == 1
+    expected = bumped(before, "patch")
+    assert expected != before and card(models, "tumor_vs_demyelinating")["version"] == expected
+    assert ModelPackage.load(models / "tumor_vs_demyelinating").version == expected
+    assert card(models, "astrocytoma_vs_ependymoma") == untouched  # not refitted: not renamed either
+
+
+@pytest.mark.parametrize("version, part, expected", [
+    ("2.0.0", "patch", "2.0.1"), ("2.1.0", "patch", "2.1.1"), ("2.1.3", "minor", "2.2.0"),
+    ("2.1.3", "major", "3.0.0"), ("2.1.0-rc1+build.5", "patch", "2.1.1")])
+def test_bumped(version, part, expected):
+    assert bumped(version, part) == expected
 
 
 def test_no_validation_subject_is_an_input_error(tmp_path, models, capsys):

@@ -39,8 +39,23 @@ def get_parser() -> SCTArgumentParser:
                                  help="As for 'train': split every non-test subject deterministically.")
     parser.optional.add_argument("--seed", type=int, default=0,
                                  help="As for 'train': the seed of the deterministic split (default 0).")
+    parser.optional.add_argument("--bump-version", choices=("major", "minor", "patch"), default=None,
+                                 help="Increase the version of each rewritten card (patch: 2.0.0 -> 2.0.1). "
+                                      "The refitted heads change the probabilities, so cards that are "
+                                      "shared or bundled need a new version. Default: versions kept.")
     parser.add_misc_args(remove_temp=False)
     return parser
+
+
+def bumped(version: str, part: str) -> str:
+    """``version`` (semantic, ``x.y.z[-pre][+build]``) with ``part`` increased and the parts after
+    it reset: ``bumped("2.1.0", "patch") == "2.1.1"``, ``bumped("2.1.3-rc1", "minor") == "2.2.0"``."""
+    major, minor, patch = (int(n) for n in version.split("+")[0].split("-")[0].split("."))
+    if part == "major":
+        return f"{major + 1}.0.0"
+    if part == "minor":
+        return f"{major}.{minor + 1}.0"
+    return f"{major}.{minor}.{patch + 1}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -101,6 +116,8 @@ def _run(args: argparse.Namespace) -> int:
             log.warning("%s: not calibrated (%d validation patients)", name, len(patients))
             continue
         document = card.to_json()
+        if args.bump_version is not None:
+            document["version"] = bumped(card.version, args.bump_version)
         ModelCard.from_json(document, source=package.card_path)  # schema and consistency checks
         write_json_atomic(package.card_path, document)
         refitted += 1
