@@ -5,12 +5,14 @@
 #   bash models/train_reference.sh [cpu|cuda] [all|classifiers]
 #
 # 'classifiers' makes the data, trains the three classifiers and their cT1w variants (models 1
-# and 2: 2.0.0; model 3: 2.1.0) and evaluates; 'all' (the default) also retrains the lesion model
+# and 2: 2.0.0; model 3: 2.1.0; 'calibrate' refits their heads and bumps them to 2.0.1 / 2.1.1)
+# and evaluates; 'all' (the default) also retrains the lesion model
 # and the cord localizer first (each 2.0.0 from a random initialization, then the bundled
 # fine-tunings: lesion model 2.1.0, cord localizer 2.2.0).
 #
 # Steps: phantom training sets (320 realistic subjects, seed 1001; 320 randomised, seed 6006; and
-# for model 3, 480 more of each style, seeds 1101 and 6106) -> held-out test set (80 subjects,
+# for model 3, 480 more of each style, seeds 1101 and 6106) -> validation-only sets for the
+# decision heads (200 of each style, seeds 4104 and 6206) -> held-out test set (80 subjects,
 # seed 2002, split=test) -> held-out transfer sets: 80 phantoms of the 'shifted' style that
 # training never draws (seed 3003) and 16 lesions inserted into the shared real healthy scan
 # (seed 14, when ../shared/realdata exists) -> the five families (seed 0) -> evaluation report in
@@ -19,7 +21,7 @@
 # localizer 2.0.0 and the lesion model 2.0.0 took about 1 h 40 min side by side, the cord
 # localizer's fine-tuning 87 min more (60 epochs, one thread, no bf16), the lesion model 2.1.0
 # 42 min (two threads), the six classifiers about 35 min (2.0.0) and model 3's two 2.1.0 families
-# 16-17 min side by side, 'calibrate' 3-7 min, the evaluation 15-25 min; on a CPU without native
+# 16-17 min side by side, 'calibrate' 26 min (491 validation patients), the evaluation 15-25 min; on a CPU without native
 # bf16 expect about twice that. The
 # cards record the wall time, the device and every hyperparameter.
 set -euo pipefail
@@ -43,6 +45,15 @@ MODELS=models
   sct_lesion_classify phantom -o "$WORK/phantoms-train-extra" -n 480 --seed 1101 --split train --with-t1c --jobs "$JOBS"
 [ -f "$WORK/phantoms-randomised-extra/participants.tsv" ] ||
   sct_lesion_classify phantom -o "$WORK/phantoms-randomised-extra" -n 480 --seed 6106 --split train --with-t1c \
+    --style randomised --jobs "$JOBS"
+# Validation-only phantoms for 'calibrate' (fifteenth session): 200 of each style, new seeds, every
+# subject split=val. Heads fitted on the two training sets' validation splits alone (42-91
+# patients) were not steady enough (models/README.md, "Decision heads refitted on 491 validation
+# patients").
+[ -f "$WORK/phantoms-val-realistic/participants.tsv" ] ||
+  sct_lesion_classify phantom -o "$WORK/phantoms-val-realistic" -n 200 --seed 4104 --split val --with-t1c --jobs "$JOBS"
+[ -f "$WORK/phantoms-val-randomised/participants.tsv" ] ||
+  sct_lesion_classify phantom -o "$WORK/phantoms-val-randomised" -n 200 --seed 6206 --split val --with-t1c \
     --style randomised --jobs "$JOBS"
 [ -f "$WORK/phantoms-test/participants.tsv" ] ||
   sct_lesion_classify phantom -o "$WORK/phantoms-test" -n 80 --seed 2002 --with-t1c --split test --jobs "$JOBS"
@@ -128,9 +139,12 @@ for t1c in "" --with-t1c; do
 done
 for pid in "${pids[@]}"; do wait "$pid"; done
 # The calibration and the fusion refitted on the masks the pipeline segments (the bundled cord
-# localizer and lesion model) of the same validation patients, which is what the classifiers see
-# when a user does not give -lesion ('train' fitted them on the manual masks).
-sct_lesion_classify calibrate --bids "$WORK/phantoms-train" "$WORK/phantoms-randomised" --models "$MODELS"
+# localizer and lesion model) of the validation patients, which is what the classifiers see when
+# a user does not give -lesion ('train' fitted them on the manual masks): the training sets'
+# validation splits and the two validation-only sets, 491 patients. The heads change the
+# probabilities, so each card's version goes up by a patch (2.0.0 -> 2.0.1, 2.1.0 -> 2.1.1).
+sct_lesion_classify calibrate --bids "$WORK/phantoms-train" "$WORK/phantoms-randomised" \
+  "$WORK/phantoms-val-realistic" "$WORK/phantoms-val-randomised" --models "$MODELS" --bump-version patch
 
 sct_lesion_classify evaluate --bids "$WORK/phantoms-test" --split test --models "$MODELS" "${transfer[@]}" \
   --baseline-bids "$WORK/phantoms-train" -o "$WORK/evaluation" --seed 0
