@@ -11,7 +11,8 @@ import datetime
 import json
 from pathlib import Path
 
-from bench import batch_throughput, help_latency, machine, networks, phantom_generation, pipeline_stages, startup
+from bench import (batch_throughput, help_latency, machine, networks, phantom_generation, pipeline_stages, startup,
+                   unet_widths)
 
 RESULTS = Path(__file__).with_name("results.json")
 
@@ -22,6 +23,7 @@ SECTIONS = {
     "startup": startup.run,
     "networks": networks.run,
     "batch": batch_throughput.run,
+    "widths": unet_widths.run,
 }
 
 

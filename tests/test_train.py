@@ -37,6 +37,21 @@ def test_multiresunet_parameters_and_shape():
         assert model.eval()(torch.zeros(1, 1, 32, 48)).shape == (1, 1, 32, 48)
 
 
+def test_multiresunet_width_multiple_rounds_the_block_widths_up():
+    from torch import nn
+
+    from sct_lesion_classify.train.networks.multiresunet import MultiResUNet
+
+    paper = MultiResUNet(base_filters=16)
+    assert [block.out_channels for block in paper.encoders] == [25, 51, 105, 212, 426]  # 4+8+13, ...
+    rounded = MultiResUNet(base_filters=16, width_multiple=8)
+    assert [block.out_channels for block in rounded.encoders] == [32, 64, 120, 224, 432]
+    convolutions = [m for m in rounded.modules() if isinstance(m, nn.Conv2d)]
+    assert all(c.out_channels % 8 == 0 for c in convolutions[:-1])  # all but the 1-channel head
+    with torch.no_grad():
+        assert rounded.eval()(torch.zeros(1, 1, 32, 48)).shape == (1, 1, 32, 48)
+
+
 def test_deterministic_split_is_per_patient_stratified_and_stable():
     subjects = cohort(40)
     a = split_subjects(subjects, 0.2, seed=3)
