@@ -48,8 +48,7 @@ MODELS=models
     --style randomised --jobs "$JOBS"
 # Validation-only phantoms for 'calibrate' (fifteenth session): 200 of each style, new seeds, every
 # subject split=val. Heads fitted on the two training sets' validation splits alone (42-91
-# patients) were not steady enough (models/README.md, "Decision heads refitted on 491 validation
-# patients").
+# patients) were not steady enough (models/README.md, "Fifteenth session").
 [ -f "$WORK/phantoms-val-realistic/participants.tsv" ] ||
   sct_lesion_classify phantom -o "$WORK/phantoms-val-realistic" -n 200 --seed 4104 --split val --with-t1c --jobs "$JOBS"
 [ -f "$WORK/phantoms-val-randomised/participants.tsv" ] ||
