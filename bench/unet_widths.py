@@ -13,8 +13,9 @@ graph optimisations) on 8 tiles of 96 x 640:
   normalisations that follow a concatenation or a ReLU (what an architecture with its
   normalisations only after convolutions leaves).
 
-Figures per variant: median time of ``repeats`` runs after a warm-up, GFLOP (convolutions and
-transposed convolutions, 2 x MACs), GFLOP/s and parameters. The variants run interleaved, so a
+Figures per variant: median time of ``repeats`` runs after a warm-up, GFLOP (counted from the
+ONNX graph by :func:`bench.networks.count_flops`, as the other sections count), GFLOP/s and
+parameters. The variants run interleaved, so a
 machine that slows during the section slows them alike.
 """
 
@@ -52,37 +53,20 @@ def build(width_multiple: int, post_norm: bool):
     return net.eval()
 
 
-def conv_gflop(net, shape: tuple[int, ...]) -> float:
-    """FLOPs (2 x multiply-accumulates) of the convolutions for one batch of ``shape``."""
-    import torch
-    from torch import nn
-
-    total = 0
-
-    def count(module, inputs, output):
-        nonlocal total
-        k = module.kernel_size[0] * module.kernel_size[1]
-        if isinstance(module, nn.ConvTranspose2d):
-            total += 2 * inputs[0].numel() * module.out_channels * k
-        else:
-            total += 2 * output.numel() * (module.in_channels // module.groups) * k
-
-    hooks = [m.register_forward_hook(count) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
-    with torch.no_grad():
-        net(torch.zeros(shape))
-    for hook in hooks:
-        hook.remove()
-    return total / 1e9
-
-
-def session(net, folder: Path, name: str):
-    """An ONNX Runtime session of ``net`` with the pipeline's options (2 threads, all optimisations)."""
-    import onnxruntime as ort
+def export(net, folder: Path, name: str) -> Path:
+    """``net`` as ONNX, with dynamic batch and spatial axes."""
     import torch
 
     path = folder / f"{name}.onnx"
     torch.onnx.export(net, torch.zeros(1, *TILES[1:]), str(path), input_names=["input"], output_names=["output"],
                       dynamic_axes={"input": {0: "n", 2: "h", 3: "w"}}, dynamo=False)
+    return path
+
+
+def session(path: Path):
+    """An ONNX Runtime session with the pipeline's options (2 threads, all optimisations)."""
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = 2
     options.inter_op_num_threads = 1
@@ -94,14 +78,17 @@ def session(net, folder: Path, name: str):
 def run(repeats: int = 5) -> dict:
     import numpy as np
 
+    from bench.networks import count_flops
+
     tiles = np.random.default_rng(0).standard_normal(TILES).astype(np.float32)
     figures, sessions, times = {}, {}, {name: [] for name in VARIANTS}
     with tempfile.TemporaryDirectory(prefix="bench_widths_") as scratch:
         for name, (multiple, post_norm) in VARIANTS.items():
             net = build(multiple, post_norm)
-            figures[name] = {"gflop": round(conv_gflop(net, TILES), 2),
+            path = export(net, Path(scratch), name)
+            figures[name] = {"gflop": round(count_flops(path, TILES) / 1e9, 2),
                              "parameters": sum(p.numel() for p in net.parameters())}
-            sessions[name] = session(net, Path(scratch), name)
+            sessions[name] = session(path)
             sessions[name].run(None, {"input": tiles})  # warm-up
         for _ in range(max(repeats, 1)):
             for name, runner in sessions.items():

@@ -228,11 +228,16 @@ def reliability_bins(truth: np.ndarray, scores: np.ndarray, n_bins: int = 10) ->
     """The reliability diagram's bins of ``scores`` against the 0/1 ``truth``."""
     truth = np.asarray(truth, float)
     scores = np.asarray(scores, float)
-    bins = np.minimum((scores * n_bins).astype(int), n_bins - 1)
+    bins = _bin_of(scores, n_bins)
     kept = [b for b in range(n_bins) if (bins == b).any()]
     return ReliabilityBins(counts=np.array([int((bins == b).sum()) for b in kept], dtype=np.int64),
                            mean_probability=np.array([scores[bins == b].mean() for b in kept], float),
                            positive_fraction=np.array([truth[bins == b].mean() for b in kept], float))
+
+
+def _bin_of(scores: np.ndarray, n_bins: int) -> np.ndarray:
+    """Index of each score's equal-width bin over [0, 1] (1.0 falls in the last bin)."""
+    return np.minimum((scores * n_bins).astype(int), n_bins - 1)
 
 
 def expected_calibration_error(truth: np.ndarray, scores: np.ndarray, n_bins: int = 10) -> float:
@@ -281,7 +286,7 @@ def ece_if_calibrated(scores: np.ndarray, *, n_bins: int = 10, draws: int = 2000
         raise ValueError("no probabilities")
     if not np.all((scores >= 0.0) & (scores <= 1.0)):
         raise ValueError("probabilities must lie in [0, 1]")
-    bins = np.minimum((scores * n_bins).astype(int), n_bins - 1)
+    bins = _bin_of(scores, n_bins)
     kept = np.unique(bins)
     members = bins[None, :] == kept[:, None]                                  # (bins, subjects)
     counts = members.sum(axis=1)
