@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from sct_lesion_classify.train.family import TrainOptions, train_family  # noqa:
 from sct_lesion_classify.train.recipes import LESION, TUMOR_VS_DEMYELINATING  # noqa: E402
 
 pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
 torch.set_num_threads(1)
 
 
@@ -192,3 +194,39 @@ def test_init_from_refuses_what_is_not_this_family_s_checkpoint(phantoms, tmp_pa
         assert message in err[-1]
     assert main(["train", "ms_vs_nmosd", "--loss", "bce", *common]) == 2
     assert "--loss applies to the segmentation families" in capsys.readouterr().err
+
+
+def test_cord_fine_tuned_from_the_bundled_package(phantoms, tmp_path, capsys):
+    """--init-from a package folder: the bundled cord localizer's ONNX weights start the run, the
+    card names the package, and a package of another family or a tampered one is refused."""
+    import shutil
+
+    from sct_lesion_classify.cli.sct_lesion_classify import main
+    from sct_lesion_classify.modelpkg.package import ModelPackage
+    from sct_lesion_classify.train.package_weights import onnx_weights
+
+    bundled = ModelPackage.load(REPO / "models" / "cord_localizer")
+    out = tmp_path / "tuned"
+    common = ["--bids", str(phantoms), "--steps-per-epoch", "1", "--batch-size", "2",
+              "--ignore-split-column", "--seed", "2", "-v", "0", "--epochs", "1", "--loss", "bce"]
+    assert main(["train", "cord", "-o", str(out), "--lr", "1e-9",
+                 "--init-from", str(bundled.folder), *common]) == 0
+    card = json.loads((out / "cord_localizer" / "cord_localizer.json").read_text())
+    assert card["architecture"]["details"]["initial_weights"] == (
+        f"cord_localizer {bundled.version} (sha256 {bundled.sha256})")
+    # at a learning rate of 1e-9 the convolutions keep the bundled weights (float16-rounded again
+    # at export, which they already are)
+    start, tuned = onnx_weights(bundled.onnx_path), onnx_weights(out / "cord_localizer" / "cord_localizer.onnx")
+    convolutions = [key for key, value in start.items() if key.endswith("conv.weight") and value.ndim == 4]
+    assert convolutions and all(np.allclose(start[key], tuned[key], atol=1e-6) for key in convolutions)
+
+    refused = [(REPO / "models" / "lesion_multiresunet", 2, "a 'lesion_multiresunet' package; this run trains 'cord_localizer'")]
+    tampered = tmp_path / "cord_localizer"
+    shutil.copytree(bundled.folder, tampered)
+    with open(tampered / "cord_localizer.onnx", "ab") as handle:
+        handle.write(b"\0")
+    refused.append((tampered, 1, "sha256 mismatch"))
+    for folder, code, message in refused:
+        assert main(["train", "cord", "-o", str(tmp_path / "refused"), "--init-from", str(folder),
+                     *common]) == code
+        assert message in capsys.readouterr().err.strip().splitlines()[-1]

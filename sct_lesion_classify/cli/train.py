@@ -88,12 +88,14 @@ def get_parser() -> SCTArgumentParser:
                                       "alone, whose probabilities are calibrated, so thresholding at "
                                       "0.5 does not widen a structure by its uncertain rim as a soft "
                                       "Dice term does. The model card records it.")
-    parser.optional.add_argument("--init-from", metavar="<file>", default=None,
-                                 help="Start from the weights of this checkpoint (best.pt or last.pt "
-                                      "of an earlier run of the same family, in <folder>/.train_runs/"
-                                      "<name>/) instead of a random initialization: fine-tuning with "
-                                      "a new optimizer and schedule. The model card records its "
-                                      "sha256.")
+    parser.optional.add_argument("--init-from", metavar="<file|folder>", default=None,
+                                 help="Start from these weights instead of a random initialization: "
+                                      "a checkpoint (best.pt or last.pt of an earlier run of the same "
+                                      "family, in <folder>/.train_runs/<name>/) or a model package "
+                                      "folder of the same family (e.g. a bundled model, "
+                                      "models/<name>/: its ONNX weights, checked against the card's "
+                                      "sha256). Fine-tuning, with a new optimizer and schedule. The "
+                                      "model card records where they came from and their sha256.")
     parser.optional.add_argument("--no-input-cache", action="store_true",
                                  help="Classifiers: rebuild the model inputs from the images instead "
                                       "of keeping them in <folder>/.train_runs/inputs/ (reused by "
@@ -155,8 +157,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     recipe = recipe.with_grid(args.grid_mm, args.base_filters)  # an InputError but for the lesion model
     recipe = recipe.with_loss(args.loss)  # an InputError for the classifiers
     init_from = None if args.init_from is None else Path(args.init_from)
-    if init_from is not None and not init_from.is_file():
-        raise InputError(f"--init-from {init_from}: no such file")
+    if init_from is not None and not (init_from.is_file() or init_from.is_dir()):
+        raise InputError(f"--init-from {init_from}: no such file or folder")
     models_dir = Path(args.o)
     models_dir.mkdir(parents=True, exist_ok=True)
     options = TrainOptions(

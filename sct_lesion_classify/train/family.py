@@ -48,8 +48,9 @@ class TrainOptions:
     style): each is split on its own (its participants.tsv), and the splits are joined.
     ``cache_inputs``: keep the model inputs in ``<models_dir>/.train_runs/inputs`` (classifiers).
     ``init_from``: start from the weights of this checkpoint (``best.pt`` or ``last.pt`` of an
-    earlier run of the same family) instead of a random initialization: fine-tuning, with a new
-    optimizer and schedule.
+    earlier run of the same family) or model package folder (its ONNX weights,
+    :mod:`sct_lesion_classify.train.package_weights`) instead of a random initialization:
+    fine-tuning, with a new optimizer and schedule.
     """
 
     bids: Path | tuple[Path, ...]
@@ -214,7 +215,8 @@ def loop_config(recipe: Recipe, options: TrainOptions, settings: Hyperparameters
                 "bids": str(options.datasets[0].resolve()) if len(options.datasets) == 1
                 else [str(path.resolve()) for path in options.datasets]}
     if options.init_from is not None:  # a resume must start from the same weights and loss
-        identity.update(init_sha256=file_sha256(options.init_from), loss=getattr(recipe, "loss", None))
+        identity.update(init_sha256=initial_weights_sha256(options.init_from),
+                        loss=getattr(recipe, "loss", None))
     return LoopConfig(epochs=settings.epochs, steps_per_epoch=settings.steps_per_epoch,
                       lr=settings.lr, patience=settings.patience, lr_patience=settings.lr_patience,
                       lr_factor=settings.lr_factor, min_lr=settings.min_lr,
@@ -240,10 +242,9 @@ def train_family(recipe: Recipe, options: TrainOptions) -> TrainOutcome:
     model = recipe.build_network()
     config = loop_config(recipe, options, settings)
     if options.init_from is not None:
-        load_initial_weights(model, options.init_from)
+        origin = load_initial_weights(model, options.init_from, expected_name=recipe.name)
         card = replace(card, architecture=replace(card.architecture, details={
-            **card.architecture.details,
-            "initial_weights": f"{options.init_from} (sha256 {config.identity['init_sha256']})"}))
+            **card.architecture.details, "initial_weights": origin}))
     objective = recipe.objective_class(model, recipe, data.train, data.val,
                                        batch_size=settings.batch_size,
                                        steps_per_epoch=settings.steps_per_epoch,
@@ -281,14 +282,29 @@ def train_family(recipe: Recipe, options: TrainOptions) -> TrainOutcome:
     return TrainOutcome(folder, exported.onnx_path, exported.card_path, log_path, final)
 
 
-def load_initial_weights(model: Any, path: Path) -> None:
-    """Load the weights of the checkpoint ``path`` into ``model`` (``best.pt``: a state dict;
-    ``last.pt``: its ``model`` entry).
+def initial_weights_sha256(path: Path) -> str:
+    """The sha256 that identifies ``--init-from``: the checkpoint file's, or a package's ONNX file's
+    (checked against its card when the weights are loaded)."""
+    if Path(path).is_dir():
+        from sct_lesion_classify.modelpkg.package import ModelPackage
+
+        return ModelPackage.load(path, verify=False).sha256
+    return file_sha256(path)
+
+
+def load_initial_weights(model: Any, path: Path, *, expected_name: str | None = None) -> str:
+    """Load initial weights into ``model`` and return where they came from, for the card.
+
+    ``path`` is a checkpoint (``best.pt``: a state dict; ``last.pt``: its ``model`` entry) or a
+    model package folder (``<name>.json`` + ``<name>.onnx``, verified against its sha256; its
+    name must be ``expected_name``): see :mod:`sct_lesion_classify.train.package_weights`.
 
     Raises
     ------
     InputError
         The file cannot be read as a checkpoint, or its weights do not fit the family's network.
+    ModelError
+        A package folder that is not a valid package or fails its sha256 check.
     """
     import zipfile
 
@@ -296,6 +312,10 @@ def load_initial_weights(model: Any, path: Path) -> None:
 
     from sct_lesion_classify.errors import InputError
 
+    if Path(path).is_dir():
+        from sct_lesion_classify.train.package_weights import load_package_weights
+
+        return load_package_weights(model, path, expected_name=expected_name)
     if not zipfile.is_zipfile(path):  # torch.save writes a zip archive
         raise InputError(f"--init-from {path}: not a readable PyTorch checkpoint (not a zip archive)")
     try:
@@ -314,6 +334,7 @@ def load_initial_weights(model: Any, path: Path) -> None:
         raise InputError(f"--init-from {path}: the weights do not fit this family's network "
                          f"({first})") from None
     logger.info("initial weights from %s", path)
+    return f"{path} (sha256 {file_sha256(path)})"
 
 
 def acquisition_ranges(data: TrainingData) -> TrainingDataRanges | None:
