@@ -110,6 +110,11 @@ if [ "$STEPS" = all ]; then
   sct_lesion_classify train lesion "${segmentation[@]}" -o "$MODELS" --version 2.1.0 \
     --init-from "$WORK/segmentation-2.0/.train_runs/lesion_multiresunet/best.pt" --loss bce --lr 3e-4 \
     --epochs 3 --steps-per-epoch 300 --batch-size 8
+  # A retrained segmentation package replaces the bundled one only if models/adoption_check.sh
+  # finds it better on the phantom validation subjects and not worse on lesions painted into the
+  # real healthy scan for validation (seed 1414). A 2.2.0 lesion model (2.1.0 fine-tuned for 4 x 900
+  # steps, adding the 960 training-only phantoms made above) gained on phantoms and lost on real tissue: not
+  # adopted (models/README.md, "Seventeenth session").
 fi
 # The classifiers and their cT1w-aware variants (<name>_t1c, first channel the cT1w; issue 15):
 # the lesion region (64 x 192 px of 1.25 mm centred on the lesion, 1.39 GFLOP per slice instead of

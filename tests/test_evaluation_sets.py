@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import nibabel as nib
 import numpy as np
 import pytest
 
@@ -63,6 +64,12 @@ def test_three_sets_side_by_side(tmp_path, tiny_models):
     assert outside["margin_mm"] == 2.0 and outside["n"] == 1
     assert outside["predicted_mm3"] == pytest.approx(record["predicted_lesion_mm3"], abs=1e-3)
     assert 0.0 <= outside["outside_mm3"] <= outside["predicted_mm3"]
+    manual = nib.load(str(SUBJECTS["sub-007"].lesion_mask))
+    true_mm3 = float((np.asanyarray(manual.dataobj) > 0).sum() * np.prod(manual.header.get_zooms()[:3]))
+    assert record["true_lesion_mm3"] == pytest.approx(true_mm3, abs=1e-3) and true_mm3 > 0
+    volumes = shifted_section["segmentation"]["lesion_volume_ratio"]
+    assert volumes["n"] == 1 and volumes["true_mm3"] == pytest.approx(true_mm3, abs=1e-3)
+    assert volumes["ratio"] == pytest.approx(record["predicted_lesion_mm3"] / true_mm3, abs=1e-3)
     healthy_section = report["sets"]["real_healthy"]["healthy"]
     assert healthy_section["false_positive_mm3"]["n"] == 1
     assert healthy_section["false_positive_mm3_max"] == pytest.approx(
@@ -81,6 +88,8 @@ def test_three_sets_side_by_side(tmp_path, tiny_models):
     assert rows["false-positive lesion volume per scan, mm3 (mean)"][2] != "-"
     assert all(cell != "-" for cell in rows["cord Dice"])
     assert "predicted lesion volume outside the cord + 2 mm" in rows
+    assert rows["predicted / true lesion volume"][1].startswith(f"{volumes['ratio']:.2f} (")
+    assert rows["predicted / true lesion volume"][2] == "-"  # the healthy scan has no lesion
     # no cT1w variant used: no comparison with the T2w-only classifiers anywhere
     assert all("t2w_only_comparison" not in section for section in report["sets"].values())
     assert all("t2w_only" not in r for section in report["sets"].values() for r in section["records"])

@@ -112,7 +112,18 @@ def _segmentation(records: list[SubjectRecord]) -> dict:
         "lesion_dice_all": _summary([r.lesion_dice for r in records if r.diagnosis in CLASSES]),
         "outside_cord": _outside_cord(records),
         "predicted_lesion_mm3": _summary([r.predicted_lesion_mm3 for r in records]),
+        "lesion_volume_ratio": _volume_ratio(records),
     }
+
+
+def _volume_ratio(records: list[SubjectRecord]) -> dict:
+    """Predicted over manual lesion volume, pooled over the subjects that have both (a model that
+    marks too little or too much of every lesion shows here, where the Dice does not say which)."""
+    measured = [r for r in records if r.true_lesion_mm3 is not None and r.predicted_lesion_mm3 is not None]
+    predicted = sum(r.predicted_lesion_mm3 for r in measured)
+    true = sum(r.true_lesion_mm3 for r in measured)
+    return {"n": len(measured), "predicted_mm3": round(predicted, 3), "true_mm3": round(true, 3),
+            "ratio": round(predicted / true, 4) if true > 0 else None}
 
 
 def _outside_cord(records: list[SubjectRecord]) -> dict:
@@ -300,6 +311,13 @@ def _cell_outside(section: dict) -> str:
     return f"{100 * outside['share']:.2f}% ({outside['outside_mm3']:.0f} of {outside['predicted_mm3']:.0f} mm3)"
 
 
+def _cell_volume_ratio(section: dict) -> str:
+    volumes = section.get("segmentation", {}).get("lesion_volume_ratio")
+    if not volumes or volumes["ratio"] is None:
+        return "-"
+    return f"{volumes['ratio']:.2f} ({volumes['predicted_mm3']:.0f} / {volumes['true_mm3']:.0f} mm3)"
+
+
 def _cell_classifier(section: dict, role: str) -> str:
     model = section.get("classifiers", {}).get(role, {}).get("all", {}).get("model")
     if not model:
@@ -363,6 +381,7 @@ def comparison_table(sets: dict[str, dict]) -> list[str]:
              ("lesion Dice, all", seg("lesion_dice_all")),
              ("lesion detection rate", lambda s: "-" if s.get("segmentation", {}).get("lesion_detection_rate") is None
               else f"{s['segmentation']['lesion_detection_rate']:.2f}"),
+             ("predicted / true lesion volume", _cell_volume_ratio),
              (f"predicted lesion volume outside the cord + {CORD_MARGIN_MM:g} mm", _cell_outside),
              ("false-positive lesion volume per scan, mm3 (mean)",
               healthy("false_positive_mm3", lambda v: _cell_summary(v, 1))),

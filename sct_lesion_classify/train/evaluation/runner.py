@@ -97,6 +97,7 @@ class SubjectRecord(ClassifierOutcome):
     lesion_dice: float | None = None
     lesion_detected: bool | None = None
     predicted_lesion_mm3: float | None = None
+    true_lesion_mm3: float | None = None  # the manual lesion mask's volume
     outside_cord_mm3: float | None = None  # predicted lesion beyond the true cord + CORD_MARGIN_MM
     features: tuple[float, ...] = ()
     #: The T2w-only classifiers on the same mask, when cT1w-aware variants decided (else None).
@@ -130,6 +131,7 @@ class SubjectRecord(ClassifierOutcome):
             "status": self.status, "cord_dice": clean(self.cord_dice), "lesion_dice": clean(self.lesion_dice),
             "lesion_detected": self.lesion_detected,
             "predicted_lesion_mm3": None if self.predicted_lesion_mm3 is None else round(self.predicted_lesion_mm3, 3),
+            "true_lesion_mm3": None if self.true_lesion_mm3 is None else round(self.true_lesion_mm3, 3),
             "outside_cord_mm3": None if self.outside_cord_mm3 is None else round(self.outside_cord_mm3, 3),
             **self.outcome.to_json(),
         }
@@ -184,6 +186,7 @@ def _evaluate_one(subject: BidsSubject, models: ClassificationModels, output_dir
     if subject.lesion_mask is not None:
         truth, _ = load_mask(subject.lesion_mask, image.grid, what="manual lesion mask")
         record["lesion_dice"] = dice(predicted_lesion, truth)
+        record["true_lesion_mm3"] = float(truth.sum()) * float(np.prod(image.zooms))
         record["lesion_detected"] = bool((predicted_lesion & truth).any())
     if subject.cord_mask is not None:
         true_cord, _ = load_mask(subject.cord_mask, image.grid, what="manual cord mask")
