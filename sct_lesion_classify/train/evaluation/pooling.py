@@ -29,8 +29,9 @@ class PooledSegmentation:
         Mean lesion Dice.
     volume_ratio
         Summed predicted over summed manual lesion volume.
-    outside_cord_share
-        Share of the predicted lesion volume beyond the true cord dilated by the report's margin.
+    outside_cord_share, margin_mm
+        Share of the predicted lesion volume beyond the true cord dilated by ``margin_mm`` (the
+        reports' margin).
     cord_dice
         Mean cord Dice.
     """
@@ -41,13 +42,14 @@ class PooledSegmentation:
     lesion_dice_all: float
     volume_ratio: float
     outside_cord_share: float
+    margin_mm: float
     cord_dice: float
 
     def describe(self) -> str:
         """One line of text with every figure."""
         return (f"n {self.subjects}; lesion Dice tumours {self.lesion_dice_tumours:.3f} / demyelinating "
                 f"{self.lesion_dice_demyelinating:.3f} / all {self.lesion_dice_all:.3f}; predicted / true "
-                f"volume {self.volume_ratio:.3f}; beyond the cord + 2 mm {100 * self.outside_cord_share:.2f}%; "
+                f"volume {self.volume_ratio:.3f}; beyond the cord + {self.margin_mm:g} mm {100 * self.outside_cord_share:.2f}%; "
                 f"cord Dice {self.cord_dice:.3f}")
 
 
@@ -62,9 +64,14 @@ def _ratio(numerator: float, denominator: float) -> float:
 def pool_segmentation(reports: Iterable[Mapping]) -> PooledSegmentation:
     """Pool the records of ``evaluate`` reports (the parsed ``evaluation.json`` of each).
 
-    Only subjects processed without error and with a lesion diagnosis count; a report written
-    before records carried ``true_lesion_mm3`` is refused (the volume ratio needs it).
+    Only subjects processed without error and with a lesion diagnosis count. Refused: reports
+    with different margins around the cord, and a report written before records carried
+    ``true_lesion_mm3`` (the volume ratio needs it).
     """
+    reports = list(reports)
+    margins = {report["segmentation"]["outside_cord"]["margin_mm"] for report in reports}
+    if len(margins) != 1:
+        raise ValueError(f"the reports measure the volume beyond the cord with different margins: {sorted(margins)}")
     records = [record for report in reports for record in report["records"]
                if record["status"] == "ok" and record["diagnosis"]]
     missing = [r["participant_id"] for r in records if r.get("true_lesion_mm3") is None]
@@ -81,4 +88,5 @@ def pool_segmentation(reports: Iterable[Mapping]) -> PooledSegmentation:
                             sum(r["true_lesion_mm3"] for r in records)),
         outside_cord_share=_ratio(sum(r["outside_cord_mm3"] for r in with_outside),
                                   sum(r["predicted_lesion_mm3"] for r in with_outside)),
+        margin_mm=margins.pop(),
         cord_dice=_mean([r["cord_dice"] for r in records if r["cord_dice"] is not None]))
