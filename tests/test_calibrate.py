@@ -111,6 +111,14 @@ def test_bump_version_renames_the_refitted_cards_only(tmp_path, models):
     assert card(models, "astrocytoma_vs_ependymoma") == untouched  # not refitted: not renamed either
 
 
+def test_bump_version_given_twice_applies_both(tmp_path, models):
+    bids = make_set(tmp_path / "bids", [row(pid, split="val") for pid in ("sub-002", "sub-003")])
+    before = card(models, "tumor_vs_demyelinating")["version"]
+    assert main(["--bids", str(bids), "--models", str(models), "--bump-version", "patch",
+                 "--bump-version", "patch", "-v", "0"]) == 1
+    assert card(models, "tumor_vs_demyelinating")["version"] == bumped(bumped(before, "patch"), "patch")
+
+
 @pytest.mark.parametrize("version, part, expected", [
     ("2.0.0", "patch", "2.0.1"), ("2.1.0", "patch", "2.1.1"), ("2.1.3", "minor", "2.2.0"),
     ("2.1.3", "major", "3.0.0"), ("2.1.0-rc1+build.5", "patch", "2.1.1")])

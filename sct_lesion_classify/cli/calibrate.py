@@ -40,9 +40,13 @@ def get_parser() -> SCTArgumentParser:
     parser.optional.add_argument("--seed", type=int, default=0,
                                  help="As for 'train': the seed of the deterministic split (default 0).")
     parser.optional.add_argument("--bump-version", choices=("major", "minor", "patch"), default=None,
+                                 action="append",
                                  help="Increase the version of each rewritten card (patch: 2.0.0 -> 2.0.1). "
                                       "The refitted heads change the probabilities, so cards that are "
-                                      "shared or bundled need a new version. Default: versions kept.")
+                                      "shared or bundled need a new version. Given more than once, the "
+                                      "increases apply in turn (patch twice: 2.0.0 -> 2.0.2), so a script "
+                                      "that refits once can reproduce a card whose heads were refitted "
+                                      "again after a segmentation model changed. Default: versions kept.")
     parser.add_misc_args(remove_temp=False)
     return parser
 
@@ -116,8 +120,8 @@ def _run(args: argparse.Namespace) -> int:
             log.warning("%s: not calibrated (%d validation patients)", name, len(patients))
             continue
         document = card.to_json()
-        if args.bump_version is not None:
-            document["version"] = bumped(card.version, args.bump_version)
+        for part in args.bump_version or ():
+            document["version"] = bumped(document["version"], part)
         ModelCard.from_json(document, source=package.card_path)  # schema and consistency checks
         write_json_atomic(package.card_path, document)
         refitted += 1
