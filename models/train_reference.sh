@@ -5,10 +5,10 @@
 #   bash models/train_reference.sh [cpu|cuda] [all|classifiers]
 #
 # 'classifiers' makes the data, trains the three classifiers and their cT1w variants (models 1
-# and 2: 2.0.0; model 3: 2.1.0; 'calibrate' refits their heads on the bundled segmentation's masks
-# and names them 2.0.2 / 2.1.2) and evaluates; 'all' (the default) also retrains the lesion model
+# and 2: 2.0.0; model 3: 2.1.0; 'calibrate' refits their heads and bumps them to 2.0.1 / 2.1.1)
+# and evaluates; 'all' (the default) also retrains the lesion model
 # and the cord localizer first (each 2.0.0 from a random initialization, then the bundled
-# fine-tunings: lesion model 2.1.0, cord localizer 2.2.0 and from it 2.3.0).
+# fine-tunings: lesion model 2.1.0, cord localizer 2.2.0).
 #
 # Steps: phantom training sets (320 realistic subjects, seed 1001; 320 randomised, seed 6006; and
 # for model 3, 480 more of each style, seeds 1101 and 6106) -> validation-only sets for the
@@ -20,8 +20,7 @@
 # models/evaluation/ (the sets side by side, the untouched real scan for false positives). Work
 # files go to runs/reference/ (not committed). On this project's 2-core CPU (native bf16) the cord
 # localizer 2.0.0 and the lesion model 2.0.0 took about 1 h 40 min side by side, the cord
-# localizer's fine-tuning 87 min more (60 epochs, one thread, no bf16) and 72 min for 2.3.0 (two
-# threads, no bf16), the lesion model 2.1.0
+# localizer's fine-tuning 87 min more (60 epochs, one thread, no bf16), the lesion model 2.1.0
 # 42 min (two threads), the six classifiers about 35 min (2.0.0) and model 3's two 2.1.0 families
 # 16-17 min side by side, 'calibrate' 26 min (491 validation patients), the evaluation 15-25 min; on a CPU without native
 # bf16 expect about twice that. The
@@ -97,24 +96,15 @@ if [ "$STEPS" = all ]; then
   sct_lesion_classify train lesion "${segmentation[@]}" -o "$WORK/segmentation-2.0" --version 2.0.0 \
     --epochs 6 --steps-per-epoch 300 --batch-size 8
   wait "$cord_pid"
-  # The cord localizer 2.2.0: fine-tuned from 2.0.0's best weights with cross-entropy
+  # The cord localizer 2.2.0 (bundled): fine-tuned from 2.0.0's best weights with cross-entropy
   # alone, at a lower learning rate. The soft Dice term of 2.0.0 widened the cord by its uncertain
   # rim (predicted volume 1.09x the truth on the realistic validation phantoms; models/README.md,
   # "Cord localizer 2.1.0"). Run as 15 epochs, then --resume --epochs 30 (2.1.0, whose validation
   # Dice was still rising), then --resume --epochs 60 (2.2.0; "Cord localizer 2.2.0"): the plateau
   # schedule does not depend on the planned epochs.
-  sct_lesion_classify train cord "${segmentation[@]}" -o "$WORK/segmentation-2.2" --version 2.2.0 \
+  sct_lesion_classify train cord "${segmentation[@]}" -o "$MODELS" --version 2.2.0 \
     --init-from "$WORK/segmentation-2.0/.train_runs/cord_localizer/best.pt" --loss bce --lr 3e-4 \
     --epochs 60 --steps-per-epoch 60 --batch-size 16
-  # The cord localizer 2.3.0 (bundled): 2.2.0's package fine-tuned for 20 epochs of 180 steps on
-  # the two styles' 960 training-only extra phantoms as well (1,408 training subjects; the same 91
-  # validation subjects), two threads; it passed models/adoption_check.sh (models/README.md,
-  # "Seventeenth session").
-  sct_lesion_classify train cord --bids "$WORK/phantoms-train" "$WORK/phantoms-randomised" \
-    "$WORK/phantoms-train-extra" "$WORK/phantoms-randomised-extra" --seed 0 --device "$DEVICE" \
-    --resume --threads 2 -o "$MODELS" --version 2.3.0 \
-    --init-from "$WORK/segmentation-2.2/cord_localizer" --loss bce --lr 3e-4 \
-    --epochs 20 --steps-per-epoch 180 --batch-size 16
   # The lesion model 2.1.0 (bundled): fine-tuned the same way from 2.0.0's best weights, 3 epochs
   # of 300 steps (models/README.md, "Lesion model 2.1.0"; trained there with --threads 2).
   sct_lesion_classify train lesion "${segmentation[@]}" -o "$MODELS" --version 2.1.0 \
@@ -124,7 +114,9 @@ if [ "$STEPS" = all ]; then
   # finds it better on the phantom validation subjects and not worse on lesions painted into the
   # real healthy scan for validation (seed 1414). A 2.2.0 lesion model (2.1.0 fine-tuned for 4 x 900
   # steps, adding the 960 training-only phantoms made above) gained on phantoms and lost on real tissue: not
-  # adopted (models/README.md, "Seventeenth session").
+  # adopted (models/README.md, "Seventeenth session"). A cord localizer 2.3.0 (2.2.0 fine-tuned on
+  # the 1,408 subjects) passed on Dice and was withdrawn after bundling: on the real scan it left
+  # four times as many stray pieces beside the cord (models/README.md, "Eighteenth session").
 fi
 # The classifiers and their cT1w-aware variants (<name>_t1c, first channel the cT1w; issue 15):
 # the lesion region (64 x 192 px of 1.25 mm centred on the lesion, 1.39 GFLOP per slice instead of
@@ -161,13 +153,9 @@ for pid in "${pids[@]}"; do wait "$pid"; done
 # localizer and lesion model) of the validation patients, which is what the classifiers see when
 # a user does not give -lesion ('train' fitted them on the manual masks): the training sets'
 # validation splits and the two validation-only sets, 491 patients. The heads change the
-# probabilities, so each card's version goes up by a patch, twice: the bundled heads were refitted
-# for the cord localizer 2.2.0 (2.0.1 / 2.1.1) and again for 2.3.0 (2.0.2 / 2.1.2). A refit
-# starts from the networks' own probabilities, not from earlier heads, so this one refit on the
-# bundled segmentation reproduces the 2.0.2 / 2.1.2 heads.
+# probabilities, so each card's version goes up by a patch (2.0.0 -> 2.0.1, 2.1.0 -> 2.1.1).
 sct_lesion_classify calibrate --bids "$WORK/phantoms-train" "$WORK/phantoms-randomised" \
-  "$WORK/phantoms-val-realistic" "$WORK/phantoms-val-randomised" --models "$MODELS" \
-  --bump-version patch --bump-version patch
+  "$WORK/phantoms-val-realistic" "$WORK/phantoms-val-randomised" --models "$MODELS" --bump-version patch
 
 sct_lesion_classify evaluate --bids "$WORK/phantoms-test" --split test --models "$MODELS" "${transfer[@]}" \
   --baseline-bids "$WORK/phantoms-train" -o "$WORK/evaluation" --seed 0
