@@ -13,10 +13,14 @@
 #   - lesions painted into the shared real healthy scan for validation (24 lesions, seed 1414,
 #     split=val; the evaluation's real-background set uses seed 14 and the tests seed 5).
 # It prints, for each, the lesion Dice (tumours, demyelinating, all), the predicted / true lesion
-# volume, the share of predicted volume beyond the true cord + 2 mm and the cord Dice. The rule
-# (models/README.md, "Seventeenth session"): a candidate is adopted only if it is better on the
-# phantom validation subjects AND not worse on the real-background validation lesions; a model
-# that gains on phantoms while losing on real tissue has learned the generator, not the anatomy.
+# volume, the share of predicted volume beyond the true cord + 2 mm, the cord Dice and the scans
+# flagged by the trust check cord_fragmented. The rule (models/README.md, "Seventeenth session"
+# and "Eighteenth session"): a candidate is adopted only if it is better on the phantom validation
+# subjects AND not worse on the real-background validation lesions, the cord_fragmented count
+# included; a model that gains on phantoms while losing on real tissue has learned the generator,
+# not the anatomy. (The Dice figures are of the final masks: the cord localizer keeps the largest
+# piece, which hides stray pieces beside the cord from the cord Dice. A cord localizer 2.3.0 left
+# four times as many on the real scan with the same cord Dice; cord_fragmented showed it.)
 # The real-background validation lesions share their background scan with the evaluation's real
 # sets (one real scan is all this project has): a site with more healthy scans should build this
 # set from scans the evaluation does not use.

@@ -55,3 +55,13 @@ def test_reports_with_different_margins_are_refused():
     record = _record("sub-001", "MS", 0.5, 10.0, 12.0)
     with pytest.raises(ValueError, match="different margins"):
         pool_segmentation([_report([record]), _report([record], margin_mm=3.0)])
+
+
+def test_the_scans_flagged_for_a_fragmented_cord_are_counted():
+    flagged = dict(_record("sub-001", "MS", 0.5, 10.0, 12.0), trust_checks=["cord_fragmented", "acquisition_fov_si_mm"])
+    clean = dict(_record("sub-002", "NMOSD", 0.5, 10.0, 12.0), trust_checks=[])
+    unrecorded = _record("sub-003", "MS", 0.5, 10.0, 12.0)  # a report written before the checks were recorded
+    pooled = pool_segmentation([_report([flagged, clean, unrecorded])])
+    assert (pooled.trust_recorded, pooled.cord_fragmented) == (2, 1)
+    assert "cord fragmented (trust check) 1 of 2" in pooled.describe()
+    assert "not recorded" in pool_segmentation([_report([unrecorded])]).describe()

@@ -90,6 +90,16 @@ def test_three_sets_side_by_side(tmp_path, tiny_models):
     assert "predicted lesion volume outside the cord + 2 mm" in rows
     assert rows["predicted / true lesion volume"][1].startswith(f"{volumes['ratio']:.2f} (")
     assert rows["predicted / true lesion volume"][2] == "-"  # the healthy scan has no lesion
+    # the trust checks of each scan, as its diagnosis JSON has them, and how many scans each flagged
+    written = json.loads(next((out / "shifted" / "predictions" / "sub-007").rglob("*_diagnosis.json")).read_text())
+    assert record["trust_checks"] == list(dict.fromkeys(c["code"] for c in written["trust"]["checks"]))
+    for name, section in report["sets"].items():
+        counts = section["trust_checks"]
+        codes = section["records"][0]["trust_checks"]
+        assert counts == {"n": 1, "flagged": {code: 1 for code in sorted(set(codes))}}, name
+        expected = f"{int('cord_fragmented' in codes)} of 1"
+        assert rows["scans flagged cord_fragmented (trust check)"][list(report["sets"]).index(name)] == expected
+    assert "### Trust checks" in (out / "evaluation.md").read_text()
     # no cT1w variant used: no comparison with the T2w-only classifiers anywhere
     assert all("t2w_only_comparison" not in section for section in report["sets"].values())
     assert all("t2w_only" not in r for section in report["sets"].values() for r in section["records"])

@@ -34,6 +34,9 @@ class PooledSegmentation:
         reports' margin).
     cord_dice
         Mean cord Dice.
+    trust_recorded, cord_fragmented
+        Subjects whose trust checks the reports recorded, and how many of them the check
+        ``cord_fragmented`` flagged (0 and 0 for reports written before records carried them).
     """
 
     subjects: int
@@ -44,13 +47,16 @@ class PooledSegmentation:
     outside_cord_share: float
     margin_mm: float
     cord_dice: float
+    trust_recorded: int = 0
+    cord_fragmented: int = 0
 
     def describe(self) -> str:
         """One line of text with every figure."""
         return (f"n {self.subjects}; lesion Dice tumours {self.lesion_dice_tumours:.3f} / demyelinating "
                 f"{self.lesion_dice_demyelinating:.3f} / all {self.lesion_dice_all:.3f}; predicted / true "
                 f"volume {self.volume_ratio:.3f}; beyond the cord + {self.margin_mm:g} mm {100 * self.outside_cord_share:.2f}%; "
-                f"cord Dice {self.cord_dice:.3f}")
+                f"cord Dice {self.cord_dice:.3f}; cord fragmented (trust check) "
+                + (f"{self.cord_fragmented} of {self.trust_recorded}" if self.trust_recorded else "not recorded"))
 
 
 def _mean(values: list[float]) -> float:
@@ -79,6 +85,7 @@ def pool_segmentation(reports: Iterable[Mapping]) -> PooledSegmentation:
         raise ValueError(f"records without true_lesion_mm3 (a report from an older evaluate?): {missing[:3]}")
     dice = [(r["lesion_dice"] or 0.0, r["diagnosis"] in TUMOURS) for r in records]
     with_outside = [r for r in records if r["outside_cord_mm3"] is not None]
+    checked = [r for r in records if r.get("trust_checks") is not None]
     return PooledSegmentation(
         subjects=len(records),
         lesion_dice_tumours=_mean([d for d, tumour in dice if tumour]),
@@ -89,4 +96,6 @@ def pool_segmentation(reports: Iterable[Mapping]) -> PooledSegmentation:
         outside_cord_share=_ratio(sum(r["outside_cord_mm3"] for r in with_outside),
                                   sum(r["predicted_lesion_mm3"] for r in with_outside)),
         margin_mm=margins.pop(),
-        cord_dice=_mean([r["cord_dice"] for r in records if r["cord_dice"] is not None]))
+        cord_dice=_mean([r["cord_dice"] for r in records if r["cord_dice"] is not None]),
+        trust_recorded=len(checked),
+        cord_fragmented=sum("cord_fragmented" in r["trust_checks"] for r in checked))

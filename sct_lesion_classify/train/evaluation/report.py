@@ -51,6 +51,7 @@ def build_report(records: list[SubjectRecord], *, baselines: dict[str, LogisticB
         "segmentation": _segmentation(ok),
         "classifiers": {},
         "four_class": _four_class(ok),
+        "trust_checks": trust_check_counts(ok),
         "baseline_features": list(FEATURES),
     }
     comparison = t2w_only_comparison(ok, n_resamples=n_resamples, seed=seed)
@@ -85,6 +86,19 @@ def t2w_only_comparison(records: list[SubjectRecord], *, n_resamples: int, seed:
             for kind, entry in entries.items()}}
     return {"n": len(both), "classifiers": classifiers,
             "four_class": {"t1c": _four_class(both), "t2w_only": _four_class(t2w_only)}}
+
+
+def trust_check_counts(records: list[SubjectRecord]) -> dict:
+    """How many of the processed scans each trust check flagged: ``n`` (scans whose checks were
+    recorded) and ``flagged`` (code -> scans, sorted by code). A model that looks better by its
+    Dice can still leave, say, more stray pieces of cord for the largest-piece rule to remove;
+    ``cord_fragmented`` shows that."""
+    recorded = [r for r in records if r.trust_checks is not None]
+    flagged: dict[str, int] = {}
+    for record in recorded:
+        for code in set(record.trust_checks):
+            flagged[code] = flagged.get(code, 0) + 1
+    return {"n": len(recorded), "flagged": dict(sorted(flagged.items()))}
 
 
 def _subject_counts(records: list[SubjectRecord], ok: list[SubjectRecord]) -> dict:
@@ -153,6 +167,7 @@ def build_healthy_section(records: list[SubjectRecord], *, description: dict) ->
             "scans_with_diagnosis": sum(1 for r in ok if r.most_likely_class is not None),
             "cord_dice": _summary([r.cord_dice for r in ok]),
         },
+        "trust_checks": trust_check_counts(ok),
         "records": [r.to_json() for r in records],
     }
 
@@ -295,7 +310,24 @@ def markdown(report: dict) -> str:
             lines += _healthy_markdown(section["healthy"])
         else:
             lines += _lesion_set_markdown(section)
+        lines += _trust_markdown(section.get("trust_checks"))
     return "\n".join(lines) + "\n"
+
+
+def _trust_markdown(counts: dict | None) -> list[str]:
+    """The set's trust checks: how many scans each flagged (none for a report without them)."""
+    if not counts or not counts["n"]:
+        return []
+    flagged = ", ".join(f"{code} {n}" for code, n in counts["flagged"].items()) or "none"
+    return ["### Trust checks", "", f"Scans flagged by each check, of {counts['n']}: {flagged}.", ""]
+
+
+def _cell_fragmented(section: dict) -> str:
+    """'5 of 24': scans whose cord the trust check ``cord_fragmented`` flagged."""
+    counts = section.get("trust_checks")
+    if not counts or not counts["n"]:
+        return "-"
+    return f"{counts['flagged'].get('cord_fragmented', 0)} of {counts['n']}"
 
 
 def _cell_summary(summary: dict | None, digits: int = 3) -> str:
@@ -386,7 +418,8 @@ def comparison_table(sets: dict[str, dict]) -> list[str]:
              ("false-positive lesion volume per scan, mm3 (mean)",
               healthy("false_positive_mm3", lambda v: _cell_summary(v, 1))),
              ("false-positive lesion volume, largest scan, mm3", healthy("false_positive_mm3_max", lambda v: f"{v:.1f}")),
-             ("cord Dice", cord)]
+             ("cord Dice", cord),
+             ("scans flagged cord_fragmented (trust check)", _cell_fragmented)]
     rows += [(f"{role}: accuracy / AUC", lambda s, role=role: _cell_classifier(s, role)) for role in ROLE_CLASSES]
     rows += [(f"{role}: ECE before / after calibration", lambda s, role=role: _cell_ece(s, role))
              for role in ROLE_CLASSES]

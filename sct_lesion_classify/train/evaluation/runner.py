@@ -102,6 +102,8 @@ class SubjectRecord(ClassifierOutcome):
     features: tuple[float, ...] = ()
     #: The T2w-only classifiers on the same mask, when cT1w-aware variants decided (else None).
     t2w_only: ClassifierOutcome | None = None
+    #: The codes of the trust checks that fired on the result (None: not recorded, e.g. a failure).
+    trust_checks: tuple[str, ...] | None = None
 
     @property
     def outcome(self) -> ClassifierOutcome:
@@ -133,6 +135,7 @@ class SubjectRecord(ClassifierOutcome):
             "predicted_lesion_mm3": None if self.predicted_lesion_mm3 is None else round(self.predicted_lesion_mm3, 3),
             "true_lesion_mm3": None if self.true_lesion_mm3 is None else round(self.true_lesion_mm3, 3),
             "outside_cord_mm3": None if self.outside_cord_mm3 is None else round(self.outside_cord_mm3, 3),
+            "trust_checks": None if self.trust_checks is None else list(self.trust_checks),
             **self.outcome.to_json(),
         }
         if self.t2w_only is not None:  # only where cT1w-aware variants decided: T2w-only reports are unchanged
@@ -177,7 +180,8 @@ def _evaluate_one(subject: BidsSubject, models: ClassificationModels, output_dir
     image = load_image(subject.t2w, what="T2w image")
     record = dict(participant_id=subject.participant_id, diagnosis=subject.diagnosis or "",
                   difficult=bool(subject.difficult), status="ok",
-                  features=tuple(morphometry_features(outputs.morphometry)))
+                  features=tuple(morphometry_features(outputs.morphometry)),
+                  trust_checks=outputs.document.trust.codes)
     predicted_lesion, _ = load_mask(outputs.lesion_path, image.grid, what="predicted lesion mask")
     # counted on the mask read back (not outputs.morphometry.total_volume_mm3): the Dice and the volume
     # outside the cord use this mask, and a soft map (threshold 0) is binarized at >= 0.5 here but at > 0.5
