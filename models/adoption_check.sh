@@ -20,7 +20,7 @@
 # included; a model that gains on phantoms while losing on real tissue has learned the generator,
 # not the anatomy. (The Dice figures are of the final masks: the cord localizer keeps the largest
 # piece, which hides stray pieces beside the cord from the cord Dice. A cord localizer 2.3.0 left
-# four times as many on the real scan with the same cord Dice; cord_fragmented showed it.)
+# four times as much stray tissue on the real scan with the same cord Dice; cord_fragmented showed it.)
 # The real-background validation lesions share their background scan with the evaluation's real
 # sets (one real scan is all this project has): a site with more healthy scans should build this
 # set from scans the evaluation does not use.

@@ -116,7 +116,8 @@ if [ "$STEPS" = all ]; then
   # steps, adding the 960 training-only phantoms made above) gained on phantoms and lost on real tissue: not
   # adopted (models/README.md, "Seventeenth session"). A cord localizer 2.3.0 (2.2.0 fine-tuned on
   # the 1,408 subjects) passed on Dice and was withdrawn after bundling: on the real scan it left
-  # four times as many stray pieces beside the cord (models/README.md, "Eighteenth session").
+  # four times as much stray tissue beside the cord (319 voxels in 16 small pieces, against 76 in
+  # 10; models/README.md, "Eighteenth session").
 fi
 # The classifiers and their cT1w-aware variants (<name>_t1c, first channel the cT1w; issue 15):
 # the lesion region (64 x 192 px of 1.25 mm centred on the lesion, 1.39 GFLOP per slice instead of
