@@ -23,6 +23,7 @@ the Markdown opens with one table holding a column per set.
 from __future__ import annotations
 
 import datetime
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -94,10 +95,8 @@ def trust_check_counts(records: list[SubjectRecord]) -> dict:
     Dice can still leave, say, more stray pieces of cord for the largest-piece rule to remove;
     ``cord_fragmented`` shows that."""
     recorded = [r for r in records if r.trust_checks is not None]
-    flagged: dict[str, int] = {}
-    for record in recorded:
-        for code in set(record.trust_checks):
-            flagged[code] = flagged.get(code, 0) + 1
+    # each record holds a code once (TrustAssessment.codes), so this counts scans
+    flagged = Counter(code for record in recorded for code in record.trust_checks)
     return {"n": len(recorded), "flagged": dict(sorted(flagged.items()))}
 
 
