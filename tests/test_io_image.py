@@ -229,6 +229,47 @@ def test_soft_and_label_masks_are_binarized_with_a_warning(tmp_path):
     assert warnings == []
 
 
+def _mask_as_float32_reading(path: Path) -> tuple[np.ndarray, bool, list[float]]:
+    """What the mask reading did before it kept the stored type: the voxels as float32, the
+    binarization rule and the sorted values (the oracle of the next test)."""
+    data = np.asarray(nib.load(str(path)).dataobj, dtype=np.float32)
+    values = np.unique(data)
+    if np.isin(values, (0.0, 1.0)).all():
+        return data > 0.5, False, values.tolist()
+    return (data >= 0.5) if data.max() <= 1.0 else (data > 0), True, values.tolist()
+
+
+@pytest.mark.parametrize("stored", ["uint8", "int16", "int32", "float32", "float64", "scaled_int16"])
+def test_masks_read_in_their_stored_type_give_the_float32_result(tmp_path, stored):
+    data, affine = canonical_volume()
+    image = load_image(write(tmp_path / "img.nii.gz", data, affine))
+    rng = np.random.default_rng(3)
+    binary = (rng.uniform(size=data.shape) > 0.7).astype(np.float64)
+    labels = rng.integers(0, 9, size=data.shape).astype(np.float64)
+    soft = np.round(rng.uniform(size=data.shape), 2) * (rng.uniform(size=data.shape) > 0.5)
+    cases = {"binary": binary, "labels": labels, "empty": np.zeros(data.shape)}
+    if stored.startswith("float") or stored == "scaled_int16":
+        cases["soft"] = soft
+    for name, values in cases.items():
+        path = tmp_path / f"{name}.nii.gz"
+        if stored == "scaled_int16":  # stored as int16 with scl_slope 0.01: nibabel returns floats
+            img = nib.Nifti1Image(np.round(values * 100).astype(np.int16), affine)
+            img.header.set_slope_inter(0.01, 0)
+            img.set_qform(affine, code=1)
+            img.set_sform(affine, code=1)
+            nib.save(img, str(path))
+        else:
+            write(path, values, affine, dtype=np.dtype(stored))
+        mask, warnings = load_mask(path, image.grid)
+        expected, warned, sorted_values = _mask_as_float32_reading(path)
+        assert mask.dtype == bool and mask.flags.c_contiguous
+        np.testing.assert_array_equal(mask, expected, err_msg=f"{stored} {name}")
+        assert bool(warnings) == warned, (stored, name, warnings)
+        if warned and "labels" in warnings[0]:
+            listed = sorted_values[:6]
+            assert f"labels {listed}{'...' if len(sorted_values) > 6 else ''};" in warnings[0]
+
+
 def test_save_into_missing_folder_fails_cleanly(tmp_path):
     data, affine = canonical_volume()
     image = load_image(write(tmp_path / "img.nii.gz", data, affine))

@@ -15,6 +15,7 @@ from scipy import ndimage
 
 from sct_lesion_classify.errors import InputError, ModelError, ProcessingError
 from sct_lesion_classify.io.image import Image, load_mask
+from sct_lesion_classify.masks import CONNECTIVITY_26, count_components
 from sct_lesion_classify.modelpkg.package import ModelPackage
 from sct_lesion_classify.runtime.sagittal import SagittalSegmenter
 from sct_lesion_classify.runtime.session import Predictor
@@ -77,7 +78,7 @@ def cord_from_probabilities(probabilities: np.ndarray, image: Image, *, threshol
         When no voxel passes the threshold (no cord found).
     """
     mask = probabilities > threshold
-    labels, count = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
+    labels, count = ndimage.label(mask, structure=CONNECTIVITY_26)
     if count == 0:
         raise ProcessingError(
             f"{image.path}: no spinal cord found by the builtin localizer; give a cord mask with -s "
@@ -97,7 +98,7 @@ def cord_from_probabilities(probabilities: np.ndarray, image: Image, *, threshol
 
 
 def _fragment_warning(mask: np.ndarray, what: str) -> tuple[int, list[str]]:
-    _, count = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
+    count = count_components(mask)
     return count, ([f"{what} has {count} separate pieces"] if count > 1 else [])
 
 

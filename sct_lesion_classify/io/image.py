@@ -196,25 +196,33 @@ def load_mask(
             + ("" if grid_shape != reference.shape else ", affines differ")
             + ")"
         )
-    data = _read_data(img, path, what)
-    if not np.isfinite(data).all():
+    # Unscaled integers (uint8 for most masks) are read as stored, without a float32 copy;
+    # anything else as float32, whose rounding decides what counts as 0, 1 or 0.5.
+    data = _read_data(img, path, what, dtype=None if _unscaled_integers(img) else np.float32)
+    if data.dtype.kind == "f" and not np.isfinite(data).all():
         raise InputError(f"{path}: {what} contains NaN/Inf values")
-    if data.min() < 0:
+    if data.dtype.kind != "u" and data.min() < 0:
         raise InputError(f"{path}: {what} has negative values (min {float(data.min()):g})")
     warnings: list[str] = []
-    values = np.unique(data)
-    if values.size and not np.isin(values, (0.0, 1.0)).all():
+    # Masks are mostly 0 and 1: only the other values are sorted (np.unique of a whole 512 x 512
+    # x 15 volume took 0.08 s per mask).
+    zero, one = data == 0, data == 1
+    other = ~(zero | one)
+    if other.any():
+        present = [value for value, where in ((0.0, zero), (1.0, one)) if where.any()]
+        values = np.union1d(np.asarray(present, dtype=np.float64), data[other].astype(np.float64))
         if data.max() <= 1.0:
             warnings.append(f"{what} {path} has soft values; binarized at 0.5")
-            data = (data >= 0.5).astype(np.float32)
+            mask = data >= 0.5
         else:
             warnings.append(
                 f"{what} {path} has labels {values[:6].tolist()}{'...' if values.size > 6 else ''};"
                 " every label > 0 taken as mask"
             )
-            data = (data > 0).astype(np.float32)
-    image = _to_canonical(img, data, path)
-    return image.data > 0.5, warnings
+            mask = data > 0
+    else:
+        mask = one
+    return _reorient(img, mask), warnings
 
 
 def save_like(
@@ -350,15 +358,26 @@ def _raw_pixdim(img: nib.Nifti1Image, path: Path) -> np.ndarray:
     return np.asarray(raw["pixdim"][1:4], dtype=float)
 
 
-def _read_data(img: nib.Nifti1Image, path: str | os.PathLike, what: str) -> np.ndarray:
+def _read_data(img: nib.Nifti1Image, path: str | os.PathLike, what: str,
+               dtype: type | None = np.float32) -> np.ndarray:
+    """The voxel values as ``dtype`` (``None``: as stored, or as nibabel scales them)."""
     _check_data_present(img, Path(path), what)
     try:
         with _quiet_nibabel(), np.errstate(all="ignore"):  # a scaling that overflows: Inf, refused below
-            data = np.asarray(img.dataobj, dtype=np.float32)
+            data = np.asarray(img.dataobj, dtype=dtype)
     except (*_UNREADABLE, MemoryError) as exc:
         raise InputError(f"{path}: {what} data cannot be read ({_reason(exc)})") from None
     data = data.reshape(data.shape[:3]) if data.ndim > 3 else data
     return data
+
+
+def _unscaled_integers(img: nib.Nifti1Image) -> bool:
+    """Whether the file stores integers that nibabel returns unchanged (no slope or intercept)."""
+    if img.get_data_dtype().kind not in "iu":
+        return False
+    # nibabel moves the header's scaling into the array proxy when it loads a file
+    slope, inter = getattr(img.dataobj, "slope", None), getattr(img.dataobj, "inter", None)
+    return slope is not None and inter is not None and float(slope) == 1.0 and float(inter) == 0.0
 
 
 def _check_data_present(img: nib.Nifti1Image, path: Path, what: str) -> None:
@@ -422,6 +441,12 @@ def _quiet_nibabel():
 
 def _affine_of(img: nib.Nifti1Image) -> np.ndarray:
     return np.asarray(img.affine, dtype=np.float64)
+
+
+def _reorient(img: nib.Nifti1Image, data: np.ndarray) -> np.ndarray:
+    """``data`` (on ``img``'s grid) in the canonical orientation, C-contiguous, same dtype."""
+    to_canonical = ornt_transform(io_orientation(_affine_of(img)), axcodes2ornt(CANONICAL_AXCODES))
+    return np.ascontiguousarray(apply_orientation(data, to_canonical))
 
 
 def _to_canonical(img: nib.Nifti1Image, data: np.ndarray, path: str | os.PathLike) -> Image:

@@ -47,7 +47,7 @@ import numpy as np
 from scipy import ndimage
 
 from sct_lesion_classify.errors import ProcessingError
-from sct_lesion_classify.lesion.postprocess import CONNECTIVITY_26, bounding_box
+from sct_lesion_classify.masks import CONNECTIVITY_26, bounding_box
 from sct_lesion_classify.lesion.vertebrae import (
     SEGMENT_HEIGHT_MM,
     estimate_segments,

@@ -39,12 +39,10 @@ import numpy as np
 from scipy import ndimage
 
 from sct_lesion_classify.errors import ProcessingError
+from sct_lesion_classify.masks import CONNECTIVITY_26, bounding_box
 from sct_lesion_classify.modelpkg.card import SIZE_UNITS, Postprocessing, parse_size  # noqa: F401 (re-exported)
 
 logger = logging.getLogger(__name__)
-
-#: 3x3x3 structuring element of 26-connectivity, shared with :mod:`.morphometry`.
-CONNECTIVITY_26 = np.ones((3, 3, 3), dtype=bool)
 
 #: Background connectivity of the per-sagittal-slice hole filling: 4-connected within ``mask[i]``,
 #: nothing across slices.
@@ -98,18 +96,6 @@ def postprocess(
     if not local.any():
         logger.debug("postprocessing left no lesion voxel")
     return mask
-
-
-def bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
-    """Smallest box holding every nonzero voxel of ``mask`` (``None`` when it is empty)."""
-    box = []
-    for axis in range(mask.ndim):
-        others = tuple(a for a in range(mask.ndim) if a != axis)
-        present = np.flatnonzero(np.any(mask, axis=others))
-        if present.size == 0:
-            return None
-        box.append(slice(int(present[0]), int(present[-1]) + 1))
-    return tuple(box)
 
 
 def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from sct_lesion_classify.masks import count_components, dilate_along
+
 #: The CSF ring around the cord for the cord/CSF intensity ratio: voxels 1-3 mm anterior or
 #: posterior of the cord, in the same sagittal slice and S-I row (the sagittal plane is the
 #: acquisition plane, where the A-P spacing is fine).
@@ -286,7 +288,7 @@ def lesion_measures(lesion_mask: np.ndarray, cord_mask: np.ndarray | None,
     outside_cord = lesion_mask if cord_mask is None else lesion_mask & ~cord_mask
     touches = any(np.take(outside_cord, index, axis=axis).any()
                   for axis in (0, 1) for index in (0, lesion_mask.shape[axis] - 1))
-    _, components = ndimage.label(lesion_mask, structure=np.ones((3, 3, 3), bool))
+    components = count_components(lesion_mask)
     if cord_mask is None:
         return LesionMeasures(volume_mm3=n_lesion * voxel, cord_ratio=math.nan, outside_share=math.nan,
                               touches_edge=touches, components=int(components))
@@ -345,10 +347,8 @@ def csf_ring(cord_mask: np.ndarray, ap_spacing_mm: float) -> np.ndarray:
     """The voxels :data:`CSF_RING_MM` anterior and posterior of the cord (same sagittal slice and
     S-I row)."""
     inner, outer = (max(1, int(round(mm / ap_spacing_mm))) for mm in CSF_RING_MM)
-    along_ap = np.zeros((1, 3, 1), bool)
-    along_ap[0, :, 0] = True
-    near = ndimage.binary_dilation(cord_mask, along_ap, iterations=inner)
-    far = ndimage.binary_dilation(cord_mask, along_ap, iterations=outer)
+    near = dilate_along(cord_mask, 1, inner)
+    far = dilate_along(cord_mask, 1, outer)
     return far & ~near
 
 
