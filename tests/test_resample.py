@@ -160,3 +160,16 @@ def test_wrong_shapes_are_refused():
         SliceResampler.to_spacing((10, 12), (1.0, 0.0), (0.5, 0.5))
     with pytest.raises(ValueError):
         SliceResampler.to_spacing((10, 12), (1.0, 1.0), (0.5, 0.5), divisible_by=0)
+
+
+@pytest.mark.parametrize("order", [0, 1, 3])
+def test_threads_do_not_change_the_result(order):
+    rng = np.random.default_rng(11)
+    slices = rng.normal(size=(7, 61, 83)).astype(np.float32)
+    resampler = SliceResampler.to_spacing((61, 83), (0.45, 0.8), (0.6, 0.6), divisible_by=16)
+    forward = resampler.forward(slices, order=order, cval=-3.0)
+    for threads in (2, 3, 16):
+        threaded = resampler.forward(slices, order=order, cval=-3.0, threads=threads)
+        assert threaded.tobytes() == forward.tobytes()
+        assert resampler.backward(forward, order=order, threads=threads).tobytes() == \
+            resampler.backward(forward, order=order).tobytes()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -201,16 +202,17 @@ class SliceResampler:
     # ----------------------------------------------------------------------------------------
     # resampling
 
-    def forward(self, slices: np.ndarray, order: int = 1, cval: float = 0.0) -> np.ndarray:
+    def forward(self, slices: np.ndarray, order: int = 1, cval: float = 0.0, *, threads: int = 1) -> np.ndarray:
         """Resample ``(N, *in_shape)`` image slices to ``(N, *out_shape)`` float32 model slices.
 
         ``order`` is the spline order (0 nearest, 1 linear, 3 cubic). Padding pixels get
         ``cval``; near the edge of the field of view the image is extended with its edge values.
+        ``threads``: slices resampled at once (the result does not depend on it).
         """
         stack = self._check(slices, self.in_shape, "forward")
         self.check_size(stack.shape[0])
         step, offset = self._forward_map()
-        out = _affine(stack, step, offset, self.out_shape, order)
+        out = _affine(stack, step, offset, self.out_shape, order, threads)
         valid_a, valid_s = self.valid
         if self.padding != ((0, 0), (0, 0)):
             padded = np.full(out.shape, cval, dtype=np.float32)
@@ -218,10 +220,11 @@ class SliceResampler:
             out = padded
         return out
 
-    def backward(self, slices: np.ndarray, order: int = 1) -> np.ndarray:
+    def backward(self, slices: np.ndarray, order: int = 1, *, threads: int = 1) -> np.ndarray:
         """Resample ``(N, *out_shape)`` model slices back to ``(N, *in_shape)`` float32.
 
         Padding pixels of the model grid are dropped first, so they never leak into the result.
+        ``threads``: slices resampled at once (the result does not depend on it).
         """
         stack = self._check(slices, self.out_shape, "backward")
         valid_a, valid_s = self.valid
@@ -230,7 +233,7 @@ class SliceResampler:
         # out = (in - offset) / step, then shifted into the valid sub-array
         inverse_step = 1.0 / step
         inverse_offset = -offset / step - np.array([valid_a.start, valid_s.start])
-        return _affine(stack, inverse_step, inverse_offset, self.in_shape, order)
+        return _affine(stack, inverse_step, inverse_offset, self.in_shape, order, threads)
 
     def check_size(self, n_slices: int) -> None:
         """Raise :class:`ModelGridTooLarge` if ``n_slices`` model slices exceed the limit."""
@@ -259,9 +262,14 @@ class SliceResampler:
 
 
 def _affine(
-    stack: np.ndarray, step: np.ndarray, offset: np.ndarray, out_shape: tuple[int, int], order: int
+    stack: np.ndarray, step: np.ndarray, offset: np.ndarray, out_shape: tuple[int, int], order: int,
+    threads: int = 1,
 ) -> np.ndarray:
-    """``out[n, i, j] = stack[n, step0 * i + offset0, step1 * j + offset1]`` (interpolated)."""
+    """``out[n, i, j] = stack[n, step0 * i + offset0, step1 * j + offset1]`` (interpolated).
+
+    With ``threads`` > 1 the slices are shared among that many threads (``affine_transform``
+    releases the GIL); each output slice is computed by the same call either way.
+    """
     order = int(order)
     if not 0 <= order <= 5:
         raise ValueError(f"spline order must be in 0..5, got {order}")
@@ -275,7 +283,8 @@ def _affine(
     out = np.empty(output_shape, dtype=np.float32)
     matrix = np.array([step[0], step[1]], dtype=np.float64)
     shift = np.array([offset[0], offset[1]], dtype=np.float64)
-    for index in range(stack.shape[0]):
+
+    def resample(index: int) -> None:
         ndimage.affine_transform(
             stack[index],
             matrix,
@@ -286,4 +295,13 @@ def _affine(
             mode="nearest",
             prefilter=order > 1,
         )
+
+    workers = max(1, min(int(threads), stack.shape[0]))
+    if workers == 1:
+        for index in range(stack.shape[0]):
+            resample(index)
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="resample") as pool:
+            for _ in pool.map(resample, range(stack.shape[0])):
+                pass  # re-raises an exception of any slice
     return out

@@ -30,17 +30,19 @@ _IN_PLANE_SQUARE = np.zeros((3, 3, 3), dtype=bool)
 _IN_PLANE_SQUARE[1] = True
 
 
-def prepare_slices(volume: CanonicalVolume, spec: InputSpec) -> tuple[np.ndarray, SliceResampler]:
+def prepare_slices(volume: CanonicalVolume, spec: InputSpec, *,
+                   threads: int = 1) -> tuple[np.ndarray, SliceResampler]:
     """Normalize a canonical volume and resample its sagittal slices to the network's grid.
 
     Returns the slices as an (N, H, W) float32 array (one per sagittal slice,
     N = ``volume.data.shape[0]``) and the resampler (:func:`~.preprocess.input_resampler`) whose
     ``backward`` puts network outputs back on the volume's slices. Padding added for
-    ``size_divisible_by`` takes the normalized background (the minimum).
+    ``size_divisible_by`` takes the normalized background (the minimum). ``threads``: slices
+    resampled at once (the result does not depend on it).
     """
     normalized = normalize(volume.data, spec.normalization)
     resampler = input_resampler(spec, volume)
-    slices = resampler.forward(normalized, order=1, cval=float(normalized.min()))
+    slices = resampler.forward(normalized, order=1, cval=float(normalized.min()), threads=threads)
     return slices, resampler
 
 
@@ -88,7 +90,8 @@ class SagittalSegmenter:
             if region.shape != np.shape(volume.data):
                 raise ValueError(f"region shape {region.shape} differs from the volume's "
                                  f"{np.shape(volume.data)}")
-        slices, resampler = prepare_slices(volume, card.input)
+        threads = self.predictor.threads
+        slices, resampler = prepare_slices(volume, card.input, threads=threads)
         if region is None or card.input.spatial_size is not None:
             outputs = np.empty(slices.shape, dtype=np.float32)
             step = self._per_batch(slices.shape[1:])
@@ -96,7 +99,7 @@ class SagittalSegmenter:
                 outputs[start:start + step] = self._foreground(slices[start:start + step])
         else:
             outputs = self._tiled(slices, resampler, region, context_mm)
-        probabilities = resampler.backward(outputs, order=1)
+        probabilities = resampler.backward(outputs, order=1, threads=threads)
         np.clip(probabilities, 0.0, 1.0, out=probabilities)
         if region is not None:
             probabilities[~region] = 0.0
@@ -118,7 +121,7 @@ class SagittalSegmenter:
                context_mm: float) -> np.ndarray:
         """Probabilities on the model grid, computed only on tiles covering the region (0 elsewhere)."""
         card = self.predictor.package.card
-        needed = resampler.forward(region.astype(np.float32), order=1) > 0
+        needed = resampler.forward(region.astype(np.float32), order=1, threads=self.predictor.threads) > 0
         # one more model pixel around, so the linear interpolation back to the image grid reads
         # only computed pixels for every voxel of the region
         needed = ndimage.binary_dilation(needed, structure=_IN_PLANE_SQUARE)

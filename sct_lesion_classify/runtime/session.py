@@ -238,6 +238,11 @@ class Predictor:
     output_name: str
     cam_name: str | None = None  # the card's output.cam_tensor (a classifier's CAM), if any
 
+    @property
+    def threads(self) -> int:
+        """The session's intra-op threads (the pipeline's work around the network uses as many)."""
+        return max(1, int(self.session.get_session_options().intra_op_num_threads))
+
     @classmethod
     def create(cls, package: ModelPackage, *, threads: int | None = None) -> "Predictor":
         """Create the session and check the card's tensor names and channel count against it."""
