@@ -41,3 +41,20 @@ def test_bounding_box_is_tight_and_padding_is_clipped():
     assert bounding_box(mask) == (slice(2, 3), slice(3, 6), slice(9, 10))
     assert bounding_box(mask, (1, 5, 2)) == (slice(1, 4), slice(0, 10), slice(7, 10))
     assert bounding_box(np.zeros((3, 3, 3), bool)) is None
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_cord_from_probabilities_keeps_the_piece_the_whole_volume_labelling_keeps(seed):
+    from types import SimpleNamespace
+
+    from sct_lesion_classify.cord.localize import cord_from_probabilities
+
+    rng = np.random.default_rng(seed)
+    probabilities = ndimage.gaussian_filter(rng.uniform(size=(8, 30, 40)), 1.5).astype(np.float32)
+    threshold = float(np.quantile(probabilities, 0.9 + 0.01 * seed))
+    result = cord_from_probabilities(probabilities, SimpleNamespace(path="x.nii.gz"), threshold=threshold)
+    labels, count = ndimage.label(probabilities > threshold, structure=np.ones((3, 3, 3), bool))
+    sizes = np.bincount(labels.ravel())[1:]
+    assert result.pieces == count > 1
+    np.testing.assert_array_equal(result.mask, labels == int(np.argmax(sizes)) + 1)
+    assert result.kept_share == pytest.approx(sizes.max() / sizes.sum())

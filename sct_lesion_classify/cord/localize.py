@@ -15,7 +15,7 @@ from scipy import ndimage
 
 from sct_lesion_classify.errors import InputError, ModelError, ProcessingError
 from sct_lesion_classify.io.image import Image, load_mask
-from sct_lesion_classify.masks import CONNECTIVITY_26, count_components
+from sct_lesion_classify.masks import CONNECTIVITY_26, bounding_box, count_components
 from sct_lesion_classify.modelpkg.package import ModelPackage
 from sct_lesion_classify.runtime.sagittal import SagittalSegmenter
 from sct_lesion_classify.runtime.session import Predictor
@@ -78,7 +78,8 @@ def cord_from_probabilities(probabilities: np.ndarray, image: Image, *, threshol
         When no voxel passes the threshold (no cord found).
     """
     mask = probabilities > threshold
-    labels, count = ndimage.label(mask, structure=CONNECTIVITY_26)
+    box = bounding_box(mask)  # labelled inside it: the same pieces, in the same scan order
+    labels, count = (None, 0) if box is None else ndimage.label(mask[box], structure=CONNECTIVITY_26)
     if count == 0:
         raise ProcessingError(
             f"{image.path}: no spinal cord found by the builtin localizer; give a cord mask with -s "
@@ -89,7 +90,8 @@ def cord_from_probabilities(probabilities: np.ndarray, image: Image, *, threshol
         sizes = np.bincount(labels.ravel())[1:]
         largest = int(np.argmax(sizes)) + 1
         kept = sizes[largest - 1] / sizes.sum()
-        mask = labels == largest
+        mask = np.zeros(mask.shape, dtype=bool)
+        mask[box] = labels == largest
         if kept < 0.9:
             warnings.append(f"the builtin cord localizer found {count} separate pieces; kept the largest "
                             f"({kept:.0%} of the voxels): check the cord mask (-save-cord 1)")
