@@ -161,21 +161,29 @@ def test_build_in_background_returns_at_once_and_a_read_waits_or_raises():
     assert dict(view) == {"s": "slow", "f": "fast"}
 
 
-def test_classification_models_with_classifiers_in_background_run_the_same_sessions():
+def test_classification_models_in_background_run_the_same_sessions():
     from sct_lesion_classify.pipeline.classification import ClassificationModels
     from sct_lesion_classify.pipeline.models import select_models
     from sct_lesion_classify.runtime.session import Pending
 
-    selection = select_models(segment=False, cord_localizer=False)
+    selection = select_models(segment=True, cord_localizer=True)
     waited = ClassificationModels.load(selection, threads=1)
-    pending = ClassificationModels.load(selection, threads=1, classifiers_in_background=True)
-    assert isinstance(pending.classifiers, Pending) and pending.segmentation is None
+    pending = ClassificationModels.load(selection, threads=1, in_background=True)
+    assert isinstance(pending.classifiers, Pending) and isinstance(pending.segmentation.built, Pending)
     assert list(pending.classifiers) == list(waited.classifiers)
+    assert list(pending.segmentation.built) == list(waited.segmentation.built) == ["cord", "lesion"]
     batch = np.random.default_rng(0).normal(size=(2, 3, 64, 192)).astype(np.float32)
     for role, classifier in waited.classifiers.items():
         other = pending.classifiers[role]
         assert other.package.sha256 == classifier.package.sha256
         np.testing.assert_array_equal(other._predictor.predict(batch), classifier._predictor.predict(batch))
+    slices = np.random.default_rng(1).normal(size=(1, 1, 64, 64)).astype(np.float32)
+    for name in ("cord", "lesion"):
+        ours, theirs = (getattr(models.segmentation, name) for models in (pending, waited))
+        assert ours.package.sha256 == theirs.package.sha256
+        np.testing.assert_array_equal(ours._segmenter.predictor.predict(slices),
+                                      theirs._segmenter.predictor.predict(slices))
+    pending.wait_for_sessions()
 
 
 def test_a_failed_segmentation_session_leaves_no_classifier_session_building(monkeypatch,
@@ -183,13 +191,17 @@ def test_a_failed_segmentation_session_leaves_no_classifier_session_building(mon
     from sct_lesion_classify.pipeline import classification
     from sct_lesion_classify.pipeline.models import select_models
 
+    from sct_lesion_classify.pipeline import segmentation
+
     def failing(*args, **kwargs):
         raise ModelError("model lesion: cannot be loaded")
 
-    monkeypatch.setattr(classification.SegmentationModels, "load", failing)
+    monkeypatch.setattr(segmentation, "LesionSegmenter", failing)
     selection = select_models(segment=True, cord_localizer=True)
+    models = classification.ClassificationModels.load(selection, threads=1, in_background=True)
     with pytest.raises(ModelError, match="cannot be loaded"):
-        classification.ClassificationModels.load(selection, threads=1, classifiers_in_background=True)
+        models.segmentation.lesion  # the error is raised where the model is first used
+    models.wait_for_sessions()  # what the command does before it returns, also after an error
     assert not slow_classifier_sessions()
 
 

@@ -97,7 +97,7 @@ def _run(args: argparse.Namespace) -> int:
     selection = select_models(args.custom_model, segment=request.lesion_path is None,
                               cord_localizer=seg_request.needs_builtin_cord, t1c=request.t1c_path is not None)
     start = time.perf_counter()
-    models = ClassificationModels.load(selection, classifiers_in_background=True)
+    models = ClassificationModels.load(selection, in_background=True)
     args.stage_times.add({"load_models": time.perf_counter() - start})
     try:
         outputs = run_classification(request, models)

@@ -58,9 +58,12 @@ def _run(args: argparse.Namespace) -> int:
     selection = select_models(args.custom_model, segment=True, cord_localizer=request.needs_builtin_cord,
                               classify=False)
     start = time.perf_counter()
-    models = SegmentationModels.load(selection)
+    models = SegmentationModels.load(selection, in_background=True)  # created while the image is read
     args.stage_times.add({"load_models": time.perf_counter() - start})
-    outputs = run_segmentation(request, models)
+    try:
+        outputs = run_segmentation(request, models)
+    finally:
+        models.wait()  # nothing still running once main returns, also after an error
     args.stage_times.add(outputs.runtime_s)
     log = logging.getLogger("sct_lesion_classify")
     for message in outputs.warnings:

@@ -122,50 +122,54 @@ class ClassificationModels:
 
     @classmethod
     def load(cls, selection: ModelSelection, *, threads: int | None = None,
-             classifiers_in_background: bool = False) -> "ClassificationModels":
+             in_background: bool = False) -> "ClassificationModels":
         """Build the sessions of the selected packages (``pipeline.models.select_models``).
 
-        With ``classifiers_in_background`` only the segmentation's sessions are waited for: the
-        classifiers' are still being created when this returns (``runtime.session.Pending``), and
-        the first use of a classifier waits for its session, or raises its error; the caller
+        With ``in_background`` nothing is waited for: every session is still being created when
+        this returns (``runtime.session.Pending``; the segmentation's first, in the order they
+        run), the first use of a model waits for its session, or raises its error, and the caller
         calls :meth:`wait_for_sessions` before it returns. For a command that runs one image, this
-        overlaps their creation with reading and segmenting the image (``sct_classify_lesion``:
-        about 0.1-0.15 s of 2.5 s at 512x512x15, medians of 10 interleaved runs).
+        overlaps their creation with reading and segmenting the image (``sct_classify_lesion`` at
+        512x512x15: the classifiers' about 0.1-0.15 s of 2.5 s, medians of 10 interleaved runs).
         """
         builders: dict[tuple[str, str], Callable[[], Any]] = {}
         if selection.lesion:
-            builders["segmentation", ""] = lambda: SegmentationModels.load(selection, threads=threads)
+            for name, build in SegmentationModels.builders(selection, threads=threads).items():
+                builders["segmentation", name] = build
         for kind, packages in (("t2w", selection.classifiers), ("t1c", selection.t1c_classifiers)):
             for role, package in packages.items():
                 builders[kind, role] = functools.partial(Classifier, package, role, threads=threads)
-        if classifiers_in_background:
-            pending = build_in_background(builders)  # the segmentation first: it is needed first
-            try:
-                segmentation = pending["segmentation", ""] if selection.lesion else None
-            except BaseException:
-                pending.wait()  # nothing left running when the error reaches the command
-                raise
-            return cls(classifiers=pending.only({("t2w", role): role for role in selection.classifiers}),
-                       t1c_classifiers=pending.only({("t1c", role): role for role in selection.t1c_classifiers}),
-                       segmentation=segmentation, selection=selection)
-        built = build_concurrently(builders)  # sessions created side by side
-        return cls(classifiers={role: built["t2w", role] for role in selection.classifiers},
-                   t1c_classifiers={role: built["t1c", role] for role in selection.t1c_classifiers},
-                   segmentation=built.get(("segmentation", "")), selection=selection)
+        built = build_in_background(builders) if in_background else build_concurrently(builders)
+        segmentation = None
+        if selection.lesion:
+            segmentation = SegmentationModels.of(
+                selection, _select(built, {key: key[1] for key in builders if key[0] == "segmentation"}))
+        return cls(classifiers=_select(built, {("t2w", role): role for role in selection.classifiers}),
+                   t1c_classifiers=_select(built, {("t1c", role): role for role in selection.t1c_classifiers}),
+                   segmentation=segmentation, selection=selection)
 
     def wait_for_sessions(self) -> None:
-        """Wait until no session is still being created (after ``classifiers_in_background``).
+        """Wait until no session is still being created (after ``in_background``).
 
         A command calls it before it returns, also after an error, so that nothing of it is
         still running (or logging) once ``main`` has returned.
         """
-        for classifiers in (self.classifiers, self.t1c_classifiers):
-            if isinstance(classifiers, Pending):
-                classifiers.wait()
+        for models in (self.classifiers, self.t1c_classifiers):
+            if isinstance(models, Pending):
+                models.wait()
+        if self.segmentation is not None:
+            self.segmentation.wait()
 
     def for_image(self, *, with_t1c: bool) -> tuple[dict[str, Classifier], tuple[str, ...]]:
         """The classifier of each role for an image with (or without) a cT1w, and the warnings."""
         return choose_classifiers(self.classifiers, self.t1c_classifiers, with_t1c)
+
+
+def _select(built: Mapping[Any, Any], keys: Mapping[Any, Any]) -> Mapping[Any, Any]:
+    """The values of ``keys`` (key in ``built`` -> key in the result): still pending, or built."""
+    if isinstance(built, Pending):
+        return built.only(keys)
+    return {new: built[old] for old, new in keys.items()}
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
@@ -36,7 +36,7 @@ from sct_lesion_classify.pipeline.models import ModelSelection
 from sct_lesion_classify.pipeline.options import QcOptions, SegmentationOptions
 from sct_lesion_classify.pipeline.outputs import OutputNames, sidecar_path
 from sct_lesion_classify.pipeline.paths import check_output_path, check_qc_folder, make_output_folder
-from sct_lesion_classify.runtime.session import build_concurrently
+from sct_lesion_classify.runtime.session import Pending, build_concurrently, build_in_background
 
 if TYPE_CHECKING:
     from sct_lesion_classify.trust import TrustAssessment
@@ -81,27 +81,59 @@ class SegmentationModels:
 
     ``packages`` are the selection's segmentation packages (cord localizer, lesion) and
     ``model_urls`` their download URLs (:func:`model_url`, one each), worked out once here so
-    that writing a sidecar reads no registry.
+    that writing a sidecar reads no registry. ``built`` holds the ``"lesion"`` segmenter and the
+    ``"cord"`` localizer (when selected), or their sessions still being created
+    (``runtime.session.Pending``): :attr:`lesion` and :attr:`cord` wait for them.
     """
 
-    lesion: LesionSegmenter
-    cord: BuiltinCordLocalizer | None
+    built: Mapping[str, Any] = field(repr=False)
     packages: tuple[ModelPackage, ...]
     model_urls: tuple[str | None, ...]
 
-    @classmethod
-    def load(cls, selection: ModelSelection, *, threads: int | None = None) -> "SegmentationModels":
-        """Build the sessions of the lesion package (and the cord localizer, when selected)."""
+    @property
+    def lesion(self) -> LesionSegmenter:
+        """The lesion segmenter (waits for its session; raises its creation's error)."""
+        return self.built["lesion"]
+
+    @property
+    def cord(self) -> BuiltinCordLocalizer | None:
+        """The bundled cord localizer when selected (waits for its session), else None."""
+        return self.built["cord"] if "cord" in self.built else None
+
+    @staticmethod
+    def builders(selection: ModelSelection, *, threads: int | None = None) -> dict[str, Callable[[], Any]]:
+        """What creates the sessions: ``"cord"`` (when selected, first: it runs first), ``"lesion"``."""
         if selection.lesion is None:
             raise InputError("no lesion segmentation package selected for this run")
-        builders = {"lesion": lambda: LesionSegmenter(selection.lesion, threads=threads)}
+        builders: dict[str, Callable[[], Any]] = {}
         if selection.cord is not None:
             builders["cord"] = lambda: BuiltinCordLocalizer(selection.cord, threads=threads)
-        built = build_concurrently(builders)
-        lesion, cord = built["lesion"], built.get("cord")
+        builders["lesion"] = lambda: LesionSegmenter(selection.lesion, threads=threads)
+        return builders
+
+    @classmethod
+    def load(cls, selection: ModelSelection, *, threads: int | None = None,
+             in_background: bool = False) -> "SegmentationModels":
+        """Build the sessions of the lesion package (and the cord localizer, when selected).
+
+        With ``in_background`` this returns while the sessions are being created, so that a
+        command reads its image meanwhile; the first use of :attr:`lesion` or :attr:`cord` waits
+        for its session, or raises its error, and the command calls :meth:`wait` before it returns.
+        """
+        builders = cls.builders(selection, threads=threads)
+        built = build_in_background(builders) if in_background else build_concurrently(builders)
+        return cls.of(selection, built)
+
+    @classmethod
+    def of(cls, selection: ModelSelection, built: Mapping[str, Any]) -> "SegmentationModels":
+        """The models of ``selection`` from what :meth:`builders` built (or is building)."""
         packages = selection.segmentation
-        return cls(lesion=lesion, cord=cord, packages=packages,
-                   model_urls=tuple(model_url(p) for p in packages))
+        return cls(built=built, packages=packages, model_urls=tuple(model_url(p) for p in packages))
+
+    def wait(self) -> None:
+        """Wait until no session of these models is still being created."""
+        if isinstance(self.built, Pending):
+            self.built.wait()
 
 
 @dataclass(frozen=True)

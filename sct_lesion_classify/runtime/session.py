@@ -135,6 +135,9 @@ class Pending(Mapping[K, T]):
     def __iter__(self) -> Iterator[K]:
         return iter(self._futures)
 
+    def __contains__(self, key: object) -> bool:  # without waiting for the value
+        return key in self._futures
+
     def __len__(self) -> int:
         return len(self._futures)
 
