@@ -102,6 +102,14 @@ def test_within_distance_matches_brute_force_on_an_anisotropic_grid(subject):
     assert np.array_equal(within_distance(cord, ZOOMS, 0.0), cord)
     with pytest.raises(ValueError):
         within_distance(cord, ZOOMS, -1.0)
+    # masks at the array's edges and corners, small and sparse (the transform runs on their
+    # bounding box grown by the margin, clipped to the array)
+    rng = np.random.default_rng(5)
+    for corner in ((0, 0, 0), tuple(n - 1 for n in SHAPE), (0, SHAPE[1] - 1, SHAPE[2] // 2)):
+        sparse = rng.uniform(size=SHAPE) < 0.001
+        sparse[corner] = True
+        for margin in (0.0, 0.6, MARGIN_MM, 3.3):
+            np.testing.assert_array_equal(within_distance(sparse, ZOOMS, margin), brute_force_within(sparse, margin))
 
 
 def test_output_is_zero_outside_the_cord_dilated_by_the_cards_margin(subject, packages):

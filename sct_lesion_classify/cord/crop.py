@@ -29,6 +29,7 @@ import numpy as np
 from scipy import ndimage
 
 from sct_lesion_classify.errors import ProcessingError
+from sct_lesion_classify.masks import bounding_box
 
 logger = logging.getLogger(__name__)
 
@@ -277,6 +278,12 @@ def within_distance(mask: np.ndarray, zooms_mm: tuple[float, float, float], marg
         raise ValueError(f"the margin must be finite and >= 0 mm, got {margin_mm!r}")
     if not mask.any():
         raise ProcessingError("the spinal cord mask is empty: cannot measure distances to it")
-    distance_mm = ndimage.distance_transform_edt(~mask, sampling=tuple(float(z) for z in zooms_mm))
+    # Only voxels within the margin matter: the transform runs on the mask's bounding box grown
+    # by the margin, which holds every mask voxel, so its distances are those of the whole array.
+    pad = tuple(int(math.ceil(margin_mm / float(z))) + 1 for z in zooms_mm)
+    box = bounding_box(mask, pad)
+    distance_mm = ndimage.distance_transform_edt(~mask[box], sampling=tuple(float(z) for z in zooms_mm))
+    near = np.zeros(mask.shape, dtype=bool)
     # the tolerance keeps a voxel exactly at the margin (e.g. 2 voxels of 0.5 mm for 1 mm) inside
-    return distance_mm <= margin_mm + 1e-6
+    near[box] = distance_mm <= margin_mm + 1e-6
+    return near
