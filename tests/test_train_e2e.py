@@ -61,6 +61,31 @@ def test_cord_command_writes_a_package_the_segmenter_runs(phantoms, tmp_path):
     assert probabilities.shape == image.shape and 0 <= probabilities.min() <= probabilities.max() <= 1
 
 
+def test_cord_localizer_with_neighbour_slices_from_the_bundled_2d_package(phantoms, tmp_path):
+    """--neighbour-slices 1 --init-from the bundled (one-slice) localizer: a 2.5D package with
+    three named channels, started from the widened 2D weights, that the segmenter runs."""
+    from sct_lesion_classify.cli.sct_lesion_classify import main
+    from sct_lesion_classify.runtime.sagittal import SagittalSegmenter
+    from sct_lesion_classify.runtime.session import Predictor
+
+    out = tmp_path / "models"
+    code = main(["train", "cord", "--bids", str(phantoms), "-o", str(out), "--epochs", "1",
+                 "--steps-per-epoch", "2", "--batch-size", "2", "--ignore-split-column", "--seed", "2",
+                 "--neighbour-slices", "1", "--init-from", str(REPO / "models" / "cord_localizer"),
+                 "--lr", "1e-5", "-v", "0"])
+    assert code == 0
+    package = ModelPackage.load(out / "cord_localizer")
+    card = package.card
+    assert [c.name for c in card.input.channels] == ["T2w_sagittal-1", "T2w", "T2w_sagittal+1"]
+    assert card.architecture.details["in_channels"] == 3
+    assert card.architecture.details["initial_weights"].startswith("cord_localizer ")
+    assert "--neighbour-slices 1" in card.training.command
+    assert card.metrics["onnx_parity_max_abs_diff"] < 1e-4
+    image = load_image(sorted(phantoms.glob("sub-*/anat/*_T2w.nii.gz"))[0])
+    probabilities = SagittalSegmenter(Predictor.create(package, threads=1)).probabilities(image)
+    assert probabilities.shape == image.shape and 0 <= probabilities.min() <= probabilities.max() <= 1
+
+
 def test_classifier_package_runs_in_the_classification_step(phantoms, tmp_path):
     from sct_lesion_classify.classify.inference import Classifier
     from sct_lesion_classify.io.bids import discover_subjects

@@ -82,6 +82,13 @@ def get_parser() -> SCTArgumentParser:
                                  help="Lesion model: filters of the MultiResUNet's first level "
                                       "(doubling at each of its 5 levels; default: the recipe's). "
                                       "The cost per pixel grows as its square.")
+    parser.optional.add_argument("--neighbour-slices", type=int, default=None, metavar="<int>",
+                                 help="Cord localizer and lesion model: sagittal neighbours on each side "
+                                      "of a slice that the network also sees, as further input "
+                                      "channels (2.5D; default 0: one slice). A network that sees the "
+                                      "neighbours can tell a lateral slice that cuts the edge of the "
+                                      "cord from its middle. The model card lists the channels and "
+                                      "inference follows the card.")
     parser.optional.add_argument("--loss", choices=("dice_bce", "bce"), default=None,
                                  help="Segmentation families: the training loss. dice_bce: soft Dice "
                                       "+ binary cross-entropy (the default); bce: cross-entropy "
@@ -156,6 +163,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         recipe = recipe.t1c_variant()  # an InputError for the segmentation families
     recipe = recipe.with_grid(args.grid_mm, args.base_filters)  # an InputError but for the lesion model
     recipe = recipe.with_loss(args.loss)  # an InputError for the classifiers
+    recipe = recipe.with_neighbour_slices(args.neighbour_slices)  # an InputError for the classifiers
     init_from = None if args.init_from is None else Path(args.init_from)
     if init_from is not None and not (init_from.is_file() or init_from.is_dir()):
         raise InputError(f"--init-from {init_from}: no such file or folder")

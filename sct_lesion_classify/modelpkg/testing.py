@@ -76,6 +76,10 @@ def tiny_card(name: str, task: str = "lesion_segmentation", *, version: str = "1
     first = CLASSIFIER_CHANNELS if classification else (Channel("T2w", "sagittal T2-weighted slice"),)
     channels = first[:n_channels] + tuple(Channel(f"extra{i}", "")
                                           for i in range(len(first), n_channels))
+    if not classification and n_channels % 2 == 1 and n_channels > 1:  # a 2.5D package
+        reach = n_channels // 2
+        channels = tuple(Channel("T2w" if k == 0 else f"T2w_sagittal{k:+d}", "sagittal T2-weighted slice")
+                         for k in range(-reach, reach + 1))
     inputs = InputSpec(
         tensor="input", layout="NCHW", channels=channels, slicing="sagittal",
         spatial_size=tuple(spatial_size or (32, 32)) if classification else spatial_size,

@@ -2,16 +2,22 @@
 
 The card's input contract (``input.normalization``, ``input.spacing_mm`` or ``spatial_size``,
 ``size_divisible_by``) is applied by :func:`prepare_slices`, which training uses too, so a
-network sees the same slices when it is trained and when it runs. :class:`SagittalSegmenter`
-batches the slices through one reused ONNX Runtime session and puts the probabilities back on the
-volume's grid (the exact inverse of the resampling).
+network sees the same slices when it is trained and when it runs. Its ``input.channels`` say which
+slices each network input holds (:func:`slice_offsets`): the slice itself (``T2w``) and, for a
+2.5D package, its sagittal neighbours as further channels (``T2w_sagittal-1``,
+``T2w_sagittal+1``), gathered by :class:`SliceStack`, which training uses too.
+:class:`SagittalSegmenter` batches the slices through one reused ONNX Runtime session and puts
+the probabilities back on the volume's grid (the exact inverse of the resampling).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -28,6 +34,80 @@ logger = logging.getLogger(__name__)
 #: In-plane 3x3 neighbourhood of a ``(N, H, W)`` stack (nothing across slices).
 _IN_PLANE_SQUARE = np.zeros((3, 3, 3), dtype=bool)
 _IN_PLANE_SQUARE[1] = True
+
+#: A segmentation package's input channel: the T2w slice itself, or the slice ``k`` sagittal
+#: slices away along the canonical array's first (right-left) axis.
+_T2W_CHANNEL = re.compile(r"^T2w(?:_sagittal([+-][1-9][0-9]*))?$")
+
+
+def neighbour_channel_name(offset: int) -> str:
+    """The card's name of the channel that holds the slice ``offset`` slices away (0: ``T2w``)."""
+    return "T2w" if offset == 0 else f"T2w_sagittal{offset:+d}"
+
+
+def slice_offsets(spec: InputSpec) -> tuple[int, ...]:
+    """The sagittal offset of each input channel of a segmentation package, in channel order.
+
+    ``T2w`` is the slice itself (offset 0); ``T2w_sagittal-1`` and ``T2w_sagittal+1`` its
+    neighbours one slice away along the canonical first axis, and so on.
+
+    Raises
+    ------
+    ModelError
+        A channel of another name, no ``T2w`` channel, or one slice in two channels.
+    """
+    offsets = []
+    for channel in spec.channels:
+        match = _T2W_CHANNEL.match(channel.name)
+        if match is None:
+            raise ModelError(f"input channel {channel.name!r}: a segmentation package's channels are "
+                             "'T2w' and its sagittal neighbours ('T2w_sagittal-1', 'T2w_sagittal+1', ...)")
+        offsets.append(int(match.group(1) or 0))
+    if 0 not in offsets or len(set(offsets)) != len(offsets):
+        raise ModelError(f"input channels {[c.name for c in spec.channels]}: need the 'T2w' slice once "
+                         "and each neighbour at most once")
+    return tuple(offsets)
+
+
+@dataclass(frozen=True)
+class SliceStack:
+    """Prepared slices ``(N, H, W)`` and the sagittal offsets a package reads as its channels.
+
+    A neighbour beyond the first or the last slice is filled with the smallest value of the
+    prepared slices (the normalized background), the same in training and at inference.
+    """
+
+    slices: np.ndarray
+    offsets: tuple[int, ...] = (0,)
+
+    @functools.cached_property
+    def fill(self) -> float:
+        """The value of a neighbour beyond the stack: the smallest value of the slices."""
+        return float(self.slices.min()) if self.slices.size else 0.0
+
+    def channels(self, index: int, window: tuple[slice, slice] = (slice(None), slice(None))) -> np.ndarray:
+        """``(C, h, w)`` float32: the ``window`` of slice ``index + offset`` for each offset."""
+        if self.offsets == (0,):
+            return self.slices[(index,) + window][None]
+        parts = []
+        for offset in self.offsets:
+            neighbour = index + offset
+            if 0 <= neighbour < self.slices.shape[0]:
+                parts.append(self.slices[(neighbour,) + window])
+            else:
+                parts.append(np.full_like(self.slices[(index,) + window], self.fill))
+        return np.stack(parts)
+
+    def batch(self, indices: Iterable[int],
+              windows: Sequence[tuple[slice, slice]] | None = None) -> np.ndarray:
+        """``(n, C, h, w)`` float32: :meth:`channels` of each index (and window, when given)."""
+        indices = list(indices)
+        if not indices:
+            return np.empty((0, len(self.offsets)) + self.slices.shape[1:], dtype=self.slices.dtype)
+        if self.offsets == (0,) and windows is None and indices == list(range(indices[0], indices[-1] + 1)):
+            return self.slices[indices[0]:indices[-1] + 1, None]  # a view: no copy for 2D packages
+        windows = windows or [(slice(None), slice(None))] * len(indices)
+        return np.stack([self.channels(index, window) for index, window in zip(indices, windows)])
 
 
 def prepare_slices(volume: CanonicalVolume, spec: InputSpec, *,
@@ -48,7 +128,10 @@ def prepare_slices(volume: CanonicalVolume, spec: InputSpec, *,
 
 @dataclass(frozen=True)
 class SagittalSegmenter:
-    """A segmentation package (one input channel) run slice by slice; build once, reuse.
+    """A segmentation package run slice by slice; build once, reuse.
+
+    Its input channels are the T2w slice and, for a 2.5D package, its sagittal neighbours
+    (:func:`slice_offsets`).
 
     Attributes
     ----------
@@ -66,12 +149,15 @@ class SagittalSegmenter:
 
     predictor: Predictor
     batch_pixels: int = 2 ** 16
+    offsets: tuple[int, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         card = self.predictor.package.card
-        if card.input.n_channels != 1:
-            raise ModelError(f"model {card.name}: a segmentation package takes one channel (T2w), "
-                             f"its card lists {card.input.n_channels}")
+        try:
+            offsets = slice_offsets(card.input)
+        except ModelError as error:
+            raise ModelError(f"model {card.name}: {error}") from None
+        object.__setattr__(self, "offsets", offsets)
 
     def probabilities(self, volume: CanonicalVolume, region: np.ndarray | None = None,
                       context_mm: float = 0.0) -> np.ndarray:
@@ -92,13 +178,15 @@ class SagittalSegmenter:
                                  f"{np.shape(volume.data)}")
         threads = self.predictor.threads
         slices, resampler = prepare_slices(volume, card.input, threads=threads)
+        stack = SliceStack(slices, self.offsets)
         if region is None or card.input.spatial_size is not None:
             outputs = np.empty(slices.shape, dtype=np.float32)
             step = self._per_batch(slices.shape[1:])
             for start in range(0, slices.shape[0], step):
-                outputs[start:start + step] = self._foreground(slices[start:start + step])
+                indices = range(start, min(start + step, slices.shape[0]))
+                outputs[start:start + step] = self._foreground(stack.batch(indices))
         else:
-            outputs = self._tiled(slices, resampler, region, context_mm)
+            outputs = self._tiled(stack, resampler, region, context_mm)
         probabilities = resampler.backward(outputs, order=1, threads=threads)
         np.clip(probabilities, 0.0, 1.0, out=probabilities)
         if region is not None:
@@ -110,14 +198,14 @@ class SagittalSegmenter:
         return max(1, self.batch_pixels // max(1, shape[0] * shape[1]))
 
     def _foreground(self, batch: np.ndarray) -> np.ndarray:
-        """Foreground probabilities ``(n, H, W)`` of model slices ``(n, H, W)``."""
-        result = self.predictor.predict(batch[:, None])
+        """Foreground probabilities ``(n, H, W)`` of network inputs ``(n, C, H, W)``."""
+        result = self.predictor.predict(batch)
         scores = result[:, self._foreground_channel(result.shape[1])]
         if self.predictor.package.card.output.activation == "none":  # logits: no activation in the graph
             scores = 1.0 / (1.0 + np.exp(-scores))
         return scores
 
-    def _tiled(self, slices: np.ndarray, resampler: SliceResampler, region: np.ndarray,
+    def _tiled(self, stack: SliceStack, resampler: SliceResampler, region: np.ndarray,
                context_mm: float) -> np.ndarray:
         """Probabilities on the model grid, computed only on tiles covering the region (0 elsewhere)."""
         card = self.predictor.package.card
@@ -127,6 +215,7 @@ class SagittalSegmenter:
         needed = ndimage.binary_dilation(needed, structure=_IN_PLANE_SQUARE)
         context_px = int(math.ceil(context_mm / resampler.out_spacing_mm[1] - 1e-6))
         tiles = plan_tiles(needed, context_px=context_px, divisor=card.input.size_divisible_by)
+        slices = stack.slices
         outputs = np.zeros(slices.shape, dtype=np.float32)
         by_shape: dict[tuple[int, int], list[Tile]] = {}
         for tile in tiles:
@@ -135,7 +224,7 @@ class SagittalSegmenter:
             step = self._per_batch(shape)
             for start in range(0, len(group), step):
                 chunk = group[start:start + step]
-                batch = np.stack([slices[(tile.slice_index,) + tile.window] for tile in chunk])
+                batch = stack.batch([tile.slice_index for tile in chunk], [tile.window for tile in chunk])
                 for tile, result in zip(chunk, self._foreground(batch)):
                     outputs[(tile.slice_index,) + tile.core] = result[tile.core_in_window]
         logger.debug("%d tiles of %d pixels in all, for %d pixels of whole slices", len(tiles),

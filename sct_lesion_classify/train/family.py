@@ -217,6 +217,8 @@ def loop_config(recipe: Recipe, options: TrainOptions, settings: Hyperparameters
     if options.init_from is not None:  # a resume must start from the same weights and loss
         identity.update(init_sha256=initial_weights_sha256(options.init_from),
                         loss=getattr(recipe, "loss", None))
+    if getattr(recipe, "neighbour_slices", 0):  # and a 2.5D run from the same input channels
+        identity.update(neighbour_slices=recipe.neighbour_slices)
     return LoopConfig(epochs=settings.epochs, steps_per_epoch=settings.steps_per_epoch,
                       lr=settings.lr, patience=settings.patience, lr_patience=settings.lr_patience,
                       lr_factor=settings.lr_factor, min_lr=settings.min_lr,
@@ -311,10 +313,9 @@ def load_initial_weights(model: Any, path: Path, *, expected_name: str | None = 
     import torch
 
     from sct_lesion_classify.errors import InputError
+    from sct_lesion_classify.train.package_weights import load_package_weights, widen_input_weights
 
     if Path(path).is_dir():
-        from sct_lesion_classify.train.package_weights import load_package_weights
-
         return load_package_weights(model, path, expected_name=expected_name)
     if not zipfile.is_zipfile(path):  # torch.save writes a zip archive
         raise InputError(f"--init-from {path}: not a readable PyTorch checkpoint (not a zip archive)")
@@ -327,6 +328,11 @@ def load_initial_weights(model: Any, path: Path, *, expected_name: str | None = 
     state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
         raise InputError(f"--init-from {path}: no model weights in this checkpoint")
+    shapes = {name: tuple(value.shape) for name, value in model.state_dict().items()}
+    for name, value in list(state.items()):  # a one-slice network's weights into a 2.5D network
+        if isinstance(value, torch.Tensor) and tuple(value.shape) != shapes.get(name, tuple(value.shape)):
+            wide = widen_input_weights({name: value.float().numpy()}, shapes)[name]
+            state[name] = torch.from_numpy(wide).to(value.dtype)
     try:
         model.load_state_dict(state)
     except RuntimeError as error:

@@ -7,7 +7,9 @@ the monitored one (:class:`~sct_lesion_classify.train.loop.TrainingObjective`). 
 :func:`~sct_lesion_classify.train.family.train_family` uses for the held-out metrics of the card.
 
 :class:`SegmentationObjective` (cord and lesion families): random patches of sagittal slices on the
-model grid, a share of them from slices without target; the recipe's loss (Dice + BCE, or BCE
+model grid (with their sagittal neighbours as further channels for a 2.5D recipe, gathered as
+inference gathers them: ``runtime.sagittal.SliceStack``), a share of them from slices without
+target; the recipe's loss (Dice + BCE, or BCE
 alone: :data:`~sct_lesion_classify.train.recipes.SEGMENTATION_LOSSES`); validation on whole
 slices, Dice per subject (monitored, higher is better), and the ratio of predicted to true volume
 (a soft Dice term biases it upwards).
@@ -33,6 +35,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from sct_lesion_classify.errors import InputError
+from sct_lesion_classify.runtime.sagittal import SliceStack, slice_offsets
 from sct_lesion_classify.train.augment import Augmenter
 from sct_lesion_classify.train.evaluation.metrics import dice, log_loss, roc_auc
 from sct_lesion_classify.train.loop import BalancedBatchSampler, Monitor
@@ -53,20 +56,21 @@ def _chunks(n: int, size: int):
 # ------------------------------------------------------------------------------ segmentation
 def random_patch(image: np.ndarray, label: np.ndarray, size: tuple[int, int],
                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """A ``size`` patch of a 2D slice (zero-padded where the slice is smaller).
+    """A ``size`` patch of a 2D slice ``(H, W)``, or of its channels ``(C, H, W)``, and of its
+    label ``(H, W)`` (zero-padded where the slice is smaller).
 
     When the slice contains target, the patch contains a random target pixel at a random place;
     otherwise it is placed uniformly.
     """
-    pad = [(0, max(0, s - n)) for s, n in zip(size, image.shape)]
+    pad = [(0, max(0, s - n)) for s, n in zip(size, label.shape)]
     if any(p[1] for p in pad):
         before = [(p[1] // 2, p[1] - p[1] // 2) for p in pad]
-        image = np.pad(image, before)
+        image = np.pad(image, [(0, 0)] * (image.ndim - 2) + before)
         label = np.pad(label, before)
     starts = []
     foreground = np.argwhere(label > 0)
     focus = foreground[int(rng.integers(len(foreground)))] if len(foreground) else None
-    for axis, (s, n) in enumerate(zip(size, image.shape)):
+    for axis, (s, n) in enumerate(zip(size, label.shape)):
         if focus is None:
             starts.append(int(rng.integers(n - s + 1)))
         else:
@@ -74,13 +78,14 @@ def random_patch(image: np.ndarray, label: np.ndarray, size: tuple[int, int],
             high = min(n - s, int(focus[axis]))
             starts.append(int(rng.integers(low, high + 1)))
     window = tuple(slice(a, a + s) for a, s in zip(starts, size))
-    return image[window], label[window]
+    return image[(Ellipsis,) + window], label[window]
 
 
 class _SegmentationDataset:
     def __init__(self, volumes: Sequence[Any], items: list[tuple[int, int]], patch: tuple[int, int],
-                 augmenter: Augmenter) -> None:
+                 augmenter: Augmenter, offsets: tuple[int, ...] = (0,)) -> None:
         self.volumes, self.items, self.patch, self.augmenter = volumes, items, patch, augmenter
+        self.stacks = [SliceStack(volume.image, offsets) for volume in volumes]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -91,9 +96,9 @@ class _SegmentationDataset:
         index, seed = key
         v, s = self.items[index]
         rng = np.random.default_rng(seed)
-        image, label = random_patch(self.volumes[v].image[s], self.volumes[v].label[s],
+        image, label = random_patch(self.stacks[v].channels(s), self.volumes[v].label[s],
                                     self.patch, rng)
-        image, label = self.augmenter(image[None], label[None].astype(np.float32),
+        image, label = self.augmenter(np.ascontiguousarray(image), label[None].astype(np.float32),
                                       int(rng.integers(2**31)))
         return torch.from_numpy(image), torch.from_numpy(label)
 
@@ -146,8 +151,9 @@ class SegmentationObjective:
         if not any(positive):
             raise InputError(f"{recipe.family}: no training slice contains {recipe.family} target")
         self.groups = (positive, negative)
+        self.offsets = slice_offsets(recipe.input_spec())
         self.dataset = _SegmentationDataset(self.train, self.items, recipe.patch_size,
-                                            Augmenter(recipe.augment))
+                                            Augmenter(recipe.augment), self.offsets)
 
     @staticmethod
     def evaluable(volumes: Sequence[Any]) -> list[Any]:
@@ -179,9 +185,10 @@ class SegmentationObjective:
         predicted_voxels = true_voxels = 0
         for volume in volumes:
             probabilities = np.zeros(volume.image.shape, dtype=np.float32)
+            stack = SliceStack(volume.image, self.offsets)
             loss_sum = 0.0
             for window in _chunks(volume.image.shape[0], 4):
-                inputs = torch.from_numpy(np.ascontiguousarray(volume.image[window, None]))
+                inputs = torch.from_numpy(np.ascontiguousarray(stack.batch(range(window.start, window.stop))))
                 logits = predict(inputs)
                 targets = torch.from_numpy(volume.label[window, None].astype(np.float32))
                 loss_sum += float(self.loss_function(logits, targets)) * inputs.shape[0]

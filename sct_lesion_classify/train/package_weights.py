@@ -53,6 +53,29 @@ def onnx_weights(onnx_path: str | Path) -> dict[str, np.ndarray]:
     return weights
 
 
+def widen_input_weights(weights: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]]
+                        ) -> dict[str, np.ndarray]:
+    """``weights`` of a network that sees one slice, made to fit a 2.5D network (``shapes``).
+
+    A convolution kernel of shape ``(out, 1, kh, kw)`` where the network's is ``(out, C, kh, kw)``
+    with an odd ``C`` (the slice and its sagittal neighbours, ``train --neighbour-slices``) gets
+    the kernel on the middle channel and zeros on the neighbours': the widened network computes
+    exactly what the one-slice network did, and fine-tuning learns what the neighbours add. Every
+    other weight is returned as it is (a shape that still differs is the caller's error).
+    """
+    widened = dict(weights)
+    for name, array in weights.items():
+        shape = tuple(shapes.get(name, array.shape))
+        if (array.ndim == 4 and len(shape) == 4 and array.shape[1] == 1 and shape[1] > 1
+                and shape[1] % 2 == 1 and (shape[0],) + shape[2:] == (array.shape[0],) + array.shape[2:]):
+            wide = np.zeros(shape, dtype=array.dtype)
+            wide[:, shape[1] // 2] = array[:, 0]
+            widened[name] = wide
+            logger.info("initial weights: %s widened from 1 to %d input channels (neighbours at zero)",
+                        name, shape[1])
+    return widened
+
+
 def state_dict_from_onnx(model: Any, onnx_path: str | Path) -> dict[str, Any]:
     """A state dict for ``model`` (a PyTorch module) with the weights of ``onnx_path``.
 
@@ -68,8 +91,8 @@ def state_dict_from_onnx(model: Any, onnx_path: str | Path) -> dict[str, Any]:
     """
     import torch
 
-    weights = onnx_weights(onnx_path)
     own = model.state_dict()
+    weights = widen_input_weights(onnx_weights(onnx_path), {k: tuple(v.shape) for k, v in own.items()})
     missing = [name for name in own if name not in weights and not name.endswith(UNEXPORTED_SUFFIXES)]
     extra = [name for name in weights if name not in own]
     if missing or extra:

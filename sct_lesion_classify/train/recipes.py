@@ -139,6 +139,10 @@ class Recipe(Protocol):
     def with_loss(self, name: str | None) -> "Recipe":
         """The recipe trained with another loss (``--loss``; the segmentation families only)."""
 
+    def with_neighbour_slices(self, reach: int | None) -> "Recipe":
+        """The recipe whose network also sees ``reach`` sagittal neighbours on each side
+        (``--neighbour-slices``; the segmentation families only)."""
+
 
 def _has_files(recipe: Any, subject: Any, needed: Sequence[Any]) -> bool:
     if any(path is None for path in needed):
@@ -185,9 +189,14 @@ class SegmentationRecipe:
         In-plane (A-P, S-I) spacing of the model grid.
     patch_size
         (H, W) of the training patches, divisible by ``size_divisible_by``.
+    network_factory
+        ``f(in_channels=...)`` -> a freshly initialized network (:meth:`build_network`).
     scalable_network
-        ``f(base_filters)`` -> network, for a family whose grid and width can be chosen
-        (:meth:`with_grid`); None: the network is fixed.
+        ``f(base_filters, in_channels=...)`` -> network, for a family whose grid and width can be
+        chosen (:meth:`with_grid`); None: the network is fixed.
+    neighbour_slices
+        Sagittal neighbours on each side given to the network as further input channels (2.5D;
+        :meth:`with_neighbour_slices`): 0 for a 2D network that sees one slice.
     empty_fraction
         Fraction of each batch drawn from slices without target (the rest contains target).
     loss
@@ -200,7 +209,7 @@ class SegmentationRecipe:
     description: str
     architecture: str
     architecture_details: Mapping[str, Any]
-    build_network: Callable[[], Any]
+    network_factory: Callable[..., Any]
     target: Callable[[Any], Any]
     needs_lesion_mask: bool
     crop_margins_mm: tuple[float, float, float] | None
@@ -214,8 +223,9 @@ class SegmentationRecipe:
     cpu_bf16: bool = False
     channels_last: bool = False
     intended_use: str = ""
-    scalable_network: Callable[[int], Any] | None = None
+    scalable_network: Callable[..., Any] | None = None
     loss: str = "dice_bce"
+    neighbour_slices: int = 0
     objective_class: ClassVar[type] = SegmentationObjective
     export_network: ClassVar[Callable[[Any], Any]] = staticmethod(with_sigmoid)  # sigmoid output
     caches_inputs: ClassVar[bool] = False  # random patches are cut from the volume every step
@@ -230,14 +240,30 @@ class SegmentationRecipe:
         """A training patch (the exported network takes any size divisible by the card's)."""
         return tuple(self.patch_size)
 
+    def build_network(self) -> Any:
+        """A freshly initialized network taking the card's input channels (logits out)."""
+        return self.network_factory(in_channels=self.input_spec().n_channels)
+
     def input_spec(self) -> InputSpec:
-        """The card's ``input`` section: one z-scored T2w channel on the model grid."""
+        """The card's ``input`` section: the z-scored T2w slice on the model grid, and its
+        sagittal neighbours as further channels for a 2.5D recipe (``runtime.sagittal.slice_offsets``)."""
+        from sct_lesion_classify.runtime.sagittal import neighbour_channel_name
+
         scope = "cropped volume" if self.crop_margins_mm is not None else "whole volume"
+        described = (f"sagittal T2w slice, z-scored over the {scope}; padding takes the normalized "
+                     "minimum")
+        reach = self.neighbour_slices
+        channels = tuple(
+            Channel(neighbour_channel_name(offset),
+                    described if offset == 0 else
+                    f"the sagittal T2w slice {abs(offset)} slice(s) {'before' if offset < 0 else 'after'} "
+                    "it along the canonical right-left axis, prepared alike; beyond the image, the "
+                    "smallest value of the prepared slices")
+            for offset in range(-reach, reach + 1))
         return InputSpec(
             tensor="input",
             layout="NCHW",
-            channels=(Channel("T2w", f"sagittal T2w slice, z-scored over the {scope}; padding "
-                                     "takes the normalized minimum"),),
+            channels=channels,
             slicing="sagittal",
             spatial_size=None,
             size_divisible_by=self.size_divisible_by,
@@ -308,8 +334,30 @@ class SegmentationRecipe:
                              f"{spacing_mm} mm and {base_filters} filters")
         patch = same_extent_on_grid(self.patch_size, self.spacing_mm, spacing, self.size_divisible_by)
         return replace(self, spacing_mm=spacing, patch_size=patch,
-                       build_network=partial(self.scalable_network, width),
+                       network_factory=partial(self.scalable_network, width),
                        architecture_details={**self.architecture_details, "base_filters": width})
+
+    def with_neighbour_slices(self, reach: int | None) -> "SegmentationRecipe":
+        """The recipe whose network also sees ``reach`` sagittal neighbours on each side of the
+        slice as input channels (``--neighbour-slices``, 2.5D; None: keep).
+
+        A 2D network cannot tell a lateral slice that cuts the edge of the cord (partial volume)
+        from the cord's middle; its neighbours can. The card lists the channels, and inference
+        gathers them as training does (``runtime.sagittal.SliceStack``).
+
+        Raises
+        ------
+        InputError
+            ``reach`` is negative.
+        """
+        if reach is None or reach == self.neighbour_slices:
+            return self
+        if reach < 0:
+            raise InputError(f"--neighbour-slices must be >= 0, got {reach}")
+        return replace(self, neighbour_slices=int(reach),
+                       architecture_details={**self.architecture_details,
+                                             "in_channels": 2 * int(reach) + 1,
+                                             "neighbour_slices": int(reach)})
 
     def with_loss(self, name: str | None) -> "SegmentationRecipe":
         """The recipe trained with the loss ``name`` (``--loss``; None: keep).
@@ -442,6 +490,19 @@ class ClassifierRecipe:
             return self
         raise InputError(f"--grid-mm and --base-filters apply to the lesion model, not to {self.family}")
 
+    def with_neighbour_slices(self, reach: int | None) -> "ClassifierRecipe":
+        """Classifiers see the lesion's slices through their input contract.
+
+        Raises
+        ------
+        InputError
+            When ``reach`` is given (``--neighbour-slices`` applies to the segmentation families).
+        """
+        if reach is None:
+            return self
+        raise InputError(f"--neighbour-slices applies to the cord localizer and the lesion model, not to "
+                         f"{self.family}")
+
     def with_loss(self, name: str | None) -> "ClassifierRecipe":
         """Classifiers train with BCE only.
 
@@ -560,16 +621,16 @@ class ClassifierRecipe:
 
 
 
-def _multiresunet(base_filters: int) -> Any:
+def _multiresunet(base_filters: int, in_channels: int = 1) -> Any:
     from sct_lesion_classify.train.networks.multiresunet import MultiResUNet
 
-    return MultiResUNet(in_channels=1, out_channels=1, base_filters=base_filters, alpha=1.67)
+    return MultiResUNet(in_channels=in_channels, out_channels=1, base_filters=base_filters, alpha=1.67)
 
 
-def _cord_unet() -> Any:
+def _cord_unet(in_channels: int = 1) -> Any:
     from sct_lesion_classify.train.networks.unet import cord_unet
 
-    return cord_unet(in_channels=1, out_channels=1)
+    return cord_unet(in_channels=in_channels, out_channels=1)
 
 
 def _cord_mask(loaded: Any) -> Any:
@@ -593,7 +654,7 @@ CORD = SegmentationRecipe(
                           "channels": [16, 32, 64, 128, 256], "strides": [2, 2, 2, 2],
                           "num_res_units": 1, "norm": "batch", "loss": "Dice + BCE",
                           "output": "sigmoid probability"},
-    build_network=_cord_unet,
+    network_factory=_cord_unet,
     target=_cord_mask,
     needs_lesion_mask=False,
     crop_margins_mm=None,
@@ -623,7 +684,7 @@ LESION = SegmentationRecipe(
                           "output": "sigmoid probability"},
     # 16 base filters at 0.5 mm (the paper: 32): 93 GFLOP on the bench's 512x512x15 subject instead
     # of 380, chosen against 24 filters at 0.75 mm by validation Dice (models/README.md)
-    build_network=partial(_multiresunet, 16),
+    network_factory=partial(_multiresunet, 16),
     scalable_network=_multiresunet,
     target=_lesion_mask,
     needs_lesion_mask=True,
