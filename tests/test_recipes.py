@@ -116,7 +116,11 @@ def test_lesion_grid_and_width_can_be_chosen_and_the_patches_keep_their_extent_i
     extent = [size * step for size, step in zip(lesion.patch_size, lesion.spacing_mm)]
     assert [size * step for size, step in zip(coarse.patch_size, coarse.spacing_mm)] == extent
     assert all(size % coarse.size_divisible_by == 0 for size in coarse.patch_size)
-    assert coarse.build_network.args == (8,)  # the network is built at the chosen width
+    # the network is built at the chosen width, with fewer weights than the default width
+    def weights(network):
+        return sum(parameter.numel() for parameter in network.parameters())
+    assert weights(coarse.build_network()) == weights(lesion.scalable_network(8, in_channels=1))
+    assert weights(coarse.build_network()) < weights(lesion.build_network())
     assert lesion.with_grid() is lesion
     assert lesion.with_grid(base_filters=16).spacing_mm == lesion.spacing_mm
     with pytest.raises(InputError, match="must be positive"):
