@@ -117,7 +117,10 @@ if [ "$STEPS" = all ]; then
   # adopted (models/README.md, "Seventeenth session"). A cord localizer 2.3.0 (2.2.0 fine-tuned on
   # the 1,408 subjects) passed on Dice and was withdrawn after bundling: on the real scan it left
   # four times as much stray tissue beside the cord (319 voxels in 16 small pieces, against 76 in
-  # 10; models/README.md, "Eighteenth session").
+  # 10; models/README.md, "Eighteenth session"). A 2.5D cord localizer 2.4.0 (--neighbour-slices 1,
+  # --init-from the bundled 2.2.0, 20 epochs of 60 steps) gained on the phantom validation subjects
+  # and lost 0.035 of cord Dice on the real-background ones: not adopted (models/README.md,
+  # "Twenty-first session").
 fi
 # The classifiers and their cT1w-aware variants (<name>_t1c, first channel the cT1w; issue 15):
 # the lesion region (64 x 192 px of 1.25 mm centred on the lesion, 1.39 GFLOP per slice instead of
