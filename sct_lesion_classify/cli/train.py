@@ -85,9 +85,9 @@ def get_parser() -> SCTArgumentParser:
     parser.optional.add_argument("--neighbour-slices", type=int, default=None, metavar="<int>",
                                  help="Cord localizer and lesion model: sagittal neighbours on each side "
                                       "of a slice that the network also sees, as further input "
-                                      "channels (2.5D; default 0: one slice). A network that sees the "
-                                      "neighbours can tell a lateral slice that cuts the edge of the "
-                                      "cord from its middle. The model card lists the channels and "
+                                      "channels (2.5D; default 0: one slice), meant to let it tell a "
+                                      "lateral slice that cuts the edge of the cord from its middle. A neighbour is one slice away, whatever the "
+                                      "slice thickness. The model card lists the channels and "
                                       "inference follows the card.")
     parser.optional.add_argument("--loss", choices=("dice_bce", "bce"), default=None,
                                  help="Segmentation families: the training loss. dice_bce: soft Dice "
