@@ -86,9 +86,10 @@ def get_parser() -> SCTArgumentParser:
                                  help="Cord localizer and lesion model: sagittal neighbours on each side "
                                       "of a slice that the network also sees, as further input "
                                       "channels (2.5D; default 0: one slice), meant to let it tell a "
-                                      "lateral slice that cuts the edge of the cord from its middle. A neighbour is one slice away, whatever the "
-                                      "slice thickness. The model card lists the channels and "
-                                      "inference follows the card.")
+                                      "lateral slice that cuts the edge of the cord from its middle. "
+                                      "A neighbour is one slice away, whatever the slice thickness. "
+                                      "The model card lists the channels and inference follows the "
+                                      "card.")
     parser.optional.add_argument("--loss", choices=("dice_bce", "bce"), default=None,
                                  help="Segmentation families: the training loss. dice_bce: soft Dice "
                                       "+ binary cross-entropy (the default); bce: cross-entropy "
