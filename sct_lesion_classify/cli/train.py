@@ -90,6 +90,13 @@ def get_parser() -> SCTArgumentParser:
                                       "A neighbour is one slice away, whatever the slice thickness. "
                                       "The model card lists the channels and inference follows the "
                                       "card.")
+    parser.optional.add_argument("--intensity-curve", type=probability, default=None, metavar="<prob>",
+                                 help="Probability that a training sample passes through a random, "
+                                      "not necessarily increasing, intensity curve before the other "
+                                      "intensity augmentations: tissues keep their boundaries and "
+                                      "swap brightness at random (CSF darker than the cord, dark "
+                                      "fat), so that no contrast is a shortcut (default 0). The model "
+                                      "card records it.")
     parser.optional.add_argument("--loss", choices=("dice_bce", "bce"), default=None,
                                  help="Segmentation families: the training loss. dice_bce: soft Dice "
                                       "+ binary cross-entropy (the default); bce: cross-entropy "
@@ -165,6 +172,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     recipe = recipe.with_grid(args.grid_mm, args.base_filters)  # an InputError but for the lesion model
     recipe = recipe.with_loss(args.loss)  # an InputError for the classifiers
     recipe = recipe.with_neighbour_slices(args.neighbour_slices)  # an InputError for the classifiers
+    recipe = recipe.with_intensity_curve(args.intensity_curve)
     init_from = None if args.init_from is None else Path(args.init_from)
     if init_from is not None and not (init_from.is_file() or init_from.is_dir()):
         raise InputError(f"--init-from {init_from}: no such file or folder")

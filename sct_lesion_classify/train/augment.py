@@ -1,10 +1,11 @@
 """Data augmentation of 2D training samples (MONAI dictionary transforms).
 
 Spatial transforms (rotation and scaling, elastic deformation, flips) move the image channels and
-the label together (labels with nearest-neighbour interpolation); intensity transforms
-(brightness, contrast, gamma, Gaussian noise, Gaussian blur) touch the image channels only. Every
-sample is augmented with its own seed (:meth:`Augmenter.__call__`), so a run is reproducible
-whatever the number of data-loader workers, and a resumed run draws the same augmentations.
+the label together (labels with nearest-neighbour interpolation); intensity transforms (a random
+intensity curve, brightness, contrast, gamma, Gaussian noise, Gaussian blur) touch the image
+channels only. Every sample is augmented with its own seed (:meth:`Augmenter.__call__`), so a run
+is reproducible whatever the number of data-loader workers, and a resumed run draws the same
+augmentations.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ class AugmentConfig:
         Standard deviation of additive Gaussian noise (probability ``intensity_prob``).
     blur_sigma
         Range of the Gaussian blur sigma in pixels (probability ``intensity_prob / 2``).
+    curve_prob, curve_points
+        Probability of a random intensity curve (:class:`RandIntensityCurved`, before the other
+        intensity transforms), and the range of its number of control points. 0 by default: the
+        bundled models were trained without it (``train --intensity-curve``).
     """
 
     rotation_deg: float = 10.0
@@ -48,9 +53,71 @@ class AugmentConfig:
     noise_std: float = 0.03
     blur_sigma: tuple[float, float] = (0.25, 1.0)
     intensity_prob: float = 0.3
+    curve_prob: float = 0.0
+    curve_points: tuple[int, int] = (4, 8)
 
 
 NO_AUGMENTATION = AugmentConfig(affine_prob=0.0, elastic_prob=0.0, flip_prob=0.0, intensity_prob=0.0)
+
+
+class RandIntensityCurved:
+    """A random, not necessarily monotonic, intensity curve on the image channels (a contrast change).
+
+    With probability ``prob``, the intensities between the 0.5th and 99.5th percentiles of the
+    sample (all channels together) are mapped onto [0, 1], passed through a piecewise-linear curve
+    whose ``n`` control points (``n`` drawn in ``points``, evenly spaced) take uniform random values
+    in [0, 1], and brought back to the sample's mean and standard deviation. Tissues keep their
+    boundaries but swap brightness at random: CSF may come out darker than the cord, fat dark, muscle
+    bright. SynthSeg (Billot et al., Medical Image Analysis 2023) draws each label's intensity at
+    random for that reason; this draws a curve over the intensities instead, since the training
+    images carry no tissue labels beyond the cord and the lesion. MONAI's ``RandHistogramShiftd``
+    draws only increasing curves, which never reverse a contrast.
+
+    A dictionary transform of MONAI's calling convention; :class:`Augmenter` seeds it for every
+    sample (:meth:`set_random_state`), as ``Compose.set_random_state`` seeds MONAI's own.
+    """
+
+    def __init__(self, keys: tuple[str, ...], prob: float, points: tuple[int, int] = (4, 8)) -> None:
+        if not 0.0 <= prob <= 1.0:
+            raise ValueError(f"prob must be in [0, 1], got {prob}")
+        if not 2 <= points[0] <= points[1]:
+            raise ValueError(f"points must be an increasing pair of at least 2, got {points}")
+        self.keys, self.prob, self.points = tuple(keys), float(prob), (int(points[0]), int(points[1]))
+        self._rng = np.random.default_rng(0)
+
+    def set_random_state(self, seed: int) -> "RandIntensityCurved":
+        """Draw the next curve from ``seed``."""
+        self._rng = np.random.default_rng(int(seed))
+        return self
+
+    def draw(self) -> np.ndarray | None:
+        """The control values of the next curve, or None when this sample is left as it is."""
+        if self.prob <= 0.0 or self._rng.random() >= self.prob:
+            return None
+        return self._rng.uniform(0.0, 1.0, int(self._rng.integers(self.points[0], self.points[1] + 1)))
+
+    @staticmethod
+    def apply(image: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """``image`` through the curve of control ``values`` (see the class docstring)."""
+        image = np.asarray(image, dtype=np.float32)
+        low, high = np.percentile(image, (0.5, 99.5))
+        if not high > low:
+            return image
+        unit = np.clip((image - low) / (high - low), 0.0, 1.0)
+        curved = np.interp(unit, np.linspace(0.0, 1.0, len(values)), values).astype(np.float32)
+        spread = float(curved.std())
+        if spread < 1e-6:
+            return image
+        return ((curved - curved.mean()) / spread * float(image.std()) + float(image.mean())).astype(np.float32)
+
+    def __call__(self, data: dict) -> dict:
+        values = self.draw()
+        if values is None:
+            return data
+        out = dict(data)
+        for key in self.keys:
+            out[key] = self.apply(np.asarray(data[key]), values)
+        return out
 
 
 class Augmenter:
@@ -77,6 +144,7 @@ class Augmenter:
         ip = config.intensity_prob
         self.config = config
         self.clip = clip
+        self.curve = RandIntensityCurved(image, prob=config.curve_prob, points=config.curve_points)
         self.transform = Compose([
             RandAffined(both, prob=config.affine_prob, rotate_range=(angle,),
                         scale_range=(config.scale, config.scale), mode=modes, padding_mode="zeros"),
@@ -84,6 +152,7 @@ class Augmenter:
                            prob=config.elastic_prob, mode=modes, padding_mode="zeros"),
             RandFlipd(both, prob=config.flip_prob, spatial_axis=0),
             RandFlipd(both, prob=config.flip_prob, spatial_axis=1),
+            self.curve,
             RandShiftIntensityd(image, offsets=config.brightness, prob=ip),
             RandScaleIntensityd(image, factors=config.contrast, prob=ip),
             RandAdjustContrastd(image, gamma=config.gamma, prob=ip),
@@ -98,6 +167,7 @@ class Augmenter:
 
         set_track_meta(False)
         self.transform.set_random_state(seed=int(seed) % (2**32))
+        self.curve.set_random_state(int(seed) % (2**32) + 2**32)  # its own stream, from the same seed
         out = self.transform({"image": np.ascontiguousarray(image, dtype=np.float32),
                               "label": np.ascontiguousarray(label, dtype=np.float32)})
         new_image = np.asarray(out["image"], dtype=np.float32)

@@ -219,6 +219,8 @@ def loop_config(recipe: Recipe, options: TrainOptions, settings: Hyperparameters
                         loss=getattr(recipe, "loss", None))
     if getattr(recipe, "neighbour_slices", 0):  # and a 2.5D run from the same input channels
         identity.update(neighbour_slices=recipe.neighbour_slices)
+    if recipe.augment.curve_prob:  # and one with intensity curves from the same augmentation
+        identity.update(intensity_curve_prob=recipe.augment.curve_prob)
     return LoopConfig(epochs=settings.epochs, steps_per_epoch=settings.steps_per_epoch,
                       lr=settings.lr, patience=settings.patience, lr_patience=settings.lr_patience,
                       lr_factor=settings.lr_factor, min_lr=settings.min_lr,

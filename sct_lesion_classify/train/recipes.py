@@ -143,6 +143,28 @@ class Recipe(Protocol):
         """The recipe whose network also sees ``reach`` sagittal neighbours on each side
         (``--neighbour-slices``; the segmentation families only)."""
 
+    def with_intensity_curve(self, prob: float | None) -> "Recipe":
+        """The recipe whose training samples pass through a random intensity curve with
+        probability ``prob`` (``--intensity-curve``; every family)."""
+
+
+def _with_intensity_curve(recipe: Any, prob: float | None) -> Any:
+    """``recipe`` with :attr:`AugmentConfig.curve_prob` set to ``prob`` (None: keep), recorded in
+    the card's ``architecture.details.intensity_curve_prob``.
+
+    Raises
+    ------
+    InputError
+        ``prob`` is outside [0, 1].
+    """
+    if prob is None or prob == recipe.augment.curve_prob:
+        return recipe
+    if not 0.0 <= prob <= 1.0:
+        raise InputError(f"--intensity-curve must be a probability in [0, 1], got {prob}")
+    return replace(recipe, augment=replace(recipe.augment, curve_prob=float(prob)),
+                   architecture_details={**recipe.architecture_details,
+                                         "intensity_curve_prob": float(prob)})
+
 
 def _has_files(recipe: Any, subject: Any, needed: Sequence[Any]) -> bool:
     if any(path is None for path in needed):
@@ -359,6 +381,10 @@ class SegmentationRecipe:
                                              "in_channels": 2 * int(reach) + 1,
                                              "neighbour_slices": int(reach)})
 
+    def with_intensity_curve(self, prob: float | None) -> "SegmentationRecipe":
+        """See :meth:`Recipe.with_intensity_curve`."""
+        return _with_intensity_curve(self, prob)
+
     def with_loss(self, name: str | None) -> "SegmentationRecipe":
         """The recipe trained with the loss ``name`` (``--loss``; None: keep).
 
@@ -502,6 +528,10 @@ class ClassifierRecipe:
             return self
         raise InputError(f"--neighbour-slices applies to the cord localizer and the lesion model, not to "
                          f"{self.family}")
+
+    def with_intensity_curve(self, prob: float | None) -> "ClassifierRecipe":
+        """See :meth:`Recipe.with_intensity_curve`."""
+        return _with_intensity_curve(self, prob)
 
     def with_loss(self, name: str | None) -> "ClassifierRecipe":
         """Classifiers train with BCE only.
