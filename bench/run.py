@@ -36,6 +36,7 @@ def main(argv=None) -> int:
 
     document = json.loads(args.output.read_text()) if args.output.exists() else {}
     document["machine"] = machine.describe()
+    document["machine"]["package_bytecode"] = machine.compile_package_bytecode()
     for name in args.only or SECTIONS:
         figures = SECTIONS[name](repeats=max(args.repeats, 1))
         document.setdefault("sections", {})[name] = {
