@@ -94,3 +94,14 @@ def test_every_family_takes_the_option_and_its_card_records_it(family):
     assert card_skeleton(curved, "1.0.0").architecture.details["intensity_curve_prob"] == 0.5
     with pytest.raises(InputError, match="intensity-curve"):
         recipe.with_intensity_curve(1.5)
+
+
+def test_every_channel_gets_the_same_curve_and_a_constant_channel_stays_as_it_is():
+    image, _ = tissues()
+    neighbours = np.concatenate([image, image * 2.0, np.zeros_like(image)])  # (3, 64, 64)
+    values = np.array([0.9, 0.1, 0.6, 0.3])
+    out = RandIntensityCurved.apply(neighbours, values)
+    assert out.shape == neighbours.shape
+    # the same tissues in the same order of brightness on the two scaled copies
+    np.testing.assert_allclose(out[1], out[0] * 2.0, rtol=1e-4, atol=1e-3)
+    np.testing.assert_array_equal(out[2], 0.0)

@@ -63,10 +63,12 @@ NO_AUGMENTATION = AugmentConfig(affine_prob=0.0, elastic_prob=0.0, flip_prob=0.0
 class RandIntensityCurved:
     """A random, not necessarily monotonic, intensity curve on the image channels (a contrast change).
 
-    With probability ``prob``, the intensities between the 0.5th and 99.5th percentiles of the
-    sample (all channels together) are mapped onto [0, 1], passed through a piecewise-linear curve
-    whose ``n`` control points (``n`` drawn in ``points``, evenly spaced) take uniform random values
-    in [0, 1], and brought back to the sample's mean and standard deviation. Tissues keep their
+    With probability ``prob``, each image channel's intensities between its 0.5th and 99.5th
+    percentiles are mapped onto [0, 1], passed through a piecewise-linear curve whose ``n`` control
+    points (``n`` drawn in ``points``, evenly spaced) take uniform random values in [0, 1], and
+    brought back to the channel's mean and standard deviation. Every channel of a sample gets the
+    same curve (a 2.5D sample's neighbour slices stay alike); a constant channel, such as the zeros
+    of a T2w-only classifier's cT1w channel, is left as it is. Tissues keep their
     boundaries but swap brightness at random: CSF may come out darker than the cord, fat dark, muscle
     bright. SynthSeg (Billot et al., Medical Image Analysis 2023) draws each label's intensity at
     random for that reason; this draws a curve over the intensities instead, since the training
@@ -98,17 +100,10 @@ class RandIntensityCurved:
 
     @staticmethod
     def apply(image: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """``image`` through the curve of control ``values`` (see the class docstring)."""
+        """``image`` (C, H, W) through the curve of control ``values``, channel by channel (see the
+        class docstring)."""
         image = np.asarray(image, dtype=np.float32)
-        low, high = np.percentile(image, (0.5, 99.5))
-        if not high > low:
-            return image
-        unit = np.clip((image - low) / (high - low), 0.0, 1.0)
-        curved = np.interp(unit, np.linspace(0.0, 1.0, len(values)), values).astype(np.float32)
-        spread = float(curved.std())
-        if spread < 1e-6:
-            return image
-        return ((curved - curved.mean()) / spread * float(image.std()) + float(image.mean())).astype(np.float32)
+        return np.stack([_curve_channel(channel, values) for channel in image])
 
     def __call__(self, data: dict) -> dict:
         values = self.draw()
@@ -118,6 +113,18 @@ class RandIntensityCurved:
         for key in self.keys:
             out[key] = self.apply(np.asarray(data[key]), values)
         return out
+
+
+def _curve_channel(channel: np.ndarray, values: np.ndarray) -> np.ndarray:
+    low, high = np.percentile(channel, (0.5, 99.5))
+    if not high > low:
+        return channel
+    unit = np.clip((channel - low) / (high - low), 0.0, 1.0)
+    curved = np.interp(unit, np.linspace(0.0, 1.0, len(values)), values).astype(np.float32)
+    spread = float(curved.std())
+    if spread < 1e-6:   # a flat stretch of the curve over the whole channel: keep the channel
+        return channel
+    return ((curved - curved.mean()) / spread * float(channel.std()) + float(channel.mean())).astype(np.float32)
 
 
 class Augmenter:
