@@ -122,7 +122,9 @@ if [ "$STEPS" = all ]; then
   # and lost 0.035 of cord Dice on the real-background ones: not adopted (models/README.md,
   # "Twenty-first session"). A cord localizer 2.5.0 (--intensity-curve 0.5, --init-from the bundled
   # 2.2.0, 20 epochs of 60 steps) fragmented fewer cords and lost cord Dice on both validation sets:
-  # not adopted (models/README.md, "Twenty-second session").
+  # not adopted; a lesion model 2.3.0 (--intensity-curve 0.5, --init-from the bundled 2.1.0, 3 epochs
+  # of 300 steps) lost lesion Dice on the real-background validation lesions (0.728 -> 0.667): not
+  # adopted (models/README.md, "Twenty-second session").
 fi
 # The classifiers and their cT1w-aware variants (<name>_t1c, first channel the cT1w; issue 15):
 # the lesion region (64 x 192 px of 1.25 mm centred on the lesion, 1.39 GFLOP per slice instead of
