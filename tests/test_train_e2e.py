@@ -38,7 +38,7 @@ def options(phantoms, out, **kw):
 
 
 def test_cord_command_writes_a_package_the_segmenter_runs(phantoms, tmp_path):
-    """With --intensity-curve, which the card records."""
+    """With --intensity-curve and --paint-lesions, which the card records."""
     from sct_lesion_classify.cli.sct_lesion_classify import main
     from sct_lesion_classify.runtime.sagittal import SagittalSegmenter
     from sct_lesion_classify.runtime.session import Predictor
@@ -46,7 +46,7 @@ def test_cord_command_writes_a_package_the_segmenter_runs(phantoms, tmp_path):
     out = tmp_path / "models"
     code = main(["train", "cord", "--bids", str(phantoms), "-o", str(out), "--epochs", "1",
                  "--steps-per-epoch", "2", "--batch-size", "2", "--ignore-split-column",
-                 "--seed", "2", "--intensity-curve", "0.5", "-v", "0"])
+                 "--seed", "2", "--intensity-curve", "0.5", "--paint-lesions", "0.5", "-v", "0"])
     assert code == 0
     folder = out / "cord_localizer"
     assert {p.name for p in folder.iterdir()} == {
@@ -56,6 +56,7 @@ def test_cord_command_writes_a_package_the_segmenter_runs(phantoms, tmp_path):
     assert card["training"]["synthetic_data"] is True and card["training"]["seed"] == 2
     assert "train cord" in card["training"]["command"]
     assert card["architecture"]["details"]["intensity_curve_prob"] == 0.5
+    assert card["architecture"]["details"]["painted_lesion_prob"] == 0.5
     assert card["training"]["subjects"] == {"train": 4, "val": 4}
     assert card["metrics"]["onnx_parity_max_abs_diff"] < 1e-4
     image = load_image(sorted(phantoms.glob("sub-*/anat/*_T2w.nii.gz"))[0])

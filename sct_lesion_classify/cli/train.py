@@ -97,6 +97,12 @@ def get_parser() -> SCTArgumentParser:
                                       "swap brightness at random (CSF darker than the cord, dark "
                                       "fat), so that no contrast is a shortcut (default 0). The model "
                                       "card records it.")
+    parser.optional.add_argument("--paint-lesions", type=probability, default=None, metavar="<prob>",
+                                 help="Cord localizer: probability that a training sample gets one to "
+                                      "three synthetic lesions (bright, or dark like a haemosiderin "
+                                      "cap) painted inside its cord label, which stays cord, so that "
+                                      "an intramedullary lesion of any look is kept in the cord "
+                                      "(default 0). The model card records it.")
     parser.optional.add_argument("--loss", choices=("dice_bce", "bce"), default=None,
                                  help="Segmentation families: the training loss. dice_bce: soft Dice "
                                       "+ binary cross-entropy (the default); bce: cross-entropy "
@@ -173,6 +179,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     recipe = recipe.with_loss(args.loss)  # an InputError for the classifiers
     recipe = recipe.with_neighbour_slices(args.neighbour_slices)  # an InputError for the classifiers
     recipe = recipe.with_intensity_curve(args.intensity_curve)
+    recipe = recipe.with_painted_lesions(args.paint_lesions)  # an InputError but for the cord localizer
     init_from = None if args.init_from is None else Path(args.init_from)
     if init_from is not None and not (init_from.is_file() or init_from.is_dir()):
         raise InputError(f"--init-from {init_from}: no such file or folder")

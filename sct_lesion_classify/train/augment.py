@@ -1,11 +1,11 @@
 """Data augmentation of 2D training samples (MONAI dictionary transforms).
 
 Spatial transforms (rotation and scaling, elastic deformation, flips) move the image channels and
-the label together (labels with nearest-neighbour interpolation); intensity transforms (a random
-intensity curve, brightness, contrast, gamma, Gaussian noise, Gaussian blur) touch the image
-channels only. Every sample is augmented with its own seed (:meth:`Augmenter.__call__`), so a run
-is reproducible whatever the number of data-loader workers, and a resumed run draws the same
-augmentations.
+the label together (labels with nearest-neighbour interpolation); synthetic lesions may then be
+painted inside a cord label (:mod:`.lesion_paint`); intensity transforms (a random intensity
+curve, brightness, contrast, gamma, Gaussian noise, Gaussian blur) touch the image channels only.
+Every sample is augmented with its own seed (:meth:`Augmenter.__call__`), so a run is reproducible
+whatever the number of data-loader workers, and a resumed run draws the same augmentations.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from sct_lesion_classify.train.lesion_paint import RandCordLesionPaintd
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,10 @@ class AugmentConfig:
         Probability of a random intensity curve (:class:`RandIntensityCurved`, before the other
         intensity transforms), and the range of its number of control points. 0 by default: the
         bundled models were trained without it (``train --intensity-curve``).
+    paint_prob
+        Probability of synthetic lesions painted inside the label, which must then be the cord
+        (:class:`~.lesion_paint.RandCordLesionPaintd`, after the spatial transforms and before the
+        intensity curve). 0 by default (``train --paint-lesions``, the cord localizer only).
     """
 
     rotation_deg: float = 10.0
@@ -55,6 +61,7 @@ class AugmentConfig:
     intensity_prob: float = 0.3
     curve_prob: float = 0.0
     curve_points: tuple[int, int] = (4, 8)
+    paint_prob: float = 0.0
 
 
 NO_AUGMENTATION = AugmentConfig(affine_prob=0.0, elastic_prob=0.0, flip_prob=0.0, intensity_prob=0.0)
@@ -152,6 +159,7 @@ class Augmenter:
         self.config = config
         self.clip = clip
         self.curve = RandIntensityCurved(image, prob=config.curve_prob, points=config.curve_points)
+        self.paint = RandCordLesionPaintd(image, "label", prob=config.paint_prob)
         self.transform = Compose([
             RandAffined(both, prob=config.affine_prob, rotate_range=(angle,),
                         scale_range=(config.scale, config.scale), mode=modes, padding_mode="zeros"),
@@ -159,6 +167,7 @@ class Augmenter:
                            prob=config.elastic_prob, mode=modes, padding_mode="zeros"),
             RandFlipd(both, prob=config.flip_prob, spatial_axis=0),
             RandFlipd(both, prob=config.flip_prob, spatial_axis=1),
+            self.paint,
             self.curve,
             RandShiftIntensityd(image, offsets=config.brightness, prob=ip),
             RandScaleIntensityd(image, factors=config.contrast, prob=ip),
@@ -175,6 +184,7 @@ class Augmenter:
         set_track_meta(False)
         self.transform.set_random_state(seed=int(seed) % (2**32))
         self.curve.set_random_state(int(seed) % (2**32) + 2**32)  # its own stream, from the same seed
+        self.paint.set_random_state(int(seed) % (2**32) + 2 * 2**32)  # and another
         out = self.transform({"image": np.ascontiguousarray(image, dtype=np.float32),
                               "label": np.ascontiguousarray(label, dtype=np.float32)})
         new_image = np.asarray(out["image"], dtype=np.float32)

@@ -221,6 +221,8 @@ def loop_config(recipe: Recipe, options: TrainOptions, settings: Hyperparameters
         identity.update(neighbour_slices=recipe.neighbour_slices)
     if recipe.augment.curve_prob:  # and one with intensity curves from the same augmentation
         identity.update(intensity_curve_prob=recipe.augment.curve_prob)
+    if recipe.augment.paint_prob:  # and one with painted lesions
+        identity.update(painted_lesion_prob=recipe.augment.paint_prob)
     return LoopConfig(epochs=settings.epochs, steps_per_epoch=settings.steps_per_epoch,
                       lr=settings.lr, patience=settings.patience, lr_patience=settings.lr_patience,
                       lr_factor=settings.lr_factor, min_lr=settings.min_lr,

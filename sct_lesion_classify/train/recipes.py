@@ -147,6 +147,10 @@ class Recipe(Protocol):
         """The recipe whose training samples pass through a random intensity curve with
         probability ``prob`` (``--intensity-curve``; every family)."""
 
+    def with_painted_lesions(self, prob: float | None) -> "Recipe":
+        """The recipe whose training samples get synthetic lesions painted inside their cord
+        label with probability ``prob`` (``--paint-lesions``; the cord localizer only)."""
+
 
 def _with_intensity_curve(recipe: Any, prob: float | None) -> Any:
     """``recipe`` with :attr:`AugmentConfig.curve_prob` set to ``prob`` (None: keep), recorded in
@@ -164,6 +168,13 @@ def _with_intensity_curve(recipe: Any, prob: float | None) -> Any:
     return replace(recipe, augment=replace(recipe.augment, curve_prob=float(prob)),
                    architecture_details={**recipe.architecture_details,
                                          "intensity_curve_prob": float(prob)})
+
+
+def _only_without(option: str, value: Any, family: str) -> None:
+    """Raise an InputError when ``option`` was given (``value`` not None) to ``family``, which
+    does not take it."""
+    if value is not None:
+        raise InputError(f"{option} applies to the cord localizer, not to {family}")
 
 
 def _has_files(recipe: Any, subject: Any, needed: Sequence[Any]) -> bool:
@@ -385,6 +396,25 @@ class SegmentationRecipe:
         """See :meth:`Recipe.with_intensity_curve`."""
         return _with_intensity_curve(self, prob)
 
+    def with_painted_lesions(self, prob: float | None) -> "SegmentationRecipe":
+        """The cord localizer with :attr:`AugmentConfig.paint_prob` set to ``prob`` (None: keep),
+        recorded in the card's ``architecture.details.painted_lesion_prob``.
+
+        Raises
+        ------
+        InputError
+            ``prob`` outside [0, 1], or a family whose target is not the cord (the lesion model's
+            label is the lesion: a blob painted in its cord would be an unlabelled lesion).
+        """
+        if self.task != "cord_localization":
+            _only_without("--paint-lesions", prob, self.family)
+        if prob is None or prob == self.augment.paint_prob:
+            return self
+        if not 0.0 <= prob <= 1.0:
+            raise InputError(f"--paint-lesions must be a probability in [0, 1], got {prob}")
+        return replace(self, augment=replace(self.augment, paint_prob=float(prob)),
+                       architecture_details={**self.architecture_details, "painted_lesion_prob": float(prob)})
+
     def with_loss(self, name: str | None) -> "SegmentationRecipe":
         """The recipe trained with the loss ``name`` (``--loss``; None: keep).
 
@@ -532,6 +562,17 @@ class ClassifierRecipe:
     def with_intensity_curve(self, prob: float | None) -> "ClassifierRecipe":
         """See :meth:`Recipe.with_intensity_curve`."""
         return _with_intensity_curve(self, prob)
+
+    def with_painted_lesions(self, prob: float | None) -> "ClassifierRecipe":
+        """Classifiers learn lesions; nothing is painted into their inputs.
+
+        Raises
+        ------
+        InputError
+            When ``prob`` is given (``--paint-lesions`` applies to the cord localizer).
+        """
+        _only_without("--paint-lesions", prob, self.family)
+        return self
 
     def with_loss(self, name: str | None) -> "ClassifierRecipe":
         """Classifiers train with BCE only.
