@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 from sct_lesion_classify.cli.frame import (
     SCTArgumentParser, positive_float, positive_int, probability, run_command,
@@ -145,6 +145,27 @@ def get_parser() -> SCTArgumentParser:
     return parser
 
 
+def _training_backend() -> Any:
+    """PyTorch, once it is known that the training extras (PyTorch and MONAI) are installed.
+
+    Raises
+    ------
+    InputError
+        One of them is missing (SCT's environment has neither): one line that says how to add them.
+    """
+    import importlib.util
+
+    from sct_lesion_classify.errors import InputError
+
+    missing = [name for name in ("torch", "monai") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise InputError(f"train needs PyTorch and MONAI ({' and '.join(missing)} not installed: "
+                         "pip install 'sct_lesion_classify[train]')")
+    import torch
+
+    return torch
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the subcommand; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -163,13 +184,9 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     for bids in datasets:
         if not (bids / "participants.tsv").is_file():
             raise InputError(f"{bids}: not a BIDS dataset with participants.tsv")
-    import torch
-
     from sct_lesion_classify.train.family import TrainOptions, train_family
     from sct_lesion_classify.train.recipes import RECIPES
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     recipe = RECIPES[args.family]  # a classifier's default contract is the recipe's (lesion_roi)
     if args.input_contract is not None:
         recipe = recipe.with_input_contract(args.input_contract)  # an InputError for the segmentation families
@@ -180,6 +197,9 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     recipe = recipe.with_neighbour_slices(args.neighbour_slices)  # an InputError for the classifiers
     recipe = recipe.with_intensity_curve(args.intensity_curve)
     recipe = recipe.with_painted_lesions(args.paint_lesions)  # an InputError but for the cord localizer
+    torch = _training_backend()  # after the options, so that a wrong option is named first
+    if args.threads:
+        torch.set_num_threads(args.threads)
     init_from = None if args.init_from is None else Path(args.init_from)
     if init_from is not None and not (init_from.is_file() or init_from.is_dir()):
         raise InputError(f"--init-from {init_from}: no such file or folder")
