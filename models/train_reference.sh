@@ -126,8 +126,9 @@ if [ "$STEPS" = all ]; then
   # of 300 steps) lost lesion Dice on the real-background validation lesions (0.728 -> 0.667): not
   # adopted (models/README.md, "Twenty-second session"). A cord localizer 2.6.0 (the same with
   # --paint-lesions 0.5) raised the real-background validation cord Dice (0.883 -> 0.886, no scan
-  # fragmented) and lost it on the phantom validation subjects (0.859 -> 0.851): not adopted
-  # (models/README.md, "Twenty-third session").
+  # fragmented) and lost it on the phantom validation subjects (0.859 -> 0.851): not adopted; one
+  # with --paint-lesions 0.5 alone (2.7.0) did the opposite (phantoms 0.859 -> 0.866, real
+  # background 0.883 -> 0.866): not adopted (models/README.md, "Twenty-third session").
 fi
 # The classifiers and their cT1w-aware variants (<name>_t1c, first channel the cT1w; issue 15):
 # the lesion region (64 x 192 px of 1.25 mm centred on the lesion, 1.39 GFLOP per slice instead of
