@@ -2,6 +2,7 @@
 
 Library code raises these with a one-line message that names the file and the problem; the
 command frame (``cli.frame``) prints the message and exits with ``exit_code``.
+:func:`require_training_extras` is the one check that MONAI and PyTorch are installed.
 """
 
 
@@ -27,3 +28,17 @@ class ProcessingError(LesionClassifyError):
     """A failure at run time, for example an output that cannot be written (exit 1)."""
 
     exit_code = 1
+
+
+def require_training_extras(needed_by: str, unless: str = "") -> None:
+    """Raise :class:`InputError` (one line) when MONAI or PyTorch, the ``[train]`` extras, cannot be
+    imported: ``"<needed_by> needs MONAI and PyTorch (<module> is not installed: pip install ...)"``
+    followed by ``unless`` (e.g. ``"; the realistic style does not"``). SCT's environment has
+    neither."""
+    try:
+        import monai.transforms  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError as exc:
+        missing = (getattr(exc, "name", None) or "monai").split(".")[0]
+        raise InputError(f"{needed_by} needs MONAI and PyTorch ({missing} is not installed: "
+                         f"pip install 'sct_lesion_classify[train]'){unless}") from None

@@ -174,18 +174,17 @@ def test_command_refuses_the_option_for_another_family(capsys, tmp_path):
 def test_train_without_pytorch_says_how_to_install_it(capsys, tmp_path, monkeypatch):
     """In SCT's environment (no PyTorch, no MONAI), 'train' ends with one line and exit 2, not an
     'unexpected failure'; the options are checked first."""
-    import importlib.util
+    import sys
 
     from sct_lesion_classify.cli.train import main as train_main
 
-    find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *args: None if name in ("torch", "monai") else find_spec(name, *args))
+    for name in ("monai", "monai.transforms", "torch"):
+        monkeypatch.setitem(sys.modules, name, None)   # 'import' of these now raises ImportError
     testing_data = Path(__file__).resolve().parents[1] / "testing_data"
     assert train_main(["cord", "--bids", str(testing_data), "-o", str(tmp_path / "m")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert "train needs PyTorch and MONAI (torch and monai not installed: pip install " \
+    assert "train needs MONAI and PyTorch (monai is not installed: pip install " \
            "'sct_lesion_classify[train]')" in err
     assert train_main(["lesion", "--bids", str(testing_data), "-o", str(tmp_path / "m"),
                        "--paint-lesions", "0.5"]) == 2

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from typing import Any, Sequence
+from typing import Sequence
 
 from sct_lesion_classify.cli.frame import (
     SCTArgumentParser, positive_float, positive_int, probability, run_command,
@@ -145,27 +145,6 @@ def get_parser() -> SCTArgumentParser:
     return parser
 
 
-def _training_backend() -> Any:
-    """PyTorch, once it is known that the training extras (PyTorch and MONAI) are installed.
-
-    Raises
-    ------
-    InputError
-        One of them is missing (SCT's environment has neither): one line that says how to add them.
-    """
-    import importlib.util
-
-    from sct_lesion_classify.errors import InputError
-
-    missing = [name for name in ("torch", "monai") if importlib.util.find_spec(name) is None]
-    if missing:
-        raise InputError(f"train needs PyTorch and MONAI ({' and '.join(missing)} not installed: "
-                         "pip install 'sct_lesion_classify[train]')")
-    import torch
-
-    return torch
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the subcommand; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -176,7 +155,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     import logging
     from pathlib import Path
 
-    from sct_lesion_classify.errors import InputError
+    from sct_lesion_classify.errors import InputError, require_training_extras
 
     if args.workers < 0:
         raise InputError(f"--workers must be >= 0, got {args.workers}")
@@ -197,7 +176,9 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     recipe = recipe.with_neighbour_slices(args.neighbour_slices)  # an InputError for the classifiers
     recipe = recipe.with_intensity_curve(args.intensity_curve)
     recipe = recipe.with_painted_lesions(args.paint_lesions)  # an InputError but for the cord localizer
-    torch = _training_backend()  # after the options, so that a wrong option is named first
+    require_training_extras("train")  # after the options, so that a wrong option is named first
+    import torch
+
     if args.threads:
         torch.set_num_threads(args.threads)
     init_from = None if args.init_from is None else Path(args.init_from)

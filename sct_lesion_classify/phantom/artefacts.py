@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sct_lesion_classify.errors import InputError
+from sct_lesion_classify.errors import require_training_extras
 from sct_lesion_classify.phantom.style import ArtefactDraw
 
 #: Largest stored integer (int16 NIfTI).
@@ -39,14 +39,9 @@ COARSE_BIAS = 48
 
 
 def require_monai(style: str) -> None:
-    """Raise ``InputError`` (one line) when MONAI or PyTorch cannot be imported."""
-    try:
-        import monai.transforms  # noqa: F401
-        import torch  # noqa: F401
-    except ImportError as exc:
-        missing = (getattr(exc, "name", None) or "monai").split(".")[0]
-        raise InputError(f"style {style!r} needs MONAI and PyTorch ({missing} is not installed: "
-                         f"pip install 'sct_lesion_classify[train]'); the realistic style does not") from None
+    """Raise ``InputError`` (one line) when MONAI or PyTorch cannot be imported
+    (:func:`~sct_lesion_classify.errors.require_training_extras`)."""
+    require_training_extras(f"style {style!r}", "; the realistic style does not")
 
 
 def apply_artefacts(image: np.ndarray, draw: ArtefactDraw, *, seed_offset: int = 0) -> np.ndarray:

@@ -170,11 +170,11 @@ def _with_intensity_curve(recipe: Any, prob: float | None) -> Any:
                                          "intensity_curve_prob": float(prob)})
 
 
-def _only_without(option: str, value: Any, family: str) -> None:
-    """Raise an InputError when ``option`` was given (``value`` not None) to ``family``, which
-    does not take it."""
-    if value is not None:
-        raise InputError(f"{option} applies to the cord localizer, not to {family}")
+def _refuse_painted_lesions(prob: float | None, family: str) -> None:
+    """Raise an InputError when ``--paint-lesions`` was given (``prob`` not None) to ``family``,
+    which is not the cord localizer."""
+    if prob is not None:
+        raise InputError(f"--paint-lesions applies to the cord localizer, not to {family}")
 
 
 def _has_files(recipe: Any, subject: Any, needed: Sequence[Any]) -> bool:
@@ -407,7 +407,7 @@ class SegmentationRecipe:
             label is the lesion: a blob painted in its cord would be an unlabelled lesion).
         """
         if self.task != "cord_localization":
-            _only_without("--paint-lesions", prob, self.family)
+            _refuse_painted_lesions(prob, self.family)
         if prob is None or prob == self.augment.paint_prob:
             return self
         if not 0.0 <= prob <= 1.0:
@@ -571,7 +571,7 @@ class ClassifierRecipe:
         InputError
             When ``prob`` is given (``--paint-lesions`` applies to the cord localizer).
         """
-        _only_without("--paint-lesions", prob, self.family)
+        _refuse_painted_lesions(prob, self.family)
         return self
 
     def with_loss(self, name: str | None) -> "ClassifierRecipe":
